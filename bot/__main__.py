@@ -1,0 +1,108 @@
+"""python -m bot [run | sandbox | check-config | playbooks ...]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.config import Settings, describe_validation_error
+
+log = logging.getLogger("opsgate")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        print(f"opsgate: bad configuration: {describe_validation_error(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _serve(settings: Settings, banner: str | None = None, *, before=None) -> int:  # type: ignore[no-untyped-def]
+    from bot.app import App, StartupError
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app = App(settings)
+    try:
+        await app.start()
+    except StartupError as exc:
+        print(f"opsgate: cannot start: {exc}", file=sys.stderr)
+        await app.stop()
+        return 1
+    if banner:
+        print(banner.format(port=app.port), flush=True)
+    await stop.wait()
+    log.info("stopping")
+    await app.stop()
+    return 0
+
+
+def cmd_run(_: argparse.Namespace) -> int:
+    settings = _settings()
+    problems = settings.problems_for_run()
+    if problems:
+        for problem in problems:
+            print(f"opsgate: {problem}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(settings))
+
+
+def cmd_check_config(_: argparse.Namespace) -> int:
+    settings = _settings()
+    problems = settings.problems_for_run()
+    for problem in problems:
+        print(f"opsgate: {problem}", file=sys.stderr)
+    if not problems:
+        print("configuration OK")
+    return 2 if problems else 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from sandbox.run import run_sandbox
+
+    return asyncio.run(run_sandbox(http_port=args.port, emulator_port=args.emulator_port,
+                                   data_dir=Path(args.data_dir)))
+
+
+def cmd_playbooks(args: argparse.Namespace) -> int:
+    from bot.decisions.cli import playbooks_command
+
+    return asyncio.run(playbooks_command(_settings(), args.action, args.file))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(prog="python -m bot", description="opsgate")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run against Telegram (default)").set_defaults(fn=cmd_run)
+    sb = sub.add_parser("sandbox", help="run against the local Telegram emulator")
+    sb.add_argument("--port", type=int, default=8080, help="alert webhook port")
+    sb.add_argument("--emulator-port", type=int, default=8081, help="emulator and chat page")
+    sb.add_argument("--data-dir", default="data", help="where the SQLite file goes")
+    sb.set_defaults(fn=cmd_sandbox)
+    sub.add_parser("check-config", help="validate settings and exit").set_defaults(
+        fn=cmd_check_config
+    )
+    pb = sub.add_parser("playbooks", help="list, import or export playbooks")
+    pb.add_argument("action", choices=["list", "import", "export"])
+    pb.add_argument("file", nargs="?", help="TOML file (import: read, export: write; - = stdout)")
+    pb.set_defaults(fn=cmd_playbooks)
+    args = parser.parse_args(argv)
+    fn = getattr(args, "fn", cmd_run)
+    return int(fn(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

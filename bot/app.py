@@ -1,0 +1,241 @@
+"""Wiring: Bot, Dispatcher, web server and workers in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ChatMemberStatus, ParseMode
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiohttp import web
+
+from bot.approvals import ApprovalConfig, ApprovalService, Authorizer
+from bot.config import Settings
+from bot.decisions.factory import build_decision_stack
+from bot.delivery import DeliveryWorker
+from bot.ingest import IngestContext
+from bot.inquiries import Inquiries
+from bot.services import SERVICES, Services
+from bot.views import card_renderer
+from bot.workers import WorkerConfig, Workers
+from handlers import alerts as alert_routes
+from handlers import callbacks, commands
+from storage import repo
+from storage.db import Database
+from storage.state import build_state
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """A problem that stops start-up, said in one clear line."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    return Bot(
+        token=settings.telegram_bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def build_dispatcher(services: Services) -> Dispatcher:
+    dp = Dispatcher(services=services, backlog=False)
+    dp.include_router(callbacks.router)
+    dp.include_router(commands.router)
+    return dp
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: object = utcnow
+    bot: Bot | None = None
+    dp: Dispatcher | None = None
+    services: Services | None = None
+    runner: web.AppRunner | None = None
+    port: int = 0
+    _polling: asyncio.Task[None] | None = None
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self, *, poll: bool = True) -> None:
+        s = self.settings
+        clock = self.clock  # type: ignore[assignment]
+        db = Database(s.database_path)
+        await db.open()
+        state = build_state(s.redis_url)
+        bot = build_bot(s)
+        self.bot = bot
+
+        async def admin_ids(chat_id: int) -> list[int]:
+            admins = await bot.get_chat_administrators(chat_id)
+            return [m.user.id for m in admins]
+
+        authz = Authorizer(
+            s.approver_ids, state, from_admins=s.approvers_from_chat_admins,
+            admin_lookup=admin_ids, admin_ttl=s.admin_cache_ttl.total_seconds(),
+        )
+        approvals = ApprovalService(
+            db, authz, state,
+            ApprovalConfig(locale=s.locale, tz_name=s.timezone,
+                           approval_timeout=s.approval_timeout,
+                           reject_reason_window=s.reject_reason_window),
+            clock,  # type: ignore[arg-type]
+        )
+        stack = build_decision_stack(s, db)
+        delivery = DeliveryWorker(
+            db, bot, card_renderer(db, s.tz, s.locale, clock),
+            max_attempts=s.delivery_max_attempts,
+        )
+        services_ref: list[Services] = []
+
+        def on_change() -> None:
+            if services_ref:
+                services_ref[0].delivery.kick()
+
+        workers = Workers(
+            db, stack.engine, stack.executor, approvals,
+            WorkerConfig(locale=s.locale, tz_name=s.timezone,
+                         critical_approvals=s.critical_approvals,
+                         auto_approve=s.auto_approve,
+                         auto_approve_min_runs=s.auto_approve_min_runs),
+            clock, on_change,  # type: ignore[arg-type]
+            playbooks=stack.playbooks,
+            auto_approver=stack.auto_approver if s.auto_approve else None,
+        )
+        services = Services(
+            settings=s, db=db, state=state, clock=clock,  # type: ignore[arg-type]
+            ingest_ctx=IngestContext(
+                chat_id=s.telegram_chat_id, group_by=tuple(s.group_by_labels),
+                locale=s.locale, tz_name=s.timezone,
+            ),
+            authz=authz, approvals=approvals, workers=workers, delivery=delivery,
+            inquiries=Inquiries(db, s.tz, s.locale, clock, stack.playbooks),  # type: ignore[arg-type]
+        )
+        services_ref.append(services)
+        self.services = services
+
+        await self._check_telegram(bot, services)
+        async with db.read() as conn:
+            beat = await repo.get_meta(conn, "heartbeat")
+        if beat:
+            services.downtime = max(0.0, (utcnow() - datetime.fromisoformat(beat)).total_seconds())
+        services.started_at = time.time()
+
+        await self._start_web(services)
+        await workers.recover()
+        await self._redrive(services)
+        delivery.start()
+        workers.start(sweep_every=min(30.0, max(0.2, s.approval_timeout.total_seconds() / 4)))
+        self.dp = build_dispatcher(services)
+        if poll:
+            await self._drain_backlog(bot, self.dp)
+            self._polling = asyncio.create_task(self._poll(bot, self.dp), name="polling")
+        log.info("opsgate is up: alerts on http://%s:%s/alerts/alertmanager, chat %s",
+                 s.http_host, self.port, s.telegram_chat_id)
+
+    async def _check_telegram(self, bot: Bot, services: Services) -> None:
+        s = self.settings
+        try:
+            me = await bot.get_me()
+        except TelegramNetworkError as exc:
+            raise StartupError(f"cannot reach the Bot API at {s.telegram_api_base}: {exc}") from exc
+        except TelegramAPIError as exc:
+            raise StartupError(f"Telegram refused TELEGRAM_BOT_TOKEN: {exc.message}") from exc
+        services.bot_username = me.username or ""
+        try:
+            await bot.get_chat(s.telegram_chat_id)
+            member = await bot.get_chat_member(s.telegram_chat_id, me.id)
+        except TelegramAPIError as exc:
+            raise StartupError(
+                f"the bot cannot reach TELEGRAM_CHAT_ID={s.telegram_chat_id}: {exc.message} "
+                "(add the bot to the chat, then send /whoami there to check the id)"
+            ) from exc
+        if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR,
+                                 ChatMemberStatus.MEMBER):
+            raise StartupError(
+                f"the bot is not a member of chat {s.telegram_chat_id} (status: {member.status})"
+            )
+        if len(s.approver_ids) < s.critical_approvals and not s.approvers_from_chat_admins:
+            log.warning(
+                "only %d approver(s) in APPROVER_IDS: critical-risk proposals need %d different "
+                "approvers and could never be approved", len(s.approver_ids), s.critical_approvals,
+            )
+
+    async def _start_web(self, services: Services) -> None:
+        app = web.Application(client_max_size=self.settings.max_body_bytes)
+        app[SERVICES] = services
+        alert_routes.setup_routes(app)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+
+    async def _redrive(self, services: Services) -> None:
+        """Incidents accepted but never carded (a crash after the 2xx) get their card."""
+        now = utcnow()
+        from storage import outbox
+
+        async with services.db.write() as conn:
+            for inc in await repo.incidents_without_card(conn):
+                await outbox.enqueue(conn, kind=outbox.CARD, chat_id=inc.chat_id,
+                                     incident_id=inc.id, now=now)
+        services.kick()
+
+    async def _drain_backlog(self, bot: Bot, dp: Dispatcher) -> None:
+        """Updates queued while we were down are fed with backlog=True, so that
+        presses older than CALLBACK_MAX_AGE are recorded and not carried out."""
+        await bot.delete_webhook(drop_pending_updates=False)
+        offset = None
+        while True:
+            updates = await bot.get_updates(offset=offset, timeout=0)
+            if not updates:
+                break
+            for update in updates:
+                await dp.feed_update(bot, update, backlog=True)
+            offset = updates[-1].update_id + 1
+
+    async def _poll(self, bot: Bot, dp: Dispatcher) -> None:
+        try:
+            await dp.start_polling(bot, handle_signals=False, close_bot_session=False,
+                                   allowed_updates=["message", "callback_query", "my_chat_member"])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("polling stopped")
+
+    async def stop(self) -> None:
+        if self.dp is not None and self._polling is not None:
+            try:
+                await self.dp.stop_polling()
+            except RuntimeError:
+                pass
+            self._polling.cancel()
+            try:
+                await self._polling
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.services is not None:
+            await self.services.workers.stop()
+            await self.services.delivery.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.services is not None:
+            await self.services.state.close()
+            await self.services.db.close()
+        if self.bot is not None:
+            await self.bot.session.close()

@@ -1,0 +1,147 @@
+"""Settings from the environment and `.env`. Every variable is listed in .env.example."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TELEGRAM_API = "https://api.telegram.org"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'30s', '15m', '1h', '2d', or a bare number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 1h)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+IntList = Annotated[list[int], NoDecode, BeforeValidator(_split_list)]
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Telegram
+    telegram_bot_token: SecretStr = Field(default=SecretStr(""))
+    telegram_api_base: str = TELEGRAM_API
+    telegram_chat_id: int = 0
+    approver_ids: IntList = Field(default_factory=list)
+    approvers_from_chat_admins: bool = False
+    admin_cache_ttl: Duration = timedelta(minutes=5)
+
+    # Alert webhook
+    alert_webhook_token: SecretStr = Field(default=SecretStr(""))
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    group_by_labels: StrList = Field(default_factory=lambda: ["alertname", "namespace", "service"])
+
+    # Storage
+    database_path: str = "data/opsgate.db"
+    redis_url: str = ""
+
+    # Approvals
+    approval_timeout: Duration = timedelta(minutes=60)
+    callback_max_age: Duration = timedelta(seconds=60)
+    reject_reason_window: Duration = timedelta(minutes=10)
+    critical_approvals: int = Field(default=2, ge=1, le=5)
+
+    # Decisions and execution
+    executor: Literal["dry-run", "kubectl", "http"] = "dry-run"
+    decision_timeout: Duration = timedelta(seconds=30)
+    rules_path: str = ""
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: SecretStr = Field(default=SecretStr(""))
+    kubectl_path: str = "kubectl"
+    kubectl_context: str = ""
+    allowed_namespaces: StrList = Field(default_factory=list)
+    scale_min_replicas: int = Field(default=1, ge=0)
+    scale_max_replicas: int = Field(default=20, ge=1)
+    executor_timeout: Duration = timedelta(seconds=60)
+    executor_http_url: str = ""
+    executor_http_secret: SecretStr = Field(default=SecretStr(""))
+    auto_approve: bool = False
+    auto_approve_min_runs: int = Field(default=5, ge=1)
+
+    # Presentation
+    timezone: str = "UTC"
+    locale: Literal["en", "zh-TW"] = "en"
+
+    # Delivery
+    delivery_max_attempts: int = Field(default=20, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use e.g. UTC, Europe/Berlin)") from exc
+        return value
+
+    @field_validator("telegram_api_base")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def problems_for_run(self) -> list[str]:
+        """What stops `python -m bot run`, one line each, naming the variable."""
+        problems = []
+        if not self.telegram_bot_token.get_secret_value():
+            problems.append("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)")
+        if not self.telegram_chat_id:
+            problems.append("TELEGRAM_CHAT_ID is not set (send /whoami in the chat to learn it)")
+        if self.executor != "dry-run" and not self.alert_webhook_token.get_secret_value():
+            problems.append(
+                f"ALERT_WEBHOOK_TOKEN must be set when EXECUTOR={self.executor}: "
+                "whoever can post alerts chooses what the proposals target"
+            )
+        if self.executor == "http" and not self.executor_http_url:
+            problems.append("EXECUTOR_HTTP_URL must be set when EXECUTOR=http")
+        if self.executor == "http" and not self.executor_http_secret.get_secret_value():
+            problems.append("EXECUTOR_HTTP_SECRET must be set when EXECUTOR=http")
+        return problems
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad variable, named as the user wrote it in the environment."""
+    lines = []
+    for err in exc.errors():
+        name = str(err["loc"][0]).upper() if err["loc"] else "?"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {msg} (got {err.get('input')!r})")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,229 @@
+"""Rule engine: alert labels -> a proposal, from a TOML rule file.
+
+The rule answer is the floor of the decision cascade, so `RuleEngine.propose`
+always answers and never raises. Label values reach an action only after
+`validate_action`; a value that fails it gives an invalid reason instead of a
+proposal. The file format is described at the top of default_rules.toml.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.decisions.context import first_present, incident_annotations, incident_labels
+from bot.k8s_names import ActionLimits, InvalidAction
+from bot.models import Action, Alert, Incident, Proposal, ProposalSource, Risk, Verb
+
+log = logging.getLogger(__name__)
+
+NO_SAFE_ACTION = "investigate manually; no safe automatic action"
+DEFAULT_TARGET_LABELS = ["deployment", "service", "app"]
+
+
+class RuleFileError(ValueError):
+    """The rule file cannot be used; the message names the file and the problem."""
+
+
+class ActionTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verb: Verb
+    target_kind: str = "deployment"
+    target_from: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGET_LABELS))
+    namespace_from: list[str] = Field(default_factory=lambda: ["namespace"])
+    replicas: int | None = None
+    replicas_delta: int | None = None
+    replicas_max: int | None = None
+    current_replicas_from: list[str] = Field(default_factory=lambda: ["replicas"])
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    match: dict[str, str] = Field(default_factory=dict)
+    match_regex: dict[str, re.Pattern[str]] = Field(default_factory=dict)
+    risk: Risk
+    summary: str
+    reasoning: str
+    action: ActionTemplate | None = None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Every exact key equal and every regex key full-matching (a missing label fails)."""
+        return all(labels.get(k) == v for k, v in self.match.items()) and all(
+            k in labels and p.fullmatch(labels[k]) for k, p in self.match_regex.items()
+        )
+
+
+class _RuleFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rule: list[Rule]
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """Either a proposal or the reason the matched rule could not produce a valid action."""
+
+    proposal: Proposal | None
+    invalid_reason: str | None
+    rule_name: str
+
+
+def parse_rules(text: str, origin: str = "<rules>") -> list[Rule]:
+    try:
+        return _RuleFile.model_validate(tomllib.loads(text)).rule
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise RuleFileError(f"{origin}: {exc}") from exc
+
+
+def default_rules() -> list[Rule]:
+    text = resources.files("bot.decisions").joinpath("default_rules.toml").read_text("utf-8")
+    return parse_rules(text, "default_rules.toml")
+
+
+def load_rules(path: str | Path | None) -> list[Rule]:
+    """Rules from `path`, or the built-in defaults when no path is configured."""
+    if not path:
+        return default_rules()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleFileError(f"{path}: {exc.strerror or exc}") from exc
+    return parse_rules(text, str(path))
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    """Replace {name} placeholders; unknown names stay as written."""
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def _as_count(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class RuleEngine:
+    def __init__(self, rules: Sequence[Rule], limits: ActionLimits | None = None) -> None:
+        self.rules = list(rules)
+        self.limits = limits or ActionLimits()
+
+    @classmethod
+    def from_path(cls, path: str | Path | None, limits: ActionLimits | None = None) -> RuleEngine:
+        return cls(load_rules(path), limits)
+
+    def propose(self, incident: Incident, alerts: Sequence[Alert]) -> RuleOutcome:
+        try:
+            labels = incident_labels(incident, alerts)
+            for rule in self.rules:
+                if rule.matches(labels):
+                    return self._apply(rule, incident, labels, incident_annotations(alerts))
+            return RuleOutcome(conservative_proposal(incident, "no rule matched"), None, "")
+        except Exception:  # the floor of the cascade must always answer
+            log.exception("rule engine failed for %s", incident.id)
+            return RuleOutcome(conservative_proposal(incident, "the rule engine failed"), None, "")
+
+    def _apply(
+        self,
+        rule: Rule,
+        incident: Incident,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+    ) -> RuleOutcome:
+        tpl = rule.action
+        target = first_present(labels, tpl.target_from) if tpl else None
+        namespace = (first_present(labels, tpl.namespace_from) if tpl else None) or (
+            incident.namespace
+        )
+        values = {
+            "alertname": incident.alertname,
+            "severity": incident.severity,
+            "target": target or incident.target,
+            "namespace": namespace,
+        }
+
+        manual = f"{incident.alertname}: investigate manually"
+
+        def proposal(action: Action | None, why: str = "") -> Proposal:
+            reasoning = _fill(rule.reasoning, values)
+            return Proposal(
+                action=action,
+                risk=rule.risk,
+                summary=_fill(rule.summary, values) if action or not tpl else manual,
+                reasoning=f"{reasoning}\n{why}" if why else reasoning,
+                source=ProposalSource.RULE,
+                source_name=rule.name,
+            )
+
+        if tpl is None:
+            return RuleOutcome(proposal(None), None, rule.name)
+        if not target or not namespace:
+            missing = "target" if not target else "namespace"
+            why = (
+                f"No label names the {missing} ({', '.join(tpl.target_from)}): {NO_SAFE_ACTION}."
+                if missing == "target"
+                else f"No namespace label: {NO_SAFE_ACTION}."
+            )
+            return RuleOutcome(proposal(None, why), None, rule.name)
+        params, why = self._params(tpl, labels, annotations)
+        if params is None:
+            return RuleOutcome(proposal(None, why), None, rule.name)
+        action = Action(
+            verb=tpl.verb,
+            target_kind=tpl.target_kind,
+            target_name=target,
+            namespace=namespace,
+            params=params,
+        )
+        try:
+            self.limits.check(action)
+        except InvalidAction as exc:
+            return RuleOutcome(None, f"rule {rule.name}: {exc.reason}", rule.name)
+        return RuleOutcome(proposal(action), None, rule.name)
+
+    def _params(
+        self, tpl: ActionTemplate, labels: Mapping[str, str], annotations: Mapping[str, str]
+    ) -> tuple[dict[str, int | str] | None, str]:
+        """Action params, or None plus why there is no safe count."""
+        if tpl.verb is not Verb.SCALE:
+            return {}, ""
+        cap = min(self.limits.replicas_max, tpl.replicas_max or self.limits.replicas_max)
+        if tpl.replicas_delta is not None:
+            current = _as_count(
+                first_present(labels, tpl.current_replicas_from)
+                or first_present(annotations, tpl.current_replicas_from)
+            )
+            if current is not None:
+                wanted = max(self.limits.replicas_min, min(cap, current + tpl.replicas_delta))
+                if wanted == current:
+                    return (
+                        None,
+                        f"Already at {current} replicas, the most allowed: {NO_SAFE_ACTION}.",
+                    )
+                # --current-replicas makes kubectl refuse if someone scaled in between.
+                return {"replicas": wanted, "current_replicas": current}, ""
+        if tpl.replicas is not None:
+            return {"replicas": min(cap, tpl.replicas)}, ""
+        return None, f"The current replica count is unknown: {NO_SAFE_ACTION}."
+
+
+def conservative_proposal(incident: Incident, why: str) -> Proposal:
+    """The answer when nothing else can be trusted: no action, a human looks."""
+    return Proposal(
+        action=None,
+        risk=Risk.LOW,
+        summary=f"{incident.alertname}: investigate manually",
+        reasoning=f"{why.capitalize()}: {NO_SAFE_ACTION}.",
+        source=ProposalSource.RULE,
+        source_name="fallback",
+    )

@@ -1,0 +1,222 @@
+"""Alerts in, incidents out: one transaction per notification.
+
+The steps, in order: find or open the incident of the group, store every
+alert (re-delivery updates), recount and maybe resolve, apply silences,
+schedule analysis and the card. Nothing here talks to Telegram; the outbox
+rows written in the same transaction are the promise that it will happen.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot import notes
+from bot.models import (
+    Alert,
+    AlertGroup,
+    AlertStatus,
+    DecisionState,
+    Incident,
+    IncidentStatus,
+)
+from bot.silencing import covering_silence
+from storage import outbox, repo
+from storage.db import Database
+
+_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+_TARGET_LABELS = (
+    "deployment", "statefulset", "daemonset", "service", "app", "job", "pod", "instance",
+)
+_SEVERITY_RANK = {"critical": 4, "error": 3, "high": 3, "warning": 2, "info": 1, "none": 0}
+
+
+def new_incident_id() -> str:
+    return "INC-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+
+
+@dataclass
+class IngestResult:
+    incidents: list[str] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    silenced: list[str] = field(default_factory=list)
+    alerts: int = 0
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "incidents": self.incidents,
+            "opened": self.opened,
+            "resolved": self.resolved,
+            "silenced": self.silenced,
+            "alerts": self.alerts,
+        }
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    chat_id: int
+    group_by: tuple[str, ...]
+    locale: str
+    tz_name: str
+
+
+def group_key_of(group: AlertGroup, group_by: tuple[str, ...]) -> str:
+    if group.group_key:
+        return f"{group.source}:{group.group_key}"
+    labels = group.alerts[0].labels
+    return group.source + ":" + ",".join(f"{k}={labels.get(k, '')}" for k in group_by)
+
+
+def common_labels(alerts: list[Alert]) -> dict[str, str]:
+    first = alerts[0].labels
+    return {k: v for k, v in first.items() if all(a.labels.get(k) == v for a in alerts[1:])}
+
+
+def target_of(labels: dict[str, str]) -> str:
+    for name in _TARGET_LABELS:
+        if labels.get(name):
+            return labels[name]
+    return labels.get("alertname", "unknown")
+
+
+def severity_of(alerts: list[Alert]) -> str:
+    best = "unknown"
+    for alert in alerts:
+        sev = alert.labels.get("severity", "").lower()
+        if sev and _SEVERITY_RANK.get(sev, 0) >= _SEVERITY_RANK.get(best, -1):
+            best = sev
+    return best
+
+
+def _new_incident(
+    group: AlertGroup, key: str, ctx: IngestContext, now: datetime
+) -> Incident:
+    firing = [a for a in group.alerts if a.status is AlertStatus.FIRING] or group.alerts
+    labels = common_labels(firing)
+    alertname = labels.get("alertname") or firing[0].labels.get("alertname", "alert")
+    target = target_of(labels) if labels else alertname
+    group_labels = group.group_labels or {
+        k: labels[k] for k in ctx.group_by if k in labels
+    }
+    return Incident(
+        id=new_incident_id(),
+        group_key=key,
+        group_labels=group_labels,
+        title=f"{alertname} — {target}" if target != alertname else alertname,
+        alertname=alertname,
+        severity=severity_of(firing),
+        target=target,
+        namespace=labels.get("namespace", ""),
+        status=IncidentStatus.FIRING,
+        firing_count=0,
+        resolved_count=0,
+        opened_at=min(a.starts_at for a in firing),
+        updated_at=now,
+        chat_id=ctx.chat_id,
+    )
+
+
+async def accept(db: Database, group: AlertGroup, ctx: IngestContext, now: datetime) -> IngestResult:
+    """Store one notification and schedule what it implies, atomically."""
+    result = IngestResult(alerts=len(group.alerts))
+    key = group_key_of(group, ctx.group_by)
+    async with db.write() as conn:
+        open_inc = await repo.open_incident_for_group(conn, key)
+        # Alerts already stored keep their incident; new firing ones join the open
+        # incident, or open one. New resolved-only alerts without an incident are
+        # a resolution of something we never saw fire: stored nowhere, nothing to say.
+        owners: dict[int, str | None] = {}
+        for i, alert in enumerate(group.alerts):
+            owners[i] = await repo.alert_owner(conn, alert)
+        needs_new = open_inc is None and any(
+            owners[i] is None and a.status is AlertStatus.FIRING
+            for i, a in enumerate(group.alerts)
+        )
+        if needs_new:
+            open_inc = _new_incident(group, key, ctx, now)
+            await repo.insert_incident(conn, open_inc, group.truncated_alerts)
+            result.opened.append(open_inc.id)
+        touched: dict[str, None] = {}
+        for i, alert in enumerate(group.alerts):
+            owner = owners[i] or (open_inc.id if open_inc else None)
+            if owner is None:
+                continue
+            await repo.upsert_alert(conn, alert, owner, now)
+            touched[owner] = None
+
+        silences = await repo.active_silences(conn, now)
+        for incident_id in touched:
+            await _after_alerts_changed(
+                conn, incident_id, group, ctx, now, silences, result,
+                is_new=incident_id in result.opened,
+            )
+        result.incidents = list(touched)
+    return result
+
+
+async def _after_alerts_changed(
+    conn: repo.Conn,
+    incident_id: str,
+    group: AlertGroup,
+    ctx: IngestContext,
+    now: datetime,
+    silences: list,
+    result: IngestResult,
+    *,
+    is_new: bool,
+) -> None:
+    before = await repo.get_incident(conn, incident_id)
+    assert before is not None
+    alerts = await repo.alerts_of(conn, incident_id)
+    inc = await repo.update_incident_counts(
+        conn,
+        incident_id,
+        severity=severity_of([a for a in alerts if a.status is AlertStatus.FIRING] or alerts),
+        truncated=group.truncated_alerts,
+        updated_at=now,
+    )
+    card = await repo.get_card(conn, incident_id, inc.chat_id)
+    has_card = card is not None
+
+    if is_new:
+        firing_labels = [a.labels for a in alerts if a.status is AlertStatus.FIRING]
+        silence = covering_silence(silences, firing_labels)
+        if silence is not None:
+            # Stored, but nothing is posted for a silenced incident.
+            await repo.set_incident_silence(conn, incident_id, silence.id)
+            result.silenced.append(incident_id)
+            return
+        await repo.insert_decision(conn, incident_id, now)
+        await outbox.enqueue(
+            conn, kind=outbox.CARD, chat_id=inc.chat_id, incident_id=incident_id, now=now
+        )
+        return
+
+    if inc.silence_id and not has_card:
+        return
+
+    # The card first, then the thread notes: the worker keeps this order per incident.
+    await outbox.enqueue(
+        conn, kind=outbox.CARD, chat_id=inc.chat_id, incident_id=incident_id, now=now
+    )
+    if before.status is IncidentStatus.FIRING and inc.status is IncidentStatus.RESOLVED:
+        result.resolved.append(incident_id)
+        decision = await repo.current_decision(conn, incident_id)
+        if decision is not None and await repo.transition(
+            conn,
+            decision.id,
+            (DecisionState.ANALYZING, DecisionState.PENDING),
+            DecisionState.CANCELLED,
+            now,
+        ):
+            await repo.audit(
+                conn, action="cancel", result="cancelled", now=now,
+                incident_id=incident_id, decision_id=decision.id, detail="incident resolved",
+            )
+            await notes.reply(conn, inc, "cancelled", now, ctx.locale, ctx.tz_name)
+        await notes.reply(
+            conn, inc, "resolved", now, ctx.locale, ctx.tz_name,
+            duration=notes.seconds_between(inc.opened_at, inc.resolved_at or now),
+        )

@@ -1,0 +1,113 @@
+"""Read-mostly chat features: Details, History, Save as playbook, chat answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot import cards
+from bot.approvals import Outcome
+from bot.models import Actor, DecisionState
+from bot.views import load_view
+from storage import outbox, repo
+from storage.db import Database
+
+
+class Inquiries:
+    def __init__(
+        self,
+        db: Database,
+        tz: ZoneInfo,
+        locale: str,
+        clock: Callable[[], datetime],
+        playbooks: Any | None = None,
+    ) -> None:
+        self.db = db
+        self.tz = tz
+        self.locale = locale
+        self.clock = clock
+        self.playbooks = playbooks
+
+    async def _audit(self, actor: Actor, action: str, result: str, incident_id: str,
+                     decision_id: int | None = None, detail: str | None = None) -> None:
+        async with self.db.write() as conn:
+            await repo.audit(conn, action=action, result=result, now=self.clock(),
+                             user_id=actor.user_id, user_name=actor.name, chat_id=actor.chat_id,
+                             incident_id=incident_id, decision_id=decision_id, detail=detail)
+
+    async def _replies(self, incident_id: str, chat_id: int, texts: list[str], note: str) -> None:
+        now = self.clock()
+        async with self.db.write() as conn:
+            for text in texts:
+                await outbox.enqueue(conn, kind=outbox.REPLY, chat_id=chat_id,
+                                     incident_id=incident_id, now=now,
+                                     payload={"text": text, "note": note})
+
+    async def details(self, actor: Actor, incident_id: str) -> Outcome:
+        view = await load_view(self.db, incident_id, self.tz, self.locale, self.clock())
+        if view is None:
+            await self._audit(actor, "details", "unknown_incident", incident_id)
+            return Outcome("unknown_incident", alert=True)
+        messages = cards.render_details(view)
+        await self._replies(incident_id, view.incident.chat_id, messages, "details")
+        await self._audit(actor, "details", f"{len(messages)} messages", incident_id)
+        return Outcome("working")
+
+    async def history(self, actor: Actor, incident_id: str) -> Outcome:
+        async with self.db.read() as conn:
+            inc = await repo.get_incident(conn, incident_id)
+            if inc is None:
+                past = []
+            else:
+                past = await repo.recent_incidents_for_target(conn, inc.target, exclude=inc.id)
+            rows = []
+            for p in past:
+                d = await repo.current_decision(conn, p.id)
+                rows.append({"inc": p, "dec": d})
+        if inc is None:
+            await self._audit(actor, "history", "unknown_incident", incident_id)
+            return Outcome("unknown_incident", alert=True)
+        text = cards.render_message(
+            "thread/history.html", tz=self.tz, locale=self.locale, inc=inc, rows=rows,
+        )
+        await self._replies(incident_id, inc.chat_id, [text], "history")
+        await self._audit(actor, "history", f"{len(rows)} incidents", incident_id)
+        return Outcome("working")
+
+    async def save_playbook(self, actor: Actor, incident_id: str, decision_id: int) -> Outcome:
+        async with self.db.read() as conn:
+            inc = await repo.get_incident(conn, incident_id)
+            decision = await repo.get_decision(conn, decision_id)
+        if inc is None or decision is None:
+            await self._audit(actor, "save_playbook", "unknown_incident", incident_id)
+            return Outcome("unknown_incident", alert=True)
+        if (
+            self.playbooks is None
+            or decision.state is not DecisionState.SUCCEEDED
+            or decision.proposal is None
+            or decision.proposal.action is None
+            or (decision.result or {}).get("dry_run")
+        ):
+            await self._audit(actor, "save_playbook", "refused", incident_id, decision_id)
+            return Outcome("stale_card", alert=True)
+        playbook = await self.playbooks.create_from_decision(
+            inc, decision.proposal.action, decision.proposal.risk,
+            decision.proposal.summary, actor.name,
+        )
+        name = getattr(playbook, "name", str(playbook))
+        await self._audit(actor, "save_playbook", "saved", incident_id, decision_id, detail=name)
+        await self._replies(incident_id, inc.chat_id, [
+            cards.render_thread("playbook_saved", tz=self.tz, locale=self.locale,
+                                user=actor.name, name=name)
+        ], "playbook_saved")
+        return Outcome("playbook_saved", {"name": name})
+
+    async def say(self, chat_id: int, text: str, *, reply_to: int | None = None,
+                  thread_id: int | None = None) -> None:
+        """A chat answer (commands). Goes through the outbox like every write."""
+        async with self.db.write() as conn:
+            await outbox.enqueue(conn, kind=outbox.MESSAGE, chat_id=chat_id, now=self.clock(),
+                                 payload={"text": text, "reply_to": reply_to,
+                                          "thread_id": thread_id})

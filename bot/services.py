@@ -1,0 +1,66 @@
+"""The running services, as handlers see them (Dispatcher data and aiohttp app key)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot.approvals import ApprovalService, Authorizer
+from bot.config import Settings
+from bot.delivery import DeliveryWorker
+from bot.ingest import IngestContext
+from bot.inquiries import Inquiries
+from bot.workers import Workers
+from storage import outbox
+from storage.db import Database
+from storage.state import StateStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    state: StateStore
+    clock: Callable[[], datetime]
+    ingest_ctx: IngestContext
+    authz: Authorizer
+    approvals: ApprovalService
+    workers: Workers
+    delivery: DeliveryWorker
+    inquiries: Inquiries
+    bot_username: str = ""
+    started_at: float = 0.0
+    downtime: float = 0.0  # seconds the bot was away before this start
+    metrics: Counter[str] = field(default_factory=Counter)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def served_chats(self) -> frozenset[int]:
+        return frozenset({self.settings.telegram_chat_id})
+
+    def kick(self) -> None:
+        self.workers.kick_analysis()
+        self.delivery.kick()
+
+    async def health(self) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            counts = await outbox.counts(conn)
+        return {"status": "ok", "outbox": counts}
+
+    async def metrics_text(self) -> str:
+        lines = []
+        for name, value in sorted(self.metrics.items()):
+            lines.append(f"opsgate_{name}_total {value}")
+        for name, value in sorted(self.delivery.metrics.items()):
+            lines.append(f'opsgate_delivery_total{{result="{name}"}} {value}')
+        async with self.db.read() as conn:
+            for state, count in sorted((await outbox.counts(conn)).items()):
+                lines.append(f'opsgate_outbox_rows{{state="{state}"}} {count}')
+        return "\n".join(lines) + "\n"
+
+
+SERVICES = web.AppKey("services", Services)

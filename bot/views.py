@@ -1,0 +1,45 @@
+"""Stored state -> CardView -> rendered card, for the delivery worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.cards import CardView, render_card
+from bot.delivery import RenderedCard
+from storage import repo
+from storage.db import Database
+
+
+async def load_view(
+    db: Database, incident_id: str, tz: ZoneInfo, locale: str, now: datetime
+) -> CardView | None:
+    async with db.read() as conn:
+        inc = await repo.get_incident(conn, incident_id)
+        if inc is None:
+            return None
+        alerts = await repo.alerts_of(conn, incident_id)
+        decision = await repo.current_decision(conn, incident_id)
+        approvals = await repo.approvals_of(conn, decision.id) if decision else []
+        effect = (await repo.decision_extras(conn, decision.id))[0] if decision else None
+        silence = await repo.get_silence(conn, inc.silence_id) if inc.silence_id else None
+        truncated = await repo.incident_truncated(conn, incident_id)
+    # An ended silence no longer shows. `now` only decides visibility, the card
+    # itself still holds no clock: the text depends on stored values alone.
+    if silence is not None and (silence.expired_at is not None or silence.ends_at <= now):
+        silence = None
+    return CardView(
+        incident=inc, alerts=alerts, decision=decision, approvals=approvals, silence=silence,
+        effect=effect, tz=tz, locale=locale, truncated_alerts=truncated,
+    )
+
+
+def card_renderer(db: Database, tz: ZoneInfo, locale: str, clock):  # type: ignore[no-untyped-def]
+    async def render(incident_id: str, chat_id: int) -> RenderedCard | None:
+        view = await load_view(db, incident_id, tz, locale, clock())
+        if view is None:
+            return None
+        card = render_card(view)
+        return RenderedCard(text=card.text, keyboard=card.keyboard, digest=card.digest)
+
+    return render

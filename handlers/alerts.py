@@ -1,0 +1,92 @@
+"""POST /alerts/{alertmanager,grafana,generic}: authenticate, parse, store, 2xx.
+
+The answer is given only after the alerts and the promise of their card are
+committed; analysis and Telegram happen afterwards, driven from the database.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from bot import ingest, payloads
+from bot.services import SERVICES, Services
+from storage.db import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _authorized(request: web.Request, token: str) -> bool:
+    if not token:
+        return True
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode(), token.encode())
+
+
+async def _receive(request: web.Request, kind: str) -> web.Response:
+    services: Services = request.app[SERVICES]
+    if not _authorized(request, services.settings.alert_webhook_token.get_secret_value()):
+        return _error(401, "missing or wrong bearer token (ALERT_WEBHOOK_TOKEN)")
+    limit = services.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _error(413, f"body larger than {limit} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"body larger than {limit} bytes")
+    now = services.clock()
+    try:
+        group = payloads.parse(kind, raw, now)
+    except payloads.PayloadError as exc:
+        return web.json_response(exc.body(), status=400)
+    try:
+        result = await ingest.accept(services.db, group, services.ingest_ctx, now)
+    except StorageUnavailable as exc:
+        log.error("cannot store alerts (answering 503 so the sender retries): %s", exc)
+        return web.json_response(
+            {"error": "storage unavailable, retry later"}, status=503,
+            headers={"Retry-After": "30"},
+        )
+    services.metrics["alerts_received"] += result.alerts
+    services.kick()
+    return web.json_response({"status": "accepted", **result.summary()})
+
+
+async def alertmanager(request: web.Request) -> web.Response:
+    return await _receive(request, "alertmanager")
+
+
+async def grafana(request: web.Request) -> web.Response:
+    return await _receive(request, "grafana")
+
+
+async def generic(request: web.Request) -> web.Response:
+    return await _receive(request, "generic")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    services: Services = request.app[SERVICES]
+    return web.json_response(await services.health())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    services: Services = request.app[SERVICES]
+    return web.Response(text=await services.metrics_text(), content_type="text/plain")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/alerts/alertmanager", alertmanager)
+    app.router.add_post("/alerts/grafana", grafana)
+    app.router.add_post("/alerts/generic", generic)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,100 @@
+"""Card buttons: answer at once, then let bot/ do the work."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery
+
+from bot import texts
+from bot.approvals import MUTATING, Outcome
+from bot.services import Services
+from handlers.common import actor_of
+from handlers.middlewares import ServedChat
+from keyboards.callbacks import CardAct, CardCB
+
+log = logging.getLogger(__name__)
+
+router = Router(name="callbacks")
+
+ACTION_OF = {
+    CardAct.APPROVE: "approve",
+    CardAct.REJECT: "reject",
+    CardAct.DETAILS: "details",
+    CardAct.HISTORY: "history",
+    CardAct.REANALYZE: "reanalyze",
+    CardAct.SILENCE: "silence",
+    CardAct.PLAYBOOK: "save_playbook",
+}
+
+
+async def _answer(query: CallbackQuery, services: Services, outcome: Outcome) -> bool:
+    """Answer exactly once. False when Telegram says the query is too old."""
+    text = texts.toast(outcome.toast, services.settings.locale, **outcome.ctx)
+    try:
+        await query.answer(text=text, show_alert=outcome.alert)
+    except TelegramBadRequest as exc:
+        log.warning("could not answer callback %s: %s", query.id, exc.message)
+        return "query is too old" not in exc.message
+    return True
+
+
+@router.callback_query(CardCB.filter(), ServedChat())
+async def on_card_button(
+    query: CallbackQuery, callback_data: CardCB, services: Services, backlog: bool = False
+) -> None:
+    assert query.message is not None
+    chat_id = query.message.chat.id
+    actor = actor_of(query.from_user, chat_id)
+    action = ACTION_OF[callback_data.act]
+    inc, dec = callback_data.inc, callback_data.dec
+    svc = services.approvals
+
+    if action in MUTATING:
+        if backlog and services.downtime > services.settings.callback_max_age.total_seconds():
+            # Queued while we were down: Telegram will not take an answer any more,
+            # so the thread is the only way to tell the person.
+            await _answer(query, services, Outcome("working"))
+            await svc.stale_press(actor, action, inc, dec)
+            services.delivery.kick()
+            return
+        if not await services.authz.is_approver(chat_id, actor.user_id):
+            outcome = await svc.refuse(actor, action, inc, dec)
+        elif action == "approve":
+            outcome = await svc.approve(actor, inc, dec)
+        elif action == "reject":
+            outcome = await svc.reject(actor, inc, dec)
+        elif action == "reanalyze":
+            outcome = await svc.reanalyze(actor, inc, dec)
+        elif action == "silence":
+            outcome = await svc.silence_incident(actor, inc, dec)
+        else:
+            outcome = await services.inquiries.save_playbook(actor, inc, dec)
+    elif action == "details":
+        outcome = await services.inquiries.details(actor, inc)
+    else:
+        outcome = await services.inquiries.history(actor, inc)
+
+    await _answer(query, services, outcome)
+    if outcome.execute is not None:
+        services.workers.spawn_execution(outcome.execute)
+    if outcome.analyze:
+        services.workers.kick_analysis()
+    services.delivery.kick()
+
+
+@router.callback_query(ServedChat())
+async def on_unknown_button(query: CallbackQuery, services: Services) -> None:
+    """Buttons from an older format or another bot version."""
+    await _answer(query, services, Outcome("stale_card", alert=True))
+
+
+@router.callback_query(F.id)
+async def on_foreign_chat_button(query: CallbackQuery) -> None:
+    # Not a served chat: stop the spinner, do nothing else.
+    try:
+        await query.answer()
+    except TelegramBadRequest:
+        pass

@@ -1,0 +1,44 @@
+"""Run the sandbox standalone: ``python -m sandbox --port 8081``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+from sandbox.server import start_emulator
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    running = await start_emulator(
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        rate_limits=args.rate_limits,
+    )
+    emulator = running.emulator
+    # a ready-made chat so the browser page has something to show
+    emulator.add_chat(args.chat_id, title="On-call", is_forum=args.forum)
+    print(f"sandbox Bot API: {running.base_url}  (TELEGRAM_API_BASE={running.base_url})")
+    print(f"token: {args.token}  chat: {args.chat_id}  page: {running.base_url}/")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await running.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--token", default="123456:SANDBOX")
+    parser.add_argument("--chat-id", type=int, default=-1001234567890)
+    parser.add_argument("--forum", action="store_true", help="make the chat a forum")
+    parser.add_argument("--rate-limits", action="store_true")
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

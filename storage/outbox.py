@@ -1,0 +1,166 @@
+"""The outbox: Telegram writes waiting to be made, in order per incident.
+
+A row is written in the same transaction as the state change it reports, so
+nothing is announced that was not stored, and nothing stored goes unannounced
+after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.repo import Conn, ts
+
+CARD = "card"  # render the incident's card now and send or edit it
+REPLY = "reply"  # a message in the incident's thread (reply to its card)
+MESSAGE = "message"  # a plain message to a chat (command answers, notes)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    order_key: str
+    incident_id: str | None
+    chat_id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+async def enqueue(
+    conn: Conn,
+    *,
+    kind: str,
+    chat_id: int,
+    now: datetime,
+    incident_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> int | None:
+    """Queue a write. Card syncs collapse: one pending sync per card is enough,
+    because the worker renders the latest state when it gets there. A sync
+    already being sent does not count: it may have rendered older state."""
+    if kind == CARD:
+        async with conn.execute(
+            """SELECT id FROM outbox WHERE state = 'pending' AND kind = 'card'
+               AND incident_id = ? AND chat_id = ?""",
+            (incident_id, chat_id),
+        ) as cur:
+            if await cur.fetchone():
+                return None
+    cur = await conn.execute(
+        """INSERT INTO outbox (order_key, incident_id, chat_id, kind, payload, next_attempt_at,
+               created_at)
+           VALUES (?,?,?,?,?,?,?)""",
+        (
+            incident_id or f"chat:{chat_id}", incident_id, chat_id, kind,
+            json.dumps(payload or {}, ensure_ascii=False), now.timestamp(), ts(now),
+        ),
+    )
+    return cur.lastrowid
+
+
+async def due(conn: Conn, now: float, limit: int = 50) -> list[OutboxItem]:
+    """The head of each order key's queue, if it is due. A row waiting for its
+    retry holds back later rows of the same incident, never other incidents."""
+    async with conn.execute(
+        """SELECT o.* FROM outbox o
+           WHERE o.state = 'pending'
+             AND o.id = (SELECT MIN(id) FROM outbox p
+                         WHERE p.state IN ('pending', 'sending')
+                           AND p.order_key = o.order_key)
+             AND o.next_attempt_at <= ?
+           ORDER BY o.next_attempt_at, o.id LIMIT ?""",
+        (now, limit),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [
+        OutboxItem(
+            id=r["id"], order_key=r["order_key"], incident_id=r["incident_id"],
+            chat_id=r["chat_id"], kind=r["kind"], payload=json.loads(r["payload"]),
+            attempts=r["attempts"],
+        )
+        for r in rows
+    ]
+
+
+async def claim(conn: Conn, item_id: int) -> bool:
+    """Take a row for sending; another worker (or process) that got it first wins."""
+    cur = await conn.execute(
+        "UPDATE outbox SET state = 'sending' WHERE id = ? AND state = 'pending'", (item_id,)
+    )
+    return cur.rowcount == 1
+
+
+async def release_stuck(conn: Conn) -> int:
+    """At start-up: rows left 'sending' by a crash go again (sends are at-least-once)."""
+    cur = await conn.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'")
+    return cur.rowcount
+
+
+async def next_due_at(conn: Conn) -> float | None:
+    async with conn.execute(
+        "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
+    ) as cur:
+        row = await cur.fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
+async def mark_done(conn: Conn, item_id: int, sent_message_id: int | None = None) -> None:
+    await conn.execute(
+        "UPDATE outbox SET state = 'done', last_error = NULL, sent_message_id = ? WHERE id = ?",
+        (sent_message_id, item_id),
+    )
+
+
+async def sent_item(conn: Conn, chat_id: int, message_id: int) -> OutboxItem | None:
+    """The outbox row that produced a message we sent (to route replies to it)."""
+    async with conn.execute(
+        "SELECT * FROM outbox WHERE chat_id = ? AND sent_message_id = ?", (chat_id, message_id)
+    ) as cur:
+        r = await cur.fetchone()
+    if r is None:
+        return None
+    return OutboxItem(
+        id=r["id"], order_key=r["order_key"], incident_id=r["incident_id"],
+        chat_id=r["chat_id"], kind=r["kind"], payload=json.loads(r["payload"]),
+        attempts=r["attempts"],
+    )
+
+
+async def retry_later(conn: Conn, item_id: int, at: float, error: str) -> None:
+    await conn.execute(
+        """UPDATE outbox SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,
+               last_error = ?
+           WHERE id = ?""",
+        (at, error[:500], item_id),
+    )
+
+
+async def park(conn: Conn, item_id: int, error: str) -> None:
+    await conn.execute(
+        "UPDATE outbox SET state = 'parked', attempts = attempts + 1, last_error = ? WHERE id = ?",
+        (error[:500], item_id),
+    )
+
+
+async def counts(conn: Conn) -> dict[str, int]:
+    async with conn.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state") as cur:
+        return {row[0]: row[1] for row in await cur.fetchall()}
+
+
+async def pending_count(conn: Conn) -> int:
+    async with conn.execute(
+        "SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')"
+    ) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def prune_done(conn: Conn, keep: int = 10000) -> None:
+    await conn.execute(
+        "DELETE FROM outbox WHERE state = 'done' AND id < (SELECT MAX(id) FROM outbox) - ?",
+        (keep,),
+    )
