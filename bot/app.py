@@ -53,8 +53,8 @@ def build_bot(settings: Settings) -> Bot:
 
 def build_dispatcher(services: Services) -> Dispatcher:
     dp = Dispatcher(services=services, backlog=False)
-    dp.include_router(callbacks.router)
-    dp.include_router(commands.router)
+    dp.include_router(callbacks.make_router())
+    dp.include_router(commands.make_router())
     return dp
 
 
@@ -73,7 +73,7 @@ class App:
     async def start(self, *, poll: bool = True) -> None:
         s = self.settings
         clock = self.clock  # type: ignore[assignment]
-        db = Database(s.database_path)
+        db = Database(s.database_path, int(s.database_busy_timeout.total_seconds() * 1000))
         await db.open()
         state = build_state(s.redis_url)
         bot = build_bot(s)

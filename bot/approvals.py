@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 AdminLookup = Callable[[int], Awaitable[list[int]]]
 
 MUTATING = frozenset({"approve", "reject", "reanalyze", "silence", "save_playbook"})
+BUTTON_OF = {"save_playbook": "playbook"}
 
 
 @dataclass
@@ -137,7 +138,8 @@ class ApprovalService:
             await self._audit(conn, actor, action, "stale_press", incident_id, decision_id)
             inc = await repo.get_incident(conn, incident_id)
             if inc is not None:
-                await self._note(conn, inc, "stale_press", user=actor.name, action=action)
+                await self._note(conn, inc, "stale_press", name=actor.name,
+                                 button=BUTTON_OF.get(action, action))
 
     async def approve(self, actor: Actor, incident_id: str, decision_id: int) -> Outcome:
         now = self.clock()
@@ -163,21 +165,21 @@ class ApprovalService:
                                   f"recorded {len(approvals)}/{decision.required_approvals}",
                                   incident_id, decision.id)
                 await notes.card_changed(conn, inc, now)
-                await self._note(conn, inc, "approval_progress", user=actor.name,
+                await self._note(conn, inc, "approval_progress", name=actor.name,
                                  count=len(approvals), required=decision.required_approvals)
                 return Outcome("approval_recorded",
                                {"count": len(approvals), "required": decision.required_approvals})
-            names = ", ".join(a.user_name for a in approvals)
+            names = [a.user_name for a in approvals]
             won = await repo.transition(
                 conn, decision.id, DecisionState.PENDING, DecisionState.APPROVED, now,
-                decided_by=names, decided_by_id=actor.user_id, decided_at=now,
+                decided_by=", ".join(names), decided_by_id=actor.user_id, decided_at=now,
             )
             if not won:
                 await self._audit(conn, actor, "approve", "lost_race", incident_id, decision.id)
                 return Outcome("already_decided", {"state": "approved"})
             await self._audit(conn, actor, "approve", "approved", incident_id, decision.id)
             await notes.card_changed(conn, inc, now)
-            await self._note(conn, inc, "approved", user=names, at=now)
+            await self._note(conn, inc, "approved", names=names, at=now)
         return Outcome("approved_executing", execute=decision.id)
 
     async def reject(self, actor: Actor, incident_id: str, decision_id: int) -> Outcome:
@@ -198,7 +200,7 @@ class ApprovalService:
             await self._audit(conn, actor, "reject", "rejected", incident_id, decision.id)
             await notes.card_changed(conn, inc, now)
             await self._note(
-                conn, inc, "rejected", user=actor.name, at=now,
+                conn, inc, "rejected", name=actor.name,
                 minutes=int(self.cfg.reject_reason_window.total_seconds() // 60),
             )
         # Losing this only loses the chance to add a reason.
@@ -230,7 +232,7 @@ class ApprovalService:
             await self._audit(conn, actor, "reject_reason", "recorded", inc.id,
                               waiting["decision_id"], detail=reason)
             await notes.card_changed(conn, inc, now)
-            await self._note(conn, inc, "reason_recorded", user=actor.name, reason=reason)
+            await self._note(conn, inc, "reason_recorded", name=actor.name, reason=reason)
         await self.state.delete(key)
         return True
 
@@ -250,6 +252,7 @@ class ApprovalService:
             await self._audit(conn, actor, "reanalyze", "superseded", incident_id, decision.id,
                               detail=f"new decision {new_id}")
             await notes.card_changed(conn, inc, now)
+            await self._note(conn, inc, "reanalyzing", name=actor.name)
         return Outcome("reanalyzing", analyze=True)
 
     async def silence_incident(self, actor: Actor, incident_id: str, decision_id: int,
@@ -281,7 +284,7 @@ class ApprovalService:
             await self._audit(conn, actor, "silence", "silenced", incident_id, decision_id,
                               detail=f"{silence.id} until {silence.ends_at.isoformat()}")
             await notes.card_changed(conn, inc, now)
-            await self._note(conn, inc, "silenced", user=actor.name, until=silence.ends_at)
+            await self._note(conn, inc, "silenced", name=actor.name, until=silence.ends_at)
         return Outcome("silenced", {"hours": int(duration.total_seconds() // 3600)})
 
     # ------------------------------------------------------------ timers

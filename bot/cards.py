@@ -175,9 +175,14 @@ def card_links(alerts: list[Alert]) -> tuple[str, str]:
     return source.strip(), runbook.strip()
 
 
+MAX_NAMES = 5  # approver names listed on the card (the count is always exact)
+
+
 def approver_names(decision: Decision | None, approvals: list[Approval]) -> list[str]:
+    """Distinct approvers in approval order; falls back to who decided."""
     ordered = sorted(approvals, key=lambda a: (a.at, a.user_id))
-    names = list(dict.fromkeys(a.user_name or str(a.user_id) for a in ordered))
+    by_user = {a.user_id: a.user_name or str(a.user_id) for a in reversed(ordered)}
+    names = [by_user[uid] for uid in dict.fromkeys(a.user_id for a in ordered)]
     if not names and decision is not None and decision.decided_by:
         names = [decision.decided_by]
     return names
@@ -204,6 +209,7 @@ def _context(view: CardView, lim: Limits) -> dict[str, Any]:
     if dec is not None:
         approved_at = dec.decided_at or max((a.at for a in approvals), default=None)
     result = (dec.result or {}) if dec else {}
+    names = approver_names(dec, approvals)
     return {
         "inc": inc,
         "tz": view.tz,
@@ -220,7 +226,8 @@ def _context(view: CardView, lim: Limits) -> dict[str, Any]:
         "prop": prop,
         "action": prop.action if prop else None,
         "effect": view.effect,
-        "approvers": approver_names(dec, approvals),
+        "approvers": names[:MAX_NAMES],
+        "approval_count": len(names),
         "approved_at": approved_at,
         "dry_run": bool(dec and is_dry_run(dec)),
         "error": str(result.get("error") or (dec.reason if dec else "") or "unknown error"),

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
 
     # Storage
     database_path: str = "data/opsgate.db"
+    database_busy_timeout: Duration = timedelta(seconds=5)
     redis_url: str = ""
 
     # Approvals

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import cards
+from bot import cards, texts
 from bot.approvals import Outcome
 from bot.models import Actor, DecisionState
 from bot.views import load_view
@@ -62,18 +62,23 @@ class Inquiries:
                 past = []
             else:
                 past = await repo.recent_incidents_for_target(conn, inc.target, exclude=inc.id)
-            rows = []
+            items = []
             for p in past:
                 d = await repo.current_decision(conn, p.id)
-                rows.append({"inc": p, "dec": d})
+                outcome = d.state.value if d else "none"
+                if d and d.state is DecisionState.SUCCEEDED and (d.result or {}).get("dry_run"):
+                    outcome = "dry_run"
+                duration = texts.since(p.opened_at, p.resolved_at) if p.resolved_at else None
+                items.append({"incident": p, "duration": duration, "outcome": outcome})
         if inc is None:
             await self._audit(actor, "history", "unknown_incident", incident_id)
             return Outcome("unknown_incident", alert=True)
         text = cards.render_message(
-            "thread/history.html", tz=self.tz, locale=self.locale, inc=inc, rows=rows,
+            "thread/history.html", tz=self.tz, locale=self.locale, target=inc.target,
+            items=items, more=0,
         )
         await self._replies(incident_id, inc.chat_id, [text], "history")
-        await self._audit(actor, "history", f"{len(rows)} incidents", incident_id)
+        await self._audit(actor, "history", f"{len(items)} incidents", incident_id)
         return Outcome("working")
 
     async def save_playbook(self, actor: Actor, incident_id: str, decision_id: int) -> Outcome:
@@ -100,7 +105,7 @@ class Inquiries:
         await self._audit(actor, "save_playbook", "saved", incident_id, decision_id, detail=name)
         await self._replies(incident_id, inc.chat_id, [
             cards.render_thread("playbook_saved", tz=self.tz, locale=self.locale,
-                                user=actor.name, name=name)
+                                name=actor.name, playbook=name)
         ], "playbook_saved")
         return Outcome("playbook_saved", {"name": name})
 

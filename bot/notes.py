@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import texts
+from bot import cards
 from bot.models import Incident
 from storage import outbox
 from storage.repo import Conn
@@ -17,7 +17,7 @@ def seconds_between(start: datetime, end: datetime) -> float:
 
 
 def render(kind: str, locale: str, tz_name: str, **ctx: Any) -> str:
-    return texts.render(f"thread/{kind}.html", locale, tz=ZoneInfo(tz_name), **ctx)
+    return cards.render_thread(kind, tz=ZoneInfo(tz_name), locale=locale, **ctx)
 
 
 async def reply(

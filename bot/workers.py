@@ -98,7 +98,8 @@ class Workers:
                                      incident_id=inc.id, decision_id=decision.id)
                     await notes.card_changed(conn, inc, now)
                     await notes.reply(conn, inc, "outcome", now, self.cfg.locale,
-                                      self.cfg.tz_name, ok=False, unknown=True, result=None)
+                                      self.cfg.tz_name, succeeded=False, unknown=True,
+                                      dry_run=False, effect=None, output="", error="")
         async with self.db.read() as conn:
             approved = await repo.decisions_in_state(conn, DecisionState.APPROVED)
         for decision in approved:
@@ -202,8 +203,8 @@ class Workers:
                 assert current is not None
                 await notes.card_changed(conn, current, now)
                 if execute_after:
-                    await notes.reply(conn, current, "auto_approved", now, self.cfg.locale,
-                                      self.cfg.tz_name, reason=fields.get("proposal"))
+                    await notes.reply(conn, current, "approved", now, self.cfg.locale,
+                                      self.cfg.tz_name, names=[], at=now, auto_reason=str(auto))
         self.on_change()
         if execute_after:
             self.spawn_execution(decision_id)
@@ -257,8 +258,13 @@ class Workers:
                 current = await repo.get_incident(conn, inc.id)
                 assert current is not None
                 await notes.card_changed(conn, current, now)
-                await notes.reply(conn, current, "outcome", now, self.cfg.locale,
-                                  self.cfg.tz_name, ok=ok, unknown=False, result=result_data)
+                effect, _ = await repo.decision_extras(conn, decision_id)
+                await notes.reply(
+                    conn, current, "outcome", now, self.cfg.locale, self.cfg.tz_name,
+                    succeeded=ok, unknown=False, dry_run=dry_run, effect=effect,
+                    output=str(result_data.get("output") or ""),
+                    error=str(result_data.get("error") or ""),
+                )
         if won and self.playbooks is not None:
             _, playbook_id = await self._extras(decision_id)
             if playbook_id is not None:

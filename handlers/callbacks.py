@@ -17,8 +17,6 @@ from keyboards.callbacks import CardAct, CardCB
 
 log = logging.getLogger(__name__)
 
-router = Router(name="callbacks")
-
 ACTION_OF = {
     CardAct.APPROVE: "approve",
     CardAct.REJECT: "reject",
@@ -41,7 +39,6 @@ async def _answer(query: CallbackQuery, services: Services, outcome: Outcome) ->
     return True
 
 
-@router.callback_query(CardCB.filter(), ServedChat())
 async def on_card_button(
     query: CallbackQuery, callback_data: CardCB, services: Services, backlog: bool = False
 ) -> None:
@@ -85,16 +82,23 @@ async def on_card_button(
     services.delivery.kick()
 
 
-@router.callback_query(ServedChat())
 async def on_unknown_button(query: CallbackQuery, services: Services) -> None:
     """Buttons from an older format or another bot version."""
     await _answer(query, services, Outcome("stale_card", alert=True))
 
 
-@router.callback_query(F.id)
 async def on_foreign_chat_button(query: CallbackQuery) -> None:
     # Not a served chat: stop the spinner, do nothing else.
     try:
         await query.answer()
     except TelegramBadRequest:
         pass
+
+
+def make_router() -> Router:
+    """A fresh router per Dispatcher (several apps may share one process in tests)."""
+    router = Router(name="callbacks")
+    router.callback_query.register(on_card_button, CardCB.filter(), ServedChat())
+    router.callback_query.register(on_unknown_button, ServedChat())
+    router.callback_query.register(on_foreign_chat_button, F.id)
+    return router

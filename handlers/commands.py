@@ -11,10 +11,7 @@ from bot.services import Services
 from handlers.common import actor_of, display_name
 from handlers.middlewares import ServedChat
 
-router = Router(name="commands")
 
-
-@router.message(Command("whoami"))
 async def whoami(message: Message, services: Services) -> None:
     user = message.from_user
     if user is None:
@@ -29,7 +26,6 @@ async def whoami(message: Message, services: Services) -> None:
     services.delivery.kick()
 
 
-@router.message(CommandStart())
 async def start(message: Message, services: Services) -> None:
     text = cards.render_message(
         "commands/start.html", tz=services.settings.tz, locale=services.settings.locale,
@@ -39,7 +35,6 @@ async def start(message: Message, services: Services) -> None:
     services.delivery.kick()
 
 
-@router.message(ServedChat(), F.reply_to_message, F.text)
 async def reply_in_thread(message: Message, services: Services) -> None:
     """A reply to one of our thread messages may be a rejection reason."""
     if message.from_user is None or message.reply_to_message is None:
@@ -51,3 +46,12 @@ async def reply_in_thread(message: Message, services: Services) -> None:
         actor, message.chat.id, message.reply_to_message.message_id, message.text or ""
     ):
         services.delivery.kick()
+
+
+def make_router() -> Router:
+    """A fresh router per Dispatcher (several apps may share one process in tests)."""
+    router = Router(name="commands")
+    router.message.register(whoami, Command("whoami"))
+    router.message.register(start, CommandStart())
+    router.message.register(reply_in_thread, ServedChat(), F.reply_to_message, F.text)
+    return router

@@ -269,6 +269,10 @@ class Emulator:
         self._faults: dict[str, list[dict]] = {}
         self._changed()
 
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:  # noqa: ASYNC109
+        """Same as the module-level :func:`wait_for`."""
+        return await wait_for(predicate, timeout)
+
     def _changed(self) -> None:
         _CHANGES.notify()
 
@@ -288,6 +292,8 @@ class Emulator:
             chat = {"id": chat_id, "type": type, "title": title}
             if is_forum:
                 chat["is_forum"] = True
+        if type == "private":
+            bot_status = "member"  # a private chat has no admins
         bot_member: dict = {"status": bot_status, "user": self.bot_user}
         if bot_status == "administrator":
             bot_member.update(_DEFAULT_ADMIN_RIGHTS, **(bot_rights or {}))
@@ -532,7 +538,11 @@ class Emulator:
             if faults:
                 fault = faults.pop(0)
                 raise ApiError(fault["error_code"], fault["description"], fault["parameters"])
-            result = await handler(params)
+            try:
+                result = await handler(params)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # malformed parameters: Telegram answers 400, never 500
+                raise bad_request(f"invalid parameters: {exc!r}") from exc
             entry["ok"] = True
             return result
         except ApiError as exc:

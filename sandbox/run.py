@@ -55,7 +55,9 @@ async def run_sandbox(http_port: int, emulator_port: int, data_dir: Path) -> int
 
     emu = await start_emulator(port=emulator_port)
     emu.emulator.add_chat(
-        SANDBOX_CHAT_ID, type="supergroup", title="On-call (sandbox)",
+        SANDBOX_CHAT_ID,
+        type="supergroup",
+        title="On-call (sandbox)",
         admins=[ALICE, BOB],
     )
     settings = sandbox_settings(emu.base_url, emu.emulator.token, http_port, data_dir)
@@ -67,8 +69,12 @@ async def run_sandbox(http_port: int, emulator_port: int, data_dir: Path) -> int
         await app.stop()
         await emu.close()
         return 1
-    print(BANNER.format(emulator=emu.base_url, port=app.port, db=settings.database_path,
-                        samples=SAMPLES), flush=True)
+    print(
+        BANNER.format(
+            emulator=emu.base_url, port=app.port, db=settings.database_path, samples=SAMPLES
+        ),
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

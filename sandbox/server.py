@@ -170,6 +170,10 @@ async def _callbacks(emu: Emulator, request: web.Request, body: dict) -> Any:
     return emu.callback_stats()
 
 
+async def _callback_answer(emu: Emulator, request: web.Request, body: dict) -> Any:
+    return emu.callback_answer(request.match_info["query_id"])
+
+
 async def _migrate(emu: Emulator, request: web.Request, body: dict) -> Any:
     return emu.migrate_chat(int(body["old_id"]), int(body["new_id"]))
 
@@ -213,6 +217,7 @@ def build_app(emulator: Emulator) -> web.Application:
     app.router.add_get(f"{c}/calls", _control(_calls))
     app.router.add_post(f"{c}/faults", _control(_faults))
     app.router.add_get(f"{c}/callbacks", _control(_callbacks))
+    app.router.add_get(f"{c}/callbacks/{{query_id}}", _control(_callback_answer))
     app.router.add_post(f"{c}/migrate", _control(_migrate))
     app.router.add_post(f"{c}/reset", _control(_reset))
     app.router.add_get(f"{c}/topics/{{chat_id}}", _control(_topics))

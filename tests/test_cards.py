@@ -15,6 +15,7 @@ from bot.cards import (
     render_card,
     render_details,
     render_history,
+    render_message,
     render_thread,
     render_whoami,
 )
@@ -43,7 +44,7 @@ HOSTILE = [
     "<b>",
     "<script>alert(1)</script>",
     "a & b && c",
-    'say "hi" \'there\'',
+    "say \"hi\" 'there'",
     "; rm -rf /",
     "&lt;already&gt; &amp; &#60; &nbsp;",
     "🔥💥🚨 emoji 👩‍👩‍👧‍👦",
@@ -62,17 +63,28 @@ def check(html: str) -> str:
     return parsed.text
 
 
-def make_alert(i: int = 0, *, labels: dict | None = None, annotations: dict | None = None,
-               status: str = "firing", url: str = "http://prometheus-0:9090/graph?g0.expr=up",
-               ) -> Alert:
+def make_alert(
+    i: int = 0,
+    *,
+    labels: dict | None = None,
+    annotations: dict | None = None,
+    status: str = "firing",
+    url: str = "http://prometheus-0:9090/graph?g0.expr=up",
+) -> Alert:
     return Alert(
         fingerprint=f"{i:016x}",
         status=status,
-        labels=labels if labels is not None else {
-            "alertname": "KubePodCrashLooping", "namespace": "shop", "pod": f"cart-5d8f-{i}",
+        labels=labels
+        if labels is not None
+        else {
+            "alertname": "KubePodCrashLooping",
+            "namespace": "shop",
+            "pod": f"cart-5d8f-{i}",
             "severity": "critical",
         },
-        annotations=annotations if annotations is not None else {
+        annotations=annotations
+        if annotations is not None
+        else {
             "summary": "Pod shop/cart is crash looping",
             "description": "Back-off restarting failed container",
         },
@@ -84,41 +96,66 @@ def make_alert(i: int = 0, *, labels: dict | None = None, annotations: dict | No
 
 def make_incident(**kw) -> Incident:
     base = dict(
-        id="INC-7K3F9Q", group_key="{}:{alertname=\"KubePodCrashLooping\"}", group_labels={},
-        title="Pod shop/cart is crash looping", alertname="KubePodCrashLooping",
-        severity="critical", target="cart", namespace="shop", status="firing", firing_count=3,
-        resolved_count=0, opened_at=T0, updated_at=T0, chat_id=-1001,
+        id="INC-7K3F9Q",
+        group_key='{}:{alertname="KubePodCrashLooping"}',
+        group_labels={},
+        title="Pod shop/cart is crash looping",
+        alertname="KubePodCrashLooping",
+        severity="critical",
+        target="cart",
+        namespace="shop",
+        status="firing",
+        firing_count=3,
+        resolved_count=0,
+        opened_at=T0,
+        updated_at=T0,
+        chat_id=-1001,
     )
     base.update(kw)
     return Incident(**base)
 
 
-def make_decision(state: DecisionState = DecisionState.PENDING, *, action: bool = True,
-                  required: int = 1, **kw) -> Decision:
+def make_decision(
+    state: DecisionState = DecisionState.PENDING, *, action: bool = True, required: int = 1, **kw
+) -> Decision:
     act = Action(verb=Verb.ROLLOUT_RESTART, target_name="cart", namespace="shop")
     prop = Proposal(
-        action=act if action else None, risk=Risk.MEDIUM, summary="Restart the deployment",
+        action=act if action else None,
+        risk=Risk.MEDIUM,
+        summary="Restart the deployment",
         reasoning="restarting clears most crash loops caused by bad state",
-        source=ProposalSource.RULE, source_name="pod-crash",
+        source=ProposalSource.RULE,
+        source_name="pod-crash",
     )
-    base = dict(id=7, incident_id="INC-7K3F9Q", state=state, proposal=prop,
-                required_approvals=required, created_at=T0, updated_at=T0 + timedelta(minutes=1))
+    base = dict(
+        id=7,
+        incident_id="INC-7K3F9Q",
+        state=state,
+        proposal=prop,
+        required_approvals=required,
+        created_at=T0,
+        updated_at=T0 + timedelta(minutes=1),
+    )
     base.update(kw)
     return Decision(**base)
 
 
 def view(**kw) -> CardView:
     base = dict(
-        incident=make_incident(), alerts=[make_alert(i) for i in range(3)],
-        decision=make_decision(), approvals=[], silence=None, effect=EFFECT, tz=UTC_TZ,
+        incident=make_incident(),
+        alerts=[make_alert(i) for i in range(3)],
+        decision=make_decision(),
+        approvals=[],
+        silence=None,
+        effect=EFFECT,
+        tz=UTC_TZ,
     )
     base.update(kw)
     return CardView(**base)
 
 
 def approval(name: str, minutes: int, uid: int = 1) -> Approval:
-    return Approval(decision_id=7, user_id=uid, user_name=name,
-                    at=T0 + timedelta(minutes=minutes))
+    return Approval(decision_id=7, user_id=uid, user_name=name, at=T0 + timedelta(minutes=minutes))
 
 
 APPROVED_AT = T0 + timedelta(minutes=3)
@@ -145,8 +182,14 @@ def test_pending_card_content() -> None:
 
 @pytest.mark.parametrize(
     ("severity", "marker"),
-    [("critical", "🔴"), ("warning", "🟠"), ("high", "🟠"), ("info", "🔵"), ("page", "⚪"),
-     ("", "⚪")],
+    [
+        ("critical", "🔴"),
+        ("warning", "🟠"),
+        ("high", "🟠"),
+        ("info", "🔵"),
+        ("page", "⚪"),
+        ("", "⚪"),
+    ],
 )
 def test_severity_marker(severity: str, marker: str) -> None:
     text = check(render_card(view(incident=make_incident(severity=severity))).text)
@@ -160,8 +203,9 @@ def test_time_zone_is_applied() -> None:
 
 def test_model_proposal_with_confidence() -> None:
     dec = make_decision()
-    prop = dec.proposal.model_copy(update={"source": ProposalSource.LLM,
-                                           "source_name": "gpt-x", "confidence": 0.823})
+    prop = dec.proposal.model_copy(
+        update={"source": ProposalSource.LLM, "source_name": "gpt-x", "confidence": 0.823}
+    )
     text = check(render_card(view(decision=dec.model_copy(update={"proposal": prop}))).text)
     assert "Proposal (model: gpt-x) · risk medium · confidence 0.82" in text
 
@@ -214,7 +258,7 @@ STATE_LINES = {
 @pytest.mark.parametrize("state", list(DecisionState))
 def test_state_line(state: DecisionState) -> None:
     kw, expected = STATE_LINES[state]
-    approvals = [approval("alice", 3)] if "decided_by" in kw and kw["decided_by"] == "alice" else []
+    approvals = [approval("alice", 3)] if kw.get("decided_by") == "alice" else []
     card = render_card(view(decision=make_decision(state, **kw), approvals=approvals))
     assert check(card.text).splitlines()[-1] == expected
     for locale in LOCALES[1:]:
@@ -226,9 +270,12 @@ def test_auto_approved() -> None:
     assert check(render_card(view(decision=dec)).text).endswith(
         "🤖 Auto-approved: low risk, rule scale — executing"
     )
-    done = make_decision(DecisionState.SUCCEEDED, auto_approved=True, reason="low risk",
-                         result={"dry_run": False})
-    assert check(render_card(view(decision=done)).text).endswith("✅ Done — auto-approved: low risk")
+    done = make_decision(
+        DecisionState.SUCCEEDED, auto_approved=True, reason="low risk", result={"dry_run": False}
+    )
+    assert check(render_card(view(decision=done)).text).endswith(
+        "✅ Done — auto-approved: low risk"
+    )
 
 
 def test_two_approval_progress() -> None:
@@ -238,9 +285,19 @@ def test_two_approval_progress() -> None:
     text0 = check(render_card(view(decision=dec)).text)
     assert text0.endswith("⏳ Awaiting approval · 0/2")
     both = make_decision(DecisionState.APPROVED, required=2, decided_at=APPROVED_AT)
-    text2 = check(render_card(view(decision=both, approvals=[approval("bob", 3, 2),
-                                                              approval("alice", 2)])).text)
+    text2 = check(
+        render_card(
+            view(decision=both, approvals=[approval("bob", 3, 2), approval("alice", 2)])
+        ).text
+    )
     assert text2.endswith("✅ Approved by alice, bob at 13:10 UTC — executing")
+
+
+def test_many_approvers_are_capped_but_counted() -> None:
+    dec = make_decision(required=50)
+    approvals = [approval("x" * 4000 + str(i), i, uid=i) for i in range(40)]
+    text = check(render_card(view(decision=dec, approvals=approvals)).text)
+    assert "· 40/50 (" in text and text.endswith(" +35)")
 
 
 def test_approvals_of_other_decisions_are_ignored() -> None:
@@ -259,23 +316,38 @@ def test_no_decision_at_all() -> None:
 
 
 def test_resolved_card() -> None:
-    inc = make_incident(status="resolved", firing_count=0, resolved_count=3,
-                        resolved_at=T0 + timedelta(minutes=12, seconds=4))
+    inc = make_incident(
+        status="resolved",
+        firing_count=0,
+        resolved_count=3,
+        resolved_at=T0 + timedelta(minutes=12, seconds=4),
+    )
     dec = make_decision(DecisionState.CANCELLED)
-    card = render_card(view(incident=inc, decision=dec,
-                            alerts=[make_alert(i, status="resolved") for i in range(3)]))
+    card = render_card(
+        view(
+            incident=inc, decision=dec, alerts=[make_alert(i, status="resolved") for i in range(3)]
+        )
+    )
     text = check(card.text)
     lines = text.splitlines()
     assert lines[0] == "✅ RESOLVED · CRITICAL · KubePodCrashLooping — cart"
-    assert lines[1] == ("INC-7K3F9Q · shop · opened 2026-11-27 13:07 UTC · "
-                        "resolved at 13:20 UTC after 12m")
+    assert lines[1] == (
+        "INC-7K3F9Q · shop · opened 2026-11-27 13:07 UTC · resolved at 13:20 UTC after 12m"
+    )
     assert lines[-1] == "➖ Cancelled: the incident resolved"
     assert "Silence" not in str(card.keyboard)
 
 
 def test_silenced_card() -> None:
-    silence = Silence(id="abc", matchers=[], reason="deploy", created_by="carol",
-                      created_by_id=3, starts_at=T0, ends_at=T0 + timedelta(hours=1))
+    silence = Silence(
+        id="abc",
+        matchers=[],
+        reason="deploy",
+        created_by="carol",
+        created_by_id=3,
+        starts_at=T0,
+        ends_at=T0 + timedelta(hours=1),
+    )
     card = render_card(view(silence=silence))
     assert "🔕 Silenced until 14:07 UTC by carol" in check(card.text)
     assert "Silence 1h" not in str(card.keyboard)
@@ -322,12 +394,19 @@ def test_button_url_ok(url: str, ok: bool) -> None:
 
 
 def test_good_links_become_buttons_bad_links_text() -> None:
-    good = [make_alert(0, url="https://prometheus.example.com/graph?g0.expr=up&x=<1>",
-                       annotations={"summary": "s", "runbook_url": "https://wiki.example.com/rb"})]
+    good = [
+        make_alert(
+            0,
+            url="https://prometheus.example.com/graph?g0.expr=up&x=<1>",
+            annotations={"summary": "s", "runbook_url": "https://wiki.example.com/rb"},
+        )
+    ]
     card = render_card(view(alerts=good))
     urls = [b["url"] for row in card.keyboard for b in row if "url" in b]
-    assert urls == ["https://prometheus.example.com/graph?g0.expr=up&x=<1>",
-                    "https://wiki.example.com/rb"]
+    assert urls == [
+        "https://prometheus.example.com/graph?g0.expr=up&x=<1>",
+        "https://wiki.example.com/rb",
+    ]
     assert "Source:" not in check(card.text)
 
     bad = [make_alert(0, annotations={"summary": "s", "runbook_url": "http://wiki/rb?a=1&b=<2>"})]
@@ -352,22 +431,45 @@ def test_url_buttons_off_shows_links_as_text() -> None:
 def hostile_view(value: str, n_alerts: int = 3, locale: str = "en") -> CardView:
     labels = {"alertname": value, "namespace": value, "pod": value, value[:50]: value}
     alerts = [
-        make_alert(i, labels={**labels, "pod": f"{value[:100]}-{i}"},
-                   annotations={"summary": value, "description": value, "runbook_url": value},
-                   url=value)
+        make_alert(
+            i,
+            labels={**labels, "pod": f"{value[:100]}-{i}"},
+            annotations={"summary": value, "description": value, "runbook_url": value},
+            url=value,
+        )
         for i in range(n_alerts)
     ]
-    inc = make_incident(alertname=value, target=value, namespace=value, severity=value,
-                        title=value)
+    inc = make_incident(alertname=value, target=value, namespace=value, severity=value, title=value)
     act = Action(verb=Verb.SCALE, target_name=value, namespace=value, params={"replicas": 3})
-    prop = Proposal(action=act, risk=Risk.HIGH, summary=value, reasoning=value,
-                    source=ProposalSource.PLAYBOOK, source_name=value)
-    dec = make_decision(DecisionState.REJECTED, proposal=prop, decided_by=value, reason=value,
-                        decided_at=T0)
-    silence = Silence(id="x", matchers=[], reason=value, created_by=value, created_by_id=1,
-                      starts_at=T0, ends_at=T0)
-    return view(incident=inc, alerts=alerts, decision=dec, effect=value, silence=silence,
-                locale=locale, approvals=[approval(value, 1)])
+    prop = Proposal(
+        action=act,
+        risk=Risk.HIGH,
+        summary=value,
+        reasoning=value,
+        source=ProposalSource.PLAYBOOK,
+        source_name=value,
+    )
+    dec = make_decision(
+        DecisionState.REJECTED, proposal=prop, decided_by=value, reason=value, decided_at=T0
+    )
+    silence = Silence(
+        id="x",
+        matchers=[],
+        reason=value,
+        created_by=value,
+        created_by_id=1,
+        starts_at=T0,
+        ends_at=T0,
+    )
+    return view(
+        incident=inc,
+        alerts=alerts,
+        decision=dec,
+        effect=value,
+        silence=silence,
+        locale=locale,
+        approvals=[approval(value, 1)],
+    )
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
@@ -389,9 +491,13 @@ def test_all_hostile_states(locale: str) -> None:
     for value in HOSTILE:
         base = hostile_view(value, locale=locale)
         for state in DecisionState:
-            dec = base.decision.model_copy(update={
-                "state": state, "invalid_reason": value, "result": {"error": value},
-            })
+            dec = base.decision.model_copy(
+                update={
+                    "state": state,
+                    "invalid_reason": value,
+                    "result": {"error": value},
+                }
+            )
             check(render_card(dataclasses.replace(base, decision=dec)).text)
 
 
@@ -417,17 +523,25 @@ def test_many_alerts_are_capped() -> None:
 def test_worst_case_everything_long_still_fits() -> None:
     value = "&<>\"'" * 900  # escapes to ~5x its size; 4,500 characters
     alerts = [
-        make_alert(i, labels={f"k{j}": value for j in range(40)} | {"pod": f"{value}{i}"},
-                   annotations={"summary": value, "description": value, "runbook_url": value},
-                   url=value)
+        make_alert(
+            i,
+            labels={f"k{j}": value for j in range(40)} | {"pod": f"{value}{i}"},
+            annotations={"summary": value, "description": value, "runbook_url": value},
+            url=value,
+        )
         for i in range(300)
     ]
     v = hostile_view(value)
     for locale in LOCALES:
         card = render_card(dataclasses.replace(v, alerts=alerts, locale=locale))
         check(card.text)
-        emoji = dataclasses.replace(v, alerts=[make_alert(0, annotations={
-            "summary": "🚨" * 5000, "description": "🚨" * 5000})], locale=locale)
+        emoji = dataclasses.replace(
+            v,
+            alerts=[
+                make_alert(0, annotations={"summary": "🚨" * 5000, "description": "🚨" * 5000})
+            ],
+            locale=locale,
+        )
         check(render_card(emoji).text)
 
 
@@ -455,8 +569,10 @@ def test_same_state_same_digest() -> None:
 
 def test_alert_order_does_not_matter() -> None:
     alerts = [make_alert(i) for i in range(5)]
-    assert render_card(view(alerts=alerts)).digest == \
-        render_card(view(alerts=list(reversed(alerts)))).digest
+    assert (
+        render_card(view(alerts=alerts)).digest
+        == render_card(view(alerts=list(reversed(alerts)))).digest
+    )
 
 
 def test_visible_changes_change_digest() -> None:
@@ -464,13 +580,16 @@ def test_visible_changes_change_digest() -> None:
     assert render_card(view(incident=make_incident(firing_count=4))).digest != base
     assert render_card(view(decision=make_decision(DecisionState.EXPIRED))).digest != base
     assert render_card(view(effect="kubectl scale")).digest != base
-    silence = Silence(id="x", matchers=[], reason="r", created_by="c", created_by_id=1,
-                      starts_at=T0, ends_at=T0)
+    silence = Silence(
+        id="x", matchers=[], reason="r", created_by="c", created_by_id=1, starts_at=T0, ends_at=T0
+    )
     assert render_card(view(silence=silence)).digest != base
     # keyboard-only change (no URL button -> URL button) also changes the digest
     alerts = [make_alert(0, url="https://prometheus.example.com/x")]
-    assert render_card(view(alerts=alerts)).digest != render_card(
-        view(alerts=alerts, url_buttons=False)).digest
+    assert (
+        render_card(view(alerts=alerts)).digest
+        != render_card(view(alerts=alerts, url_buttons=False)).digest
+    )
 
 
 # -- thread messages ------------------------------------------------------------------------
@@ -480,8 +599,9 @@ LONG = "<&>" * 3000
 
 def thread_cases(value: str) -> dict[str, dict]:
     return {
-        "resolved": dict(incident=make_incident(status="resolved",
-                                                resolved_at=T0 + timedelta(minutes=12))),
+        "resolved": dict(
+            incident=make_incident(status="resolved", resolved_at=T0 + timedelta(minutes=12))
+        ),
         "approved": dict(names=[value, "bob"], at=APPROVED_AT),
         "approval_progress": dict(name=value, count=1, required=2),
         "rejected": dict(name=value),
@@ -516,39 +636,72 @@ def test_thread_texts_en() -> None:
 
     inc = make_incident(status="resolved", resolved_at=T0 + timedelta(minutes=12))
     assert t("resolved", incident=inc) == "✅ Resolved at 13:19 UTC after 12m"
-    assert t("approved", names=["alice"], at=APPROVED_AT) == \
-        "✅ Approved by alice at 13:10 UTC — executing"
-    assert t("approved", names=[], at=None, auto_reason="low risk") == \
-        "🤖 Auto-approved: low risk — executing"
-    assert t("approval_progress", name="alice", count=1, required=2) == \
-        "👍 alice approved (1/2) — one more approver needed"
-    assert t("approval_progress", name="alice", count=1, required=3) == \
-        "👍 alice approved (1/3) — 2 more approvers needed"
-    assert t("rejected", name="bob") == \
-        "🚫 Rejected by bob. Reply to this message within 10 minutes to add a reason."
+    assert (
+        t("approved", names=["alice"], at=APPROVED_AT)
+        == "✅ Approved by alice at 13:10 UTC — executing"
+    )
+    assert (
+        t("approved", names=[], at=None, auto_reason="low risk")
+        == "🤖 Auto-approved: low risk — executing"
+    )
+    assert (
+        t("approval_progress", name="alice", count=1, required=2)
+        == "👍 alice approved (1/2) — one more approver needed"
+    )
+    assert (
+        t("approval_progress", name="alice", count=1, required=3)
+        == "👍 alice approved (1/3) — 2 more approvers needed"
+    )
+    assert (
+        t("rejected", name="bob")
+        == "🚫 Rejected by bob. Reply to this message within 10 minutes to add a reason."
+    )
     assert t("reason_recorded", name="bob", reason="flapping") == "📝 Reason from bob: flapping"
     assert t("stale_press", name="alice", button="approve") == (
         "alice, your press on “Approve” reached me too late (I was offline) and was not "
         "carried out. Please press again."
     )
     assert t("silenced", until=T0 + timedelta(hours=1), name="carol").startswith(
-        "🔕 Silenced until 2026-11-27 14:07 UTC by carol")
+        "🔕 Silenced until 2026-11-27 14:07 UTC by carol"
+    )
     assert t("cancelled").startswith("➖ Cancelled: the incident resolved")
     assert t("expired", at=APPROVED_AT).startswith("⌛ Expired at 13:10 UTC")
 
 
 def test_outcome_messages() -> None:
-    ok = render_thread("outcome", tz=UTC_TZ, succeeded=True, dry_run=True, effect=EFFECT,
-                       output="deployment.apps/cart restarted", error="")
+    ok = render_thread(
+        "outcome",
+        tz=UTC_TZ,
+        succeeded=True,
+        dry_run=True,
+        effect=EFFECT,
+        output="deployment.apps/cart restarted",
+        error="",
+    )
     assert check(ok).startswith("✅ Done (dry-run")
     assert "<pre>deployment.apps/cart restarted</pre>" in ok
-    bad = render_thread("outcome", tz=UTC_TZ, succeeded=False, dry_run=False, effect=None,
-                        output="x" * 10_000 + "THE END", error="exit code 1")
+    bad = render_thread(
+        "outcome",
+        tz=UTC_TZ,
+        succeeded=False,
+        dry_run=False,
+        effect=None,
+        output="x" * 10_000 + "THE END",
+        error="exit code 1",
+    )
     text = check(bad)
     assert text.startswith("❌ Failed: exit code 1")
     assert text.endswith("THE END") and len(text) < 3000  # the tail is kept, bounded
-    unknown = render_thread("outcome", tz=UTC_TZ, succeeded=False, dry_run=False, effect=None,
-                            output="", error="", unknown=True)
+    unknown = render_thread(
+        "outcome",
+        tz=UTC_TZ,
+        succeeded=False,
+        dry_run=False,
+        effect=None,
+        output="",
+        error="",
+        unknown=True,
+    )
     assert check(unknown).startswith("❓ Outcome unknown")
 
 
@@ -559,8 +712,11 @@ def test_unknown_thread_kind() -> None:
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_whoami(locale: str) -> None:
-    yes = check(render_whoami(user_id=111, name="<alice>", is_approver=True, chat_id=-100123,
-                              tz=UTC_TZ, locale=locale))
+    yes = check(
+        render_whoami(
+            user_id=111, name="<alice>", is_approver=True, chat_id=-100123, tz=UTC_TZ, locale=locale
+        )
+    )
     assert "111" in yes and "<alice>" in yes and "-100123" in yes
     no = check(render_whoami(user_id=222, name="bob", is_approver=False, tz=UTC_TZ))
     assert "Approver: no" in no and "Chat id" not in no
@@ -601,8 +757,12 @@ def test_details_hostile(value: str) -> None:
 def test_details_worst_case() -> None:
     value = "&<>" * 2000
     alerts = [
-        make_alert(i, labels={f"key{j}-{value[:60]}": f"{value}{i}" for j in range(60)},
-                   annotations={f"a{j}": value for j in range(20)}, url=value)
+        make_alert(
+            i,
+            labels={f"key{j}-{value[:60]}": f"{value}{i}" for j in range(60)},
+            annotations={f"a{j}": value for j in range(20)},
+            url=value,
+        )
         for i in range(100)
     ]
     msgs = render_details(view(alerts=alerts))
@@ -614,9 +774,13 @@ def test_details_worst_case() -> None:
 def history_items(n: int, value: str = "cart") -> list[HistoryItem]:
     out = []
     for i in range(n):
-        inc = make_incident(id=f"INC-{i:06d}", alertname=value, opened_at=T0 - timedelta(days=i),
-                            status="resolved", resolved_at=T0 - timedelta(days=i) +
-                            timedelta(minutes=5 + i))
+        inc = make_incident(
+            id=f"INC-{i:06d}",
+            alertname=value,
+            opened_at=T0 - timedelta(days=i),
+            status="resolved",
+            resolved_at=T0 - timedelta(days=i) + timedelta(minutes=5 + i),
+        )
         states = list(DecisionState)
         dec = make_decision(states[i % len(states)], result={"dry_run": True}) if i % 4 else None
         out.append(HistoryItem(incident=inc, decision=dec))
@@ -638,3 +802,9 @@ def test_history_bounded_and_hostile() -> None:
         text = check(render_history(value, history_items(50, value), tz=UTC_TZ))
         assert "… 35 older" in text
         assert text.index("INC-000000") < text.index("INC-000001")  # newest first
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_start_command(locale: str) -> None:
+    text = check(render_message("commands/start.html", tz=UTC_TZ, locale=locale, chat_id=-100777))
+    assert "-100777" in text and "/whoami" in text

@@ -33,24 +33,50 @@ MAX_INT64 = 2**63 - 1
 
 def incident(status: str = "firing", inc_id: str = "INC-7K3F9Q") -> Incident:
     return Incident(
-        id=inc_id, group_key="g", group_labels={}, title="t", alertname="A", severity="critical",
-        target="cart", namespace="shop", status=status, firing_count=1, resolved_count=0,
-        opened_at=T, updated_at=T, chat_id=-100,
+        id=inc_id,
+        group_key="g",
+        group_labels={},
+        title="t",
+        alertname="A",
+        severity="critical",
+        target="cart",
+        namespace="shop",
+        status=status,
+        firing_count=1,
+        resolved_count=0,
+        opened_at=T,
+        updated_at=T,
+        chat_id=-100,
     )
 
 
-def decision(state: DecisionState, *, action: bool = True, dry_run: bool = False,
-             source: ProposalSource = ProposalSource.RULE) -> Decision:
+def decision(
+    state: DecisionState,
+    *,
+    action: bool = True,
+    dry_run: bool = False,
+    source: ProposalSource = ProposalSource.RULE,
+) -> Decision:
     act = Action(verb=Verb.ROLLOUT_RESTART, target_name="cart", namespace="shop")
-    prop = Proposal(action=act if action else None, risk="medium", summary="s", reasoning="r",
-                    source=source)
+    prop = Proposal(
+        action=act if action else None, risk="medium", summary="s", reasoning="r", source=source
+    )
     result = {"dry_run": dry_run} if state == DecisionState.SUCCEEDED else None
-    return Decision(id=42, incident_id="INC-7K3F9Q", state=state, proposal=prop,
-                    required_approvals=1, created_at=T, updated_at=T, result=result)
+    return Decision(
+        id=42,
+        incident_id="INC-7K3F9Q",
+        state=state,
+        proposal=prop,
+        required_approvals=1,
+        created_at=T,
+        updated_at=T,
+        result=result,
+    )
 
 
-SILENCE = Silence(id="s1", matchers=[], reason="r", created_by="al", created_by_id=1,
-                  starts_at=T, ends_at=T)
+SILENCE = Silence(
+    id="s1", matchers=[], reason="r", created_by="al", created_by_id=1, starts_at=T, ends_at=T
+)
 
 
 def texts_of(rows) -> list[list[str]]:
@@ -82,8 +108,12 @@ def test_history_and_silence_callbacks_fit() -> None:
 
 def test_every_keyboard_callback_fits() -> None:
     for state in DecisionState:
-        rows = incident_keyboard(incident(inc_id=LONG_INC), decision(state), None,
-                                 source_url="https://grafana.example.com/d/x")
+        rows = incident_keyboard(
+            incident(inc_id=LONG_INC),
+            decision(state),
+            None,
+            source_url="https://grafana.example.com/d/x",
+        )
         for row in rows:
             for b in row:
                 if "callback_data" in b:
@@ -119,8 +149,14 @@ def test_rows_per_state(state: DecisionState, rows: list[list[str]]) -> None:
 def test_callback_values_per_button() -> None:
     rows = incident_keyboard(incident(), decision(DecisionState.PENDING), None)
     packed = [CardCB.unpack(b["callback_data"]) for row in rows for b in row]
-    assert [p.act for p in packed] == [CardAct.APPROVE, CardAct.REJECT, CardAct.DETAILS,
-                                       CardAct.HISTORY, CardAct.REANALYZE, CardAct.SILENCE]
+    assert [p.act for p in packed] == [
+        CardAct.APPROVE,
+        CardAct.REJECT,
+        CardAct.DETAILS,
+        CardAct.HISTORY,
+        CardAct.REANALYZE,
+        CardAct.SILENCE,
+    ]
     assert {(p.inc, p.dec) for p in packed} == {("INC-7K3F9Q", 42)}
 
 
@@ -158,7 +194,9 @@ def test_silence_hidden_when_silenced_or_resolved() -> None:
 def test_url_buttons_only_for_acceptable_links() -> None:
     dec = decision(DecisionState.REJECTED)
     rows = incident_keyboard(
-        incident(), dec, None,
+        incident(),
+        dec,
+        None,
         source_url="https://prometheus.example.com/graph?g0.expr=up",
         runbook_url="https://runbooks.example.com/cart",
     )
@@ -166,11 +204,17 @@ def test_url_buttons_only_for_acceptable_links() -> None:
         {"text": "📈 Source", "url": "https://prometheus.example.com/graph?g0.expr=up"},
         {"text": "📖 Runbook", "url": "https://runbooks.example.com/cart"},
     ]
-    bad = incident_keyboard(incident(), dec, None, source_url="http://prometheus-0:9090/graph",
-                            runbook_url="http://localhost/rb")
+    bad = incident_keyboard(
+        incident(),
+        dec,
+        None,
+        source_url="http://prometheus-0:9090/graph",
+        runbook_url="http://localhost/rb",
+    )
     assert texts_of(bad) == [INFO_RE, ["🔕 Silence 1h"]]
-    off = incident_keyboard(incident(), dec, None, source_url="https://grafana.example.com/",
-                            url_buttons=False)
+    off = incident_keyboard(
+        incident(), dec, None, source_url="https://grafana.example.com/", url_buttons=False
+    )
     assert texts_of(off) == [INFO_RE, ["🔕 Silence 1h"]]
 
 

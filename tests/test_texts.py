@@ -32,8 +32,17 @@ TOASTS = {
     "silence_expired": {},
     "unknown_silence": {},
 }
-BUTTONS = ["approve", "reject", "details", "history", "reanalyze", "silence", "playbook",
-           "source", "runbook"]
+BUTTONS = [
+    "approve",
+    "reject",
+    "details",
+    "history",
+    "reanalyze",
+    "silence",
+    "playbook",
+    "source",
+    "runbook",
+]
 
 
 def test_templates_dir_is_top_level() -> None:
@@ -54,9 +63,19 @@ def test_strict_undefined() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (45, "45s"), (59.9, "59s"), (60, "1m"), (12 * 60 + 30, "12m"),
-     (3600, "1h"), (3900, "1h 5m"), (86400, "1d"), (2 * 86400 + 3 * 3600 + 59, "2d 3h"),
-     (-5, "0s"), (timedelta(minutes=12), "12m")],
+    [
+        (0, "0s"),
+        (45, "45s"),
+        (59.9, "59s"),
+        (60, "1m"),
+        (12 * 60 + 30, "12m"),
+        (3600, "1h"),
+        (3900, "1h 5m"),
+        (86400, "1d"),
+        (2 * 86400 + 3 * 3600 + 59, "2d 3h"),
+        (-5, "0s"),
+        (timedelta(minutes=12), "12m"),
+    ],
 )
 def test_duration(seconds, text) -> None:
     assert duration(seconds) == text
@@ -134,8 +153,15 @@ def test_unknown_toast_raises() -> None:
 
 def test_button_labels() -> None:
     assert [button(k) for k in BUTTONS] == [
-        "✅ Approve", "❌ Reject", "🔍 Details", "📜 History", "🔄 Re-analyze",
-        "🔕 Silence 1h", "💾 Save as playbook", "📈 Source", "📖 Runbook",
+        "✅ Approve",
+        "❌ Reject",
+        "🔍 Details",
+        "📜 History",
+        "🔄 Re-analyze",
+        "🔕 Silence 1h",
+        "💾 Save as playbook",
+        "📈 Source",
+        "📖 Runbook",
     ]
     zh = [button(k, "zh-TW") for k in BUTTONS]
     assert all(z != e for z, e in zip(zh, [button(k) for k in BUTTONS], strict=True))

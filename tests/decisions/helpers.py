@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
-from bot.models import Alert, AlertStatus, Incident, IncidentStatus
+from bot.decisions.playbooks import ActionTemplate, Playbook, Symptoms
+from bot.models import Alert, AlertStatus, Incident, IncidentStatus, Risk, Verb
 
 T0 = datetime(2026, 11, 27, 13, 7, 56, tzinfo=UTC)
 
@@ -57,3 +58,19 @@ DISK_FULL = {
     "service": "storage",
     "severity": "warning",
 }
+
+
+CREATED = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
+
+
+def playbook(**kw) -> Playbook:
+    fields = {
+        "name": "crash-restart",
+        "symptoms": Symptoms(
+            alertnames=["KubePodCrashLooping"], services=["cart-svc"], namespaces=["shop"]
+        ),
+        "action": ActionTemplate(verb=Verb.ROLLOUT_RESTART),
+        "risk": Risk.MEDIUM,
+        "created_at": CREATED,
+    }
+    return Playbook(**(fields | kw))

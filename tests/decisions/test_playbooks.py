@@ -2,11 +2,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from helpers import CRASHLOOP, alert, incident_for
+from helpers import CRASHLOOP, alert, incident_for, playbook
 
 from bot.decisions.playbooks import (
     ActionTemplate,
-    Playbook,
     PlaybookFileError,
     Symptoms,
     auto_approve_eligible,
@@ -23,21 +22,6 @@ from bot.decisions.playbooks import (
 from bot.models import Action, Risk, Verb
 from storage.db import Database
 from storage.playbooks import PlaybookRepo
-
-CREATED = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
-
-
-def playbook(**kw) -> Playbook:
-    fields = {
-        "name": "crash-restart",
-        "symptoms": Symptoms(
-            alertnames=["KubePodCrashLooping"], services=["cart-svc"], namespaces=["shop"]
-        ),
-        "action": ActionTemplate(verb=Verb.ROLLOUT_RESTART),
-        "risk": Risk.MEDIUM,
-        "created_at": CREATED,
-    }
-    return Playbook(**(fields | kw))
 
 
 def observed(alertname="KubePodCrashLooping", service="cart-svc", ns="shop", sev="warning"):
@@ -74,7 +58,7 @@ def test_similarity_bounds_and_case() -> None:
 
 
 def incident(labels=None):
-    alerts = [alert(labels or (CRASHLOOP | {"alertname": "KubePodCrashLooping"}))]
+    alerts = [alert(labels or CRASHLOOP)]
     return incident_for(alerts), alerts
 
 
@@ -88,8 +72,11 @@ def test_incident_symptoms_use_service_label_then_target() -> None:
 
 def test_threshold_boundary_used_and_just_below_not() -> None:
     inc, alerts = incident()
-    at = playbook(symptoms=Symptoms(alertnames=["LabPodCrashLooping"], services=["cart-svc"],
-                                    namespaces=["other"]))  # fmt: skip
+    at = playbook(
+        symptoms=Symptoms(
+            alertnames=["LabPodCrashLooping"], services=["cart-svc"], namespaces=["other"]
+        )
+    )
     assert best_match([at], inc, alerts) == (at, 0.85)
     below = playbook(symptoms=Symptoms(alertnames=["LabPodCrashLooping"], services=["other"]))
     assert best_match([below], inc, alerts) is None
@@ -101,15 +88,17 @@ def test_threshold_boundary_used_and_just_below_not() -> None:
 )
 def test_success_rate_boundary(runs: int, successes: int, used: bool) -> None:
     inc, alerts = incident()
-    pb = playbook(symptoms=Symptoms(alertnames=["LabPodCrashLooping"]), runs=runs,
-                  successes=successes)  # fmt: skip
+    pb = playbook(
+        symptoms=Symptoms(alertnames=["LabPodCrashLooping"]), runs=runs, successes=successes
+    )
     assert (best_match([pb], inc, alerts) is not None) is used
 
 
 def test_best_match_prefers_higher_similarity_then_record() -> None:
     inc, alerts = incident()
-    loose = playbook(id=1, name="a", symptoms=Symptoms(alertnames=["LabPodCrashLooping"],
-                     namespaces=["x"]))  # fmt: skip
+    loose = playbook(
+        id=1, name="a", symptoms=Symptoms(alertnames=["LabPodCrashLooping"], namespaces=["x"])
+    )
     exact = playbook(id=2, name="b", symptoms=Symptoms(alertnames=["LabPodCrashLooping"]))
     assert best_match([loose, exact], inc, alerts) == (exact, 1.0)
     better = playbook(id=3, name="c", symptoms=exact.symptoms, runs=10, successes=10)
@@ -121,8 +110,11 @@ def test_playbook_action_takes_target_from_incident_or_fixed() -> None:
     assert playbook_action(playbook(), inc, alerts) == Action(
         verb=Verb.ROLLOUT_RESTART, target_name="cart", namespace="shop"
     )
-    fixed = playbook(action=ActionTemplate(verb=Verb.SCALE, target_name="cart-web",
-                                           namespace="web", params={"replicas": 4}))  # fmt: skip
+    fixed = playbook(
+        action=ActionTemplate(
+            verb=Verb.SCALE, target_name="cart-web", namespace="web", params={"replicas": 4}
+        )
+    )
     assert playbook_action(fixed, inc, alerts) == Action(
         verb=Verb.SCALE, target_name="cart-web", namespace="web", params={"replicas": 4}
     )
@@ -168,14 +160,14 @@ def test_auto_approve_needs_min_successes() -> None:
 
 
 def test_auto_approve_no_failure_in_window() -> None:
-    pb = playbook(runs=10, successes=9, recent="SSSSSFSSSS")
+    pb = playbook(runs=10, successes=9, recent="SSSSFSSSSS")
     assert auto_approve_eligible(pb, Risk.LOW) == (
         True,
         "low risk, 9 successful runs, no failure in the last 5",
     )
     assert auto_approve_eligible(pb, Risk.LOW, window=6) == (
         False,
-        "a failure in the last 6 runs (SFSSSS)",
+        "a failure in the last 6 runs (FSSSSS)",
     )
 
 
@@ -215,8 +207,12 @@ async def test_recent_keeps_last_ten(repo: PlaybookRepo) -> None:
 
 async def test_create_from_decision(repo: PlaybookRepo) -> None:
     inc, alerts = incident()
-    action = Action(verb=Verb.SCALE, target_name="cart", namespace="shop",
-                    params={"replicas": 5, "current_replicas": 3})  # fmt: skip
+    action = Action(
+        verb=Verb.SCALE,
+        target_name="cart",
+        namespace="shop",
+        params={"replicas": 5, "current_replicas": 3},
+    )
     pb = await create_from_decision(repo, inc, action, Risk.LOW, "Scale cart up", "alice", alerts)
     assert pb.id is not None
     assert pb.symptoms == Symptoms(
@@ -246,7 +242,7 @@ TRICKY = playbook(
     symptoms=Symptoms(alertnames=["A", "B"], severities=["critical"]),
     action=ActionTemplate(
         verb=Verb.SCALE, target_kind="statefulset", target_name="db", params={"replicas": 3}
-    ),  # fmt: skip
+    ),
     risk=Risk.LOW,
     description="multi\nline",
     runs=7,

@@ -1,0 +1,68 @@
+"""Shared fixtures: a live emulator and factories for running apps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from harness import ALICE, BOB, CHAT, REDIS_TEST_URL, Harness, in_ci, redis_available, settings_for
+
+from bot.app import App
+from sandbox.server import RunningEmulator, start_emulator
+
+AppFactory = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[RunningEmulator]:
+    server = await start_emulator()
+    server.emulator.add_chat(CHAT, title="On-call", admins=[ALICE, BOB])
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def start_app(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[AppFactory]:
+    """Start the real app (Dispatcher polling the emulator + web server + workers)."""
+    running: list[App] = []
+
+    async def factory(db_name: str = "opsgate.db", **overrides: Any) -> Harness:
+        app = App(settings_for(emu, tmp_path / db_name, **overrides))
+        running.append(app)
+        await app.start()
+        return Harness(app, emu)
+
+    try:
+        yield factory
+    finally:
+        for app in reversed(running):
+            await app.stop()
+
+
+@pytest.fixture
+async def app(start_app: AppFactory) -> Harness:
+    return await start_app()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The short-lived state backend: in process, and real Redis (DB 13, flushed)."""
+    if request.param == "memory":
+        yield ""
+        return
+    if not await redis_available():
+        if in_ci():
+            pytest.fail("Redis on 127.0.0.1:6379 is required in CI")
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    client = aioredis.Redis.from_url(REDIS_TEST_URL)
+    await client.flushdb()
+    try:
+        yield REDIS_TEST_URL
+    finally:
+        await client.flushdb()
+        await client.aclose()

@@ -1,0 +1,160 @@
+"""End-to-end harness: the real app against the emulator, SQLite in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from bot.app import App
+from bot.config import Settings
+from bot.models import DecisionState
+from sandbox.emulator import Emulator, wait_for
+from sandbox.server import RunningEmulator
+from storage import outbox, repo
+
+CHAT = -1001000000001
+ALICE = {"id": 111, "first_name": "Alice", "username": "alice"}
+BOB = {"id": 222, "first_name": "Bob", "username": "bob"}
+MALLORY = {"id": 666, "first_name": "Mallory", "username": "mallory"}
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REDIS_TEST_URL = "redis://127.0.0.1:6379/13"
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def settings_for(emu: RunningEmulator, db_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        telegram_bot_token=emu.emulator.token,
+        telegram_api_base=emu.base_url,
+        telegram_chat_id=CHAT,
+        approver_ids=[ALICE["id"], BOB["id"]],
+        http_host="127.0.0.1",
+        http_port=0,
+        database_path=str(db_path),
+        redis_url="",
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def redis_available() -> bool:
+    client = aioredis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        await client.ping()
+        return True
+    except (OSError, aioredis.ConnectionError):
+        return False
+    finally:
+        await client.aclose()
+
+
+class Harness:
+    """One running app plus helpers to drive it and read what it did."""
+
+    def __init__(self, app: App, emu: RunningEmulator) -> None:
+        self.app = app
+        self.emu = emu
+
+    @property
+    def em(self) -> Emulator:
+        return self.emu.emulator
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.app.port}"
+
+    @property
+    def services(self):  # type: ignore[no-untyped-def]
+        assert self.app.services is not None
+        return self.app.services
+
+    async def post(self, path: str, body: bytes | dict[str, Any], *,
+                   headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(self.url + path, data=data, headers=hdrs) as resp:
+                text = await resp.text()
+                try:
+                    parsed = json.loads(text)
+                except json.JSONDecodeError:
+                    parsed = {"raw": text}
+                return resp.status, parsed
+
+    async def alert(self, name: str, **kw: Any) -> dict[str, Any]:
+        status, body = await self.post("/alerts/alertmanager", fixture_bytes(name), **kw)
+        assert status == 200, body
+        return body
+
+    async def settled(self, timeout: float = 15.0) -> None:
+        """Ingest finished, nothing analyzing or executing, outbox drained."""
+        db = self.services.db
+
+        async def quiet() -> bool:
+            async with db.read() as conn:
+                if await outbox.pending_count(conn):
+                    return False
+                for state in (DecisionState.ANALYZING, DecisionState.APPROVED,
+                              DecisionState.EXECUTING):
+                    if await repo.decisions_in_state(conn, state):
+                        return False
+            return True
+
+        await wait_for(quiet, timeout, message="app did not settle")
+
+    def cards(self, chat: int = CHAT) -> list[dict[str, Any]]:
+        """Messages with an inline keyboard or an incident header: the cards."""
+        return [m for m in self.em.messages(chat) if "reply_to_message" not in m]
+
+    def replies_to(self, message_id: int, chat: int = CHAT) -> list[dict[str, Any]]:
+        return [
+            m for m in self.em.messages(chat)
+            if (m.get("reply_to_message") or {}).get("message_id") == message_id
+        ]
+
+    def button(self, message: dict[str, Any], label_word: str) -> str:
+        for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+            for b in row:
+                if label_word in b["text"] and "callback_data" in b:
+                    return b["callback_data"]
+        raise KeyError(f"no {label_word!r} button on message {message['message_id']}")
+
+    def press(self, message_id: int, label_word: str, user: dict[str, Any],
+              age: float = 0.0) -> str:
+        msg = self.em.message(CHAT, message_id)
+        return self.em.press_button(CHAT, message_id, self.button(msg, label_word), user, age=age)
+
+    async def wait_card(self, predicate: Callable[[dict[str, Any]], bool] = lambda m: True,
+                        timeout: float = 15.0) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            for m in self.cards():
+                if predicate(m):
+                    return m
+            return None
+
+        return await wait_for(find, timeout, message="card not found")
+
+    async def audit(self, incident_id: str | None = None) -> list[dict[str, Any]]:
+        async with self.services.db.read() as conn:
+            return await repo.audit_rows(conn, incident_id)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
