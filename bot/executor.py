@@ -229,7 +229,7 @@ class Executor:
                     output.feed(chunk)
                 await proc.wait()
         except TimeoutError:
-            pass
+            proc.kill()
             await proc.wait()
             result.error = f"timed out after {cfg.timeout:g}s"
         output.feed(b"", final=True)

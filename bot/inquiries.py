@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import cards, texts
+from bot import cards
 from bot.approvals import Outcome
 from bot.models import Actor, DecisionState
 from bot.views import load_view
@@ -61,22 +61,16 @@ class Inquiries:
             if inc is None:
                 past = []
             else:
-                past = await repo.recent_incidents_for_target(conn, inc.target, exclude=inc.id)
-            items = []
-            for p in past:
-                d = await repo.current_decision(conn, p.id)
-                outcome = d.state.value if d else "none"
-                if d and d.state is DecisionState.SUCCEEDED and (d.result or {}).get("dry_run"):
-                    outcome = "dry_run"
-                duration = texts.since(p.opened_at, p.resolved_at) if p.resolved_at else None
-                items.append({"incident": p, "duration": duration, "outcome": outcome})
+                past = await repo.recent_incidents_for_target(
+                    conn, inc.target, exclude=inc.id, limit=cards.HISTORY_MAX_ITEMS + 10
+                )
+            items = [
+                cards.HistoryItem(p, await repo.current_decision(conn, p.id)) for p in past
+            ]
         if inc is None:
             await self._audit(actor, "history", "unknown_incident", incident_id)
             return Outcome("unknown_incident", alert=True)
-        text = cards.render_message(
-            "thread/history.html", tz=self.tz, locale=self.locale, target=inc.target,
-            items=items, more=0,
-        )
+        text = cards.render_history(inc.target, items, tz=self.tz, locale=self.locale)
         await self._replies(incident_id, inc.chat_id, [text], "history")
         await self._audit(actor, "history", f"{len(items)} incidents", incident_id)
         return Outcome("working")

@@ -77,6 +77,7 @@ class Workers:
         self._analyze_wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running: set[int] = set()
+        self._closed = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -112,6 +113,7 @@ class Workers:
         self._spawn(self._timer_loop(sweep_every), "timers")
 
     async def stop(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -121,7 +123,7 @@ class Workers:
                 pass
         self._tasks.clear()
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:  # type: ignore[type-arg]
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -212,7 +214,8 @@ class Workers:
     # ------------------------------------------------------------ execution
 
     def spawn_execution(self, decision_id: int) -> None:
-        if decision_id in self._running:
+        # After stop, an approved decision stays approved; the next start runs it.
+        if decision_id in self._running or self._closed:
             return
         self._running.add(decision_id)
         task = self._spawn(self.execute(decision_id), f"execute-{decision_id}")

@@ -20,7 +20,7 @@ async def _serve(args: argparse.Namespace) -> None:
     # a ready-made chat so the browser page has something to show
     emulator.add_chat(args.chat_id, title="On-call", is_forum=args.forum)
     print(f"sandbox Bot API: {running.base_url}  (TELEGRAM_API_BASE={running.base_url})")
-    print(f"token: {args.token}  chat: {args.chat_id}  page: {running.base_url}/")
+    print(f"token: {args.token}  chat: {args.chat_id}  page: {running.base_url}/", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -132,10 +132,16 @@ class Harness:
                     return b["callback_data"]
         raise KeyError(f"no {label_word!r} button on message {message['message_id']}")
 
-    def press(self, message_id: int, label_word: str, user: dict[str, Any],
-              age: float = 0.0) -> str:
+    def press_nowait(self, message_id: int, label_word: str, user: dict[str, Any],
+                     age: float = 0.0) -> str:
         msg = self.em.message(CHAT, message_id)
         return self.em.press_button(CHAT, message_id, self.button(msg, label_word), user, age=age)
+
+    async def press(self, message_id: int, label_word: str, user: dict[str, Any]) -> str:
+        """Press and wait until the bot answered the query."""
+        qid = self.press_nowait(message_id, label_word, user)
+        await wait_for(lambda: self.em.callback_answer(qid), 15, message="press not answered")
+        return qid
 
     async def wait_card(self, predicate: Callable[[dict[str, Any]], bool] = lambda m: True,
                         timeout: float = 15.0) -> dict[str, Any]:

@@ -104,7 +104,7 @@ class DecisionEngine:
         effect = None
         if action is not None:
             try:
-                self.executor_cfg.limits.check(action)
+                # describe() validates (names, allowlist, limits) before it builds anything.
                 effect = describe(action, self.executor_cfg, incident_id=incident.id)
             except InvalidAction as exc:
                 where = f"{proposal.source} {proposal.source_name}".strip()

@@ -592,3 +592,31 @@ async def test_chat_and_members(bot: Bot, emu: Emulator) -> None:
     assert bob.status == "member"
     admins = await bot.get_chat_administrators(-1009)
     assert [a.user.id for a in admins] == [ALICE["id"]]
+
+
+async def test_real_dispatcher_polling_round_trip(bot: Bot, emu: Emulator) -> None:
+    from aiogram import Dispatcher
+    from aiogram.types import CallbackQuery, Message
+
+    dp = Dispatcher()
+
+    @dp.callback_query()
+    async def on_press(query: CallbackQuery) -> None:
+        await query.answer("Approved")
+        assert isinstance(query.message, Message)
+        await query.message.edit_text(f"approved by {query.from_user.first_name}")
+
+    card = await bot.send_message(GROUP, "card", reply_markup=approve_keyboard())
+    polling = asyncio.create_task(
+        dp.start_polling(bot, handle_signals=False, polling_timeout=2, close_bot_session=False)
+    )
+    try:
+        query_id = emu.press_button(GROUP, card.message_id, "a:INC-1", ALICE)
+        await wait_for(lambda: emu.message(GROUP, card.message_id)["edit_count"] == 1)
+        assert emu.message(GROUP, card.message_id)["text"] == "approved by Alice"
+        assert "reply_markup" not in emu.message(GROUP, card.message_id)
+        assert emu.callback_answer(query_id) == {"text": "Approved"}
+        assert emu.callback_stats()["unanswered"] == []
+    finally:
+        await dp.stop_polling()
+        await asyncio.wait_for(polling, 10)

@@ -287,3 +287,45 @@ async def test_webhook_must_be_loopback(emu: Emulator) -> None:
         await emu.call("setWebhook", {"url": "https://example.com/hook"})
     assert info.value.error_code == 400
     assert emu.webhook() is None
+
+
+async def test_malformed_parameters_are_400_not_500(
+    running: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    form = {"chat_id": str(GROUP), "text": "x", "reply_parameters": "{not json"}
+    async with http.post(api(running, "sendMessage"), data=form) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["description"].startswith("Bad Request: ")
+
+
+async def test_reset_keeps_a_pending_long_poll_alive(
+    running: RunningEmulator, emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    poll = asyncio.create_task(http.get(api(running, "getUpdates") + "?timeout=10"))
+    await wait_for(lambda: emu.calls("getUpdates"))
+    emu.reset()
+    emu.add_chat(GROUP)
+    emu.user_sends(GROUP, ALICE, "after reset")
+    resp = await asyncio.wait_for(poll, 5)
+    body = await resp.json()
+    resp.release()
+    assert body["ok"] is True
+    assert [u["message"]["text"] for u in body["result"]] == ["after reset"]
+
+
+async def test_standalone_module_serves(http: aiohttp.ClientSession) -> None:
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sandbox", "--port", "0", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+        base = line.split()[3]
+        assert base.startswith("http://127.0.0.1:")
+        async with http.get(f"{base}/bot123456:SANDBOX/getMe") as resp:
+            assert (await resp.json())["result"]["username"] == "opsgate_sandbox_bot"
+    finally:
+        proc.terminate()
+        await proc.wait()
