@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     auto_approve: bool = False
     auto_approve_min_runs: int = Field(default=5, ge=1)
 
+    # Chat layout
+    routes_path: str = ""
+    thread_mode: Literal["reply", "topic"] = "reply"
+    alertmanager_url: str = ""
+
     # Presentation
     timezone: str = "UTC"
     locale: Literal["en", "zh-TW"] = "en"

@@ -451,8 +451,7 @@ class Emulator:
         message["text"] = text
         if entities:
             message["entities"] = entities
-        if reply_to is not None:
-            message["reply_to_message"] = self._public(reply_to, shallow=True)
+        self._set_reply(chat, message, reply_to)
         message["html"] = None
         self._store(chat, message)
         self._queue_update("message", self._public(message))
@@ -664,6 +663,15 @@ class Emulator:
         chat.messages[message["message_id"]] = message
         self._changed()
 
+    def _set_reply(self, chat: _Chat, message: dict, reply_to: dict | None) -> None:
+        thread_id = message.get("message_thread_id")
+        if reply_to is None and thread_id is not None:
+            # Bot API quirk: a topic message without a reply "replies" to the
+            # topic's creation service message
+            reply_to = chat.messages.get(thread_id)
+        if reply_to is not None:
+            message["reply_to_message"] = self._public(reply_to, shallow=True)
+
     @staticmethod
     def _public(message: dict, shallow: bool = False) -> dict:
         """The Bot API view of a stored message (no sandbox-only keys)."""
@@ -691,8 +699,11 @@ class Emulator:
         if text is None or text == "":
             raise bad_request("message text is empty")
         text = str(text)
+        mode = str(params.get("parse_mode") or "").lower()
+        if mode not in ("", "html", "markdown", "markdownv2"):
+            raise bad_request("unsupported parse_mode")
         try:
-            if str(params.get("parse_mode") or "").lower() == "html":
+            if mode == "html":
                 parsed = check_message_text(text)
             else:
                 # other parse modes are accepted as plain text (see module docstring)
@@ -1006,8 +1017,7 @@ class Emulator:
             message["entities"] = entities
         if markup:
             message["reply_markup"] = markup
-        if reply_to is not None:
-            message["reply_to_message"] = self._public(reply_to, shallow=True)
+        self._set_reply(chat, message, reply_to)
         message["html"] = str(params["text"])
         self._store(chat, message)
         self._count_rate(chat)
@@ -1081,8 +1091,16 @@ class Emulator:
     async def deleteMessage(self, params: dict) -> bool:
         chat = self._resolve_chat(params)
         message_id = self._int_param(params, "message_id")
-        if chat.messages.pop(message_id, None) is None:  # type: ignore[arg-type]
+        message = chat.messages.get(message_id)  # type: ignore[arg-type]
+        if message is None:
             raise bad_request("message to delete not found")
+        others = message["from"]["id"] != self.bot_user["id"]
+        can_delete = chat.bot_member["status"] == "creator" or chat.bot_member.get(
+            "can_delete_messages"
+        )
+        if others and not chat.is_private and not can_delete:
+            raise bad_request("message can't be deleted")
+        del chat.messages[message_id]  # type: ignore[arg-type]
         return True
 
     async def answerCallbackQuery(self, params: dict) -> bool:
@@ -1095,7 +1113,7 @@ class Emulator:
         if (
             query is None
             or query["answer"] is not None
-            or False
+            or now - query["pressed_at"] > self.callback_answer_window
         ):
             self._refused_answers += 1
             raise bad_request(QUERY_TOO_OLD)

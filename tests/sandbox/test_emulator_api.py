@@ -193,6 +193,23 @@ async def test_delete_message(bot: Bot, emu: Emulator) -> None:
         await bot.edit_message_text("x", chat_id=GROUP, message_id=sent.message_id)
 
 
+async def test_delete_needs_rights_for_other_peoples_messages(bot: Bot, emu: Emulator) -> None:
+    emu.add_chat(-1007, bot_status="member")
+    mine = await bot.send_message(-1007, "mine")
+    theirs = emu.user_sends(-1007, BOB, "theirs")
+    with pytest.raises(TelegramBadRequest, match="message can't be deleted"):
+        await bot.delete_message(-1007, theirs["message_id"])
+    assert await bot.delete_message(-1007, mine.message_id)
+    assert [m["text"] for m in emu.messages(-1007)] == ["theirs"]
+
+
+async def test_unsupported_parse_mode(bot: Bot) -> None:
+    with pytest.raises(TelegramBadRequest, match="unsupported parse_mode"):
+        await bot.send_message(GROUP, "x", parse_mode="BBCode")
+    sent = await bot.send_message(GROUP, "*x*", parse_mode="MarkdownV2")
+    assert sent.text == "*x*"  # Markdown is not parsed by the sandbox
+
+
 # ------------------------------------------------------------------ replies
 
 
@@ -403,6 +420,8 @@ async def test_topic_lifecycle(bot: Bot, emu: Emulator) -> None:
     thread = topic.message_thread_id
     sent = await bot.send_message(FORUM, "card", message_thread_id=thread)
     assert sent.message_thread_id == thread and sent.is_topic_message is True
+    # like Telegram: a topic message "replies" to the topic-created service message
+    assert sent.reply_to_message and sent.reply_to_message.forum_topic_created
     texts = [m.get("text") for m in emu.messages(FORUM, thread_id=thread)]
     assert "card" in texts
     assert await bot.edit_forum_topic(FORUM, thread, name="INC-7K3F9Q cart ✅")
