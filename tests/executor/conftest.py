@@ -1,44 +1,14 @@
-import json
-import sys
 from pathlib import Path
 
 import pytest
-
-# A stand-in kubectl: records its argv as one JSON line, then behaves as told by
-# the environment (sleep past the timeout, print a lot, fail).
-FAKE_KUBECTL = f"""#!{sys.executable}
-import json, os, sys, time
-with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\\n")
-if os.environ.get("FAKE_KUBECTL_SLEEP"):
-    time.sleep(float(os.environ["FAKE_KUBECTL_SLEEP"]))
-if os.environ.get("FAKE_KUBECTL_BIG"):
-    sys.stdout.write("x" * 100_000)
-print("deployment.apps/cart restarted")
-print("warning on stderr", file=sys.stderr)
-sys.exit(int(os.environ.get("FAKE_KUBECTL_EXIT", "0")))
-"""
-
-
-class FakeKubectl:
-    def __init__(self, path: Path, log: Path) -> None:
-        self.path = path
-        self.log = log
-
-    def calls(self) -> list[list[str]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
+from standins import FakeKubectl, install_fake_kubectl
 
 
 @pytest.fixture
 def fake_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKubectl:
     bindir = tmp_path / "bin"
-    bindir.mkdir()
-    path = bindir / "kubectl"
-    path.write_text(FAKE_KUBECTL)
-    path.chmod(0o755)
     log = tmp_path / "kubectl-calls.jsonl"
+    fake = install_fake_kubectl(bindir, log)
     monkeypatch.setenv("FAKE_KUBECTL_LOG", str(log))
     monkeypatch.setenv("PATH", f"{bindir}:{__import__('os').environ['PATH']}")
-    return FakeKubectl(path, log)
+    return fake

@@ -1,0 +1,405 @@
+"""Arguments of the chat commands /silence, /unsilence and /history. Pure: no I/O, no clock.
+
+Grammar of /silence (matchers first, then one duration, then free text):
+
+    /silence service=api namespace=prod 2h deploy in progress
+    /silence alertname=~"Disk.*" until 09:00
+    /silence INC-7K3F9Q 1h30m
+
+Matchers follow Alertmanager: `name=value` is an exact match, `name=~regex` must match the
+whole value (anchored), and a missing label counts as the empty string. Values may be quoted
+with double quotes (also the curly quotes phones type) to include spaces; inside quotes
+`\\"` is a quote and `\\\\` a backslash, any other backslash is kept as-is (regexes stay
+readable: `"Disk\\d+"`).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.models import Matcher
+
+SILENCE_USAGE = (
+    "/silence label=value|label=~regex|INC-id … 30m|2h|1d|1h30m|until 09:00 [reason]"
+)
+UNSILENCE_USAGE = "/unsilence S-1A2B3C"
+HISTORY_USAGE = "/history [target|INC-id|alertname] [n (1-50)]"
+
+MIN_SILENCE = timedelta(minutes=1)
+MAX_SILENCE = timedelta(days=30)
+MAX_REASON = 500
+HISTORY_DEFAULT, HISTORY_MAX = 10, 50
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+INCIDENT_ID = re.compile(r"INC-[0-9A-HJKMNP-TV-Z]{6}", re.IGNORECASE)  # Crockford base32
+# "S-" + 6 characters; approvals.py generates hex, the wider set survives a change there.
+SILENCE_ID = re.compile(r"S-[0-9A-Z]{6}", re.IGNORECASE)
+
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])", re.IGNORECASE)
+_UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DAY_AND_CLOCK = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{1,2}:\d{2})", re.IGNORECASE)
+# Operators are read from the raw token so a quoted value like "~x" stays a literal.
+_OPERATOR = re.compile(r"([^=!~\s]*)(==|=~|!=|!~|=)")
+
+# Phones replace " with curly quotes; accept both as openers and closers.
+_OPEN_QUOTES = '"“”'
+_CLOSE_QUOTES = '"”'
+
+
+class ArgsError(ValueError):
+    """A short, human message saying what is wrong (shown in chat before the usage line)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class SilenceArgs:
+    matchers: list[Matcher]
+    incident_id: str | None  # set instead of matchers: "that incident's group labels"
+    ends_at: datetime  # aware, UTC
+    reason: str
+
+
+@dataclass(frozen=True)
+class HistoryArgs:
+    query: str | None  # a target, alert name or an INC- id (upper-cased)
+    limit: int
+
+    @property
+    def incident_id(self) -> str | None:
+        if self.query and INCIDENT_ID.fullmatch(self.query):
+            return self.query
+        return None
+
+
+# ------------------------------------------------------------------ tokens
+
+
+@dataclass(frozen=True)
+class _Token:
+    raw: str  # as typed, quotes included
+    end: int  # offset just after the token in the text
+
+    @property
+    def quoted(self) -> bool:
+        return any(q in self.raw for q in _OPEN_QUOTES)
+
+    @property
+    def text(self) -> str:
+        return _unquote(self.raw)
+
+
+def _show(token: str, limit: int = 40) -> str:
+    """A token quoted for an error message, clipped so one typo cannot flood the chat."""
+    return f"'{token if len(token) <= limit else token[: limit - 1] + '…'}'"
+
+
+def _next_token(text: str, pos: int) -> _Token | None:
+    """The whitespace-separated token at `pos`; quoted parts may contain spaces."""
+    n = len(text)
+    while pos < n and text[pos].isspace():
+        pos += 1
+    if pos >= n:
+        return None
+    start = pos
+    while pos < n and not text[pos].isspace():
+        if text[pos] in _OPEN_QUOTES:
+            pos = _closing_quote(text, pos + 1)
+            if pos < 0:
+                raise ArgsError(f"Unclosed quote in {_show(text[start:].split()[0])}.")
+        pos += 1
+    return _Token(text[start:pos], pos)
+
+
+def _closing_quote(text: str, pos: int) -> int:
+    while pos < len(text):
+        if text[pos] == "\\" and pos + 1 < len(text):
+            pos += 2
+            continue
+        if text[pos] in _CLOSE_QUOTES:
+            return pos
+        pos += 1
+    return -1
+
+
+def _unquote(raw: str) -> str:
+    out: list[str] = []
+    i, quoted = 0, False
+    while i < len(raw):
+        ch = raw[i]
+        if quoted and ch == "\\" and i + 1 < len(raw) and raw[i + 1] in '"\\”':
+            out.append(raw[i + 1])
+            i += 2
+            continue
+        if (not quoted and ch in _OPEN_QUOTES) or (quoted and ch in _CLOSE_QUOTES):
+            quoted = not quoted
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _tokens(text: str) -> list[_Token]:
+    tokens, pos = [], 0
+    while (token := _next_token(text, pos)) is not None:
+        tokens.append(token)
+        pos = token.end
+    return tokens
+
+
+def _strip_command(text: str | None) -> str:
+    """Accept either the arguments or the whole message ("/silence@opsgate_bot …")."""
+    text = (text or "").strip()
+    if text.startswith("/"):
+        text = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
+    return text
+
+
+# ---------------------------------------------------------------- matchers
+
+
+def _parse_matcher(token: _Token) -> Matcher:
+    m = _OPERATOR.match(token.raw)
+    if m is None:
+        raise ArgsError(
+            f"{_show(token.raw)} is not a matcher: use label=value, label=~regex or INC-XXXXXX."
+        )
+    name, op = m.group(1), m.group(2)
+    if not name:
+        raise ArgsError(f"Label name missing in {_show(token.raw)}.")
+    if op in ("!=", "!~"):
+        raise ArgsError(f"Negative matchers ({op}) are not supported: {_show(token.raw)}.")
+    if op == "==":
+        raise ArgsError(f"Use a single = in {_show(token.raw)} (quote a value starting with =).")
+    if not LABEL_NAME.fullmatch(name):
+        raise ArgsError(f"{_show(name)} is not a label name (letters, digits, _; no digit first).")
+    value = _unquote(token.raw[m.end():])
+    if op == "=~":
+        _check_regex(value)
+    return Matcher(name=name, value=value, is_regex=op == "=~")
+
+
+def _check_regex(pattern: str) -> None:
+    """Compile like bot.silencing will, and refuse what Alertmanager's RE2 would reject."""
+    try:
+        with warnings.catch_warnings():
+            # e.g. "[[:alpha:]]" compiles in Python with a FutureWarning but means something else
+            warnings.simplefilter("error")
+            re.compile(pattern)
+    except (re.error, FutureWarning) as exc:
+        raise ArgsError(f"Bad regular expression {_show(pattern)}: {exc}.") from None
+    if _uses_non_re2(pattern):
+        raise ArgsError(
+            f"Regular expression {_show(pattern)} uses lookaround or backreferences, "
+            "which Alertmanager does not support."
+        )
+
+
+def _uses_non_re2(pattern: str) -> bool:
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            if not in_class and pattern[i + 1 : i + 2].isdigit() and pattern[i + 1] != "0":
+                return True  # \1 .. \9: backreference
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "]":  # "[]...]": the first ] is literal
+                i += 1
+        elif pattern.startswith(("(?=", "(?!", "(?<=", "(?<!", "(?>", "(?(", "(?P="), i):
+            return True
+        i += 1
+    return False
+
+
+def _matches_empty(matcher: Matcher) -> bool:
+    if matcher.is_regex:
+        return re.fullmatch(matcher.value, "") is not None
+    return matcher.value == ""
+
+
+# ---------------------------------------------------------------- duration
+
+
+def _relative(token: str) -> timedelta | None:
+    if not _DURATION.fullmatch(token):
+        return None
+    seconds = sum(float(n) * _UNIT[u.lower()] for n, u in _DURATION_PART.findall(token))
+    if seconds > MAX_SILENCE.total_seconds():  # before timedelta(): huge numbers overflow it
+        raise ArgsError("Too long: a silence may last at most 30 days.")
+    return timedelta(seconds=seconds)
+
+
+def _clock(token: str) -> time:
+    m = _CLOCK.fullmatch(token)
+    hour, minute = (int(m.group(1)), int(m.group(2))) if m else (99, 99)
+    if hour > 23 or minute > 59:
+        raise ArgsError(f"{_show(token)} is not a time of day: use HH:MM, e.g. 09:00.")
+    return time(hour, minute)
+
+
+def _day(token: str) -> date:
+    m = _DAY.fullmatch(token)
+    try:
+        if m is None:
+            raise ValueError
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        raise ArgsError(f"{_show(token)} is not a date: use YYYY-MM-DD.") from None
+
+
+def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
+    # fold=0: a wall time in a DST gap lands after the jump (02:30 -> 03:30 CEST), and an
+    # ambiguous one (autumn) means its first occurrence — the shorter silence.
+    return datetime.combine(day, at, tzinfo=tz)
+
+
+def _until(text: str, pos: int, now: datetime, tz: ZoneInfo) -> tuple[datetime, int]:
+    """`until HH:MM` (next occurrence after now) or `until YYYY-MM-DD HH:MM`, local time."""
+    first = _next_token(text, pos)
+    if first is None:
+        raise ArgsError("Until when? e.g. until 09:00 or until 2026-12-01 09:00.")
+    if m := _DAY_AND_CLOCK.fullmatch(first.raw):
+        return _local(_day(m.group(1)), _clock(m.group(2)), tz), first.end
+    if _DAY.fullmatch(first.raw):
+        second = _next_token(text, first.end)
+        if second is None or not _CLOCK.fullmatch(second.raw):
+            raise ArgsError(f"Add a time of day: until {first.raw} 09:00.")
+        return _local(_day(first.raw), _clock(second.raw), tz), second.end
+    at = _clock(first.raw)
+    today = now.astimezone(tz).date()
+    ends = _local(today, at, tz)
+    if ends <= now:
+        # The next calendar day at that wall time: 23 or 25 hours later across DST.
+        ends = _local(today + timedelta(days=1), at, tz)
+    return ends, first.end
+
+
+def _read_duration(
+    text: str, token: _Token, now: datetime, tz: ZoneInfo
+) -> tuple[datetime, int] | None:
+    """(ends_at, end offset) if `token` starts a duration, else None."""
+    if token.raw.lower() == "until":
+        ends, end = _until(text, token.end, now, tz)
+        if ends <= now:
+            local = ends.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            raise ArgsError(f"{local} ({tz.key}) is in the past.")
+        return ends, end
+    delta = _relative(token.raw)
+    if delta is None:
+        return None
+    end = token.end
+    # "1h 30m" reads as 1h30m: swallow further pure-duration tokens.
+    while True:
+        try:
+            more = _next_token(text, end)
+        except ArgsError:  # an unbalanced quote in the reason is the reason's business
+            break
+        extra = _relative(more.raw) if more else None
+        if more is None or extra is None:
+            break
+        delta, end = delta + extra, more.end
+    return now + delta, end
+
+
+def _check_bounds(ends_at: datetime, now: datetime) -> None:
+    if ends_at - now < MIN_SILENCE:
+        raise ArgsError("Too short: a silence must last at least 1 minute.")
+    if ends_at - now > MAX_SILENCE:
+        raise ArgsError("Too long: a silence may last at most 30 days.")
+
+
+# ---------------------------------------------------------------- commands
+
+
+def parse_silence_args(text: str | None, now: datetime, tz: ZoneInfo) -> SilenceArgs:
+    """Parse `/silence <matchers> <duration> [reason]`; raise ArgsError if it does not parse."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    text = _strip_command(text)
+    matchers: list[Matcher] = []
+    incident_id: str | None = None
+    pos = 0
+    while True:
+        token = _next_token(text, pos)
+        if token is None:
+            if not matchers and incident_id is None:
+                raise ArgsError("What should be silenced? Give label=value matchers or INC-id.")
+            raise ArgsError("Missing duration: add e.g. 30m, 2h, 1d or until 09:00.")
+        if INCIDENT_ID.fullmatch(token.raw):
+            if incident_id is not None:
+                raise ArgsError("Only one incident id per silence.")
+            incident_id = token.raw.upper()
+        elif token.raw[:4].upper() == "INC-" and "=" not in token.raw:
+            raise ArgsError(
+                f"{_show(token.raw)} is not an incident id "
+                "(INC- and 6 of 0-9, A-Z without I L O U)."
+            )
+        elif "=" in token.raw or "~" in token.raw:
+            matchers.append(_parse_matcher(token))
+        else:
+            found = _read_duration(text, token, now, tz)
+            if found is None:
+                if not matchers and incident_id is None:
+                    _parse_matcher(token)  # raises the "is not a matcher" message
+                raise ArgsError(
+                    f"{_show(token.raw)} is not a duration: use e.g. 30m, 2h, 1d, 1h30m "
+                    "or until 09:00."
+                )
+            if not matchers and incident_id is None:
+                raise ArgsError("Say what to silence before the duration: label=value or INC-id.")
+            ends_at, pos = found
+            break
+        pos = token.end
+
+    if incident_id is not None and matchers:
+        raise ArgsError("Use either an incident id or label matchers, not both.")
+    if matchers and all(_matches_empty(m) for m in matchers):
+        # Alertmanager refuses these too: they would silence nearly everything.
+        raise ArgsError("At least one matcher must require a non-empty value.")
+    _check_bounds(ends_at, now)
+    reason = text[pos:].strip()
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 1] + "…"
+    return SilenceArgs(matchers, incident_id, ends_at.astimezone(UTC), reason)
+
+
+def parse_unsilence_args(text: str | None) -> str:
+    """`/unsilence S-1A2B3C` -> "S-1A2B3C" (case-insensitive)."""
+    tokens = _tokens(_strip_command(text))
+    if not tokens:
+        raise ArgsError("Which silence? Give its id, e.g. S-1A2B3C.")
+    if len(tokens) > 1:
+        raise ArgsError("Give one silence id, nothing else.")
+    if not SILENCE_ID.fullmatch(tokens[0].raw):
+        raise ArgsError(f"{_show(tokens[0].raw)} is not a silence id (like S-1A2B3C).")
+    return tokens[0].raw.upper()
+
+
+def parse_history_args(text: str | None) -> HistoryArgs:
+    """`/history [target|INC-id|alertname] [n]`; a quoted number is a query, not n."""
+    tokens = _tokens(_strip_command(text))
+    limit = HISTORY_DEFAULT
+    if tokens and not tokens[-1].quoted and tokens[-1].raw.lstrip("+-").isdigit():
+        limit = int(tokens.pop().raw)
+        if not 1 <= limit <= HISTORY_MAX:
+            raise ArgsError(f"n must be between 1 and {HISTORY_MAX}.")
+    if len(tokens) > 1:
+        raise ArgsError("Give one target, incident id or alert name (quote it if it has spaces).")
+    query = tokens[0].text.strip() if tokens else None
+    if query and INCIDENT_ID.fullmatch(query):
+        query = query.upper()
+    return HistoryArgs(query or None, limit)
