@@ -56,7 +56,9 @@ CardRenderer = Callable[[str, int], Awaitable[RenderedCard | None]]
 SentHook = Callable[[outbox.OutboxItem, int], Awaitable[None]]
 
 
-def markup_of(rows: list[list[dict[str, Any]]], *, urls: bool = True) -> InlineKeyboardMarkup | None:
+def markup_of(
+    rows: list[list[dict[str, Any]]], *, urls: bool = True
+) -> InlineKeyboardMarkup | None:
     buttons = [
         [InlineKeyboardButton(**button) for button in row if urls or "url" not in button]
         for row in rows

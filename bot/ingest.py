@@ -118,7 +118,9 @@ def _new_incident(
     )
 
 
-async def accept(db: Database, group: AlertGroup, ctx: IngestContext, now: datetime) -> IngestResult:
+async def accept(
+    db: Database, group: AlertGroup, ctx: IngestContext, now: datetime
+) -> IngestResult:
     """Store one notification and schedule what it implies, atomically."""
     result = IngestResult(alerts=len(group.alerts))
     key = group_key_of(group, ctx.group_by)

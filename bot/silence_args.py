@@ -44,7 +44,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])", re.IGNORECASE)
 _UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
 _DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_DAY_AND_CLOCK = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{1,2}:\d{2})", re.IGNORECASE)
+_DAY_AND_CLOCK = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{1,2}:\d{2})", re.IGNORECASE)
 # Operators are read from the raw token so a quoted value like "~x" stays a literal.
 _OPERATOR = re.compile(r"([^=!~\s]*)(==|=~|!=|!~|=)")
 
@@ -159,9 +159,14 @@ def _tokens(text: str) -> list[_Token]:
 def _strip_command(text: str | None) -> str:
     """Accept either the arguments or the whole message ("/silence@opsgate_bot …")."""
     text = (text or "").strip()
-    if text.startswith("/"):
-        text = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
+    if text.startswith("/"):  # no matcher, duration or id starts with "/"
+        parts = text.split(maxsplit=1)
+        text = parts[1] if len(parts) > 1 else ""
     return text
+
+
+def _not_a_matcher(raw: str) -> ArgsError:
+    return ArgsError(f"{_show(raw)} is not a matcher: use label=value, label=~regex or INC-XXXXXX.")
 
 
 # ---------------------------------------------------------------- matchers
@@ -170,9 +175,7 @@ def _strip_command(text: str | None) -> str:
 def _parse_matcher(token: _Token) -> Matcher:
     m = _OPERATOR.match(token.raw)
     if m is None:
-        raise ArgsError(
-            f"{_show(token.raw)} is not a matcher: use label=value, label=~regex or INC-XXXXXX."
-        )
+        raise _not_a_matcher(token.raw)
     name, op = m.group(1), m.group(2)
     if not name:
         raise ArgsError(f"Label name missing in {_show(token.raw)}.")
@@ -217,7 +220,9 @@ def _uses_non_re2(pattern: str) -> bool:
             in_class = ch != "]"
         elif ch == "[":
             in_class = True
-            if pattern[i + 1 : i + 2] == "]":  # "[]...]": the first ] is literal
+            if pattern[i + 1 : i + 2] == "^":
+                i += 1
+            if pattern[i + 1 : i + 2] == "]":  # "[]...]" and "[^]...]": that ] is literal
                 i += 1
         elif pattern.startswith(("(?=", "(?!", "(?<=", "(?<!", "(?>", "(?(", "(?P="), i):
             return True
@@ -245,10 +250,9 @@ def _relative(token: str) -> timedelta | None:
 
 def _clock(token: str) -> time:
     m = _CLOCK.fullmatch(token)
-    hour, minute = (int(m.group(1)), int(m.group(2))) if m else (99, 99)
-    if hour > 23 or minute > 59:
+    if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59:
         raise ArgsError(f"{_show(token)} is not a time of day: use HH:MM, e.g. 09:00.")
-    return time(hour, minute)
+    return time(int(m.group(1)), int(m.group(2)))
 
 
 def _day(token: str) -> date:
@@ -322,6 +326,18 @@ def _check_bounds(ends_at: datetime, now: datetime) -> None:
         raise ArgsError("Too long: a silence may last at most 30 days.")
 
 
+def _reason(rest: str) -> str:
+    """The rest of the text as typed; one fully quoted string loses its quotes."""
+    rest = rest.strip()
+    try:
+        tokens = _tokens(rest)
+    except ArgsError:  # unbalanced quotes are fine in free text
+        return rest
+    if len(tokens) == 1 and rest[0] in _OPEN_QUOTES and rest[-1] in _CLOSE_QUOTES:
+        return tokens[0].text
+    return rest
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -351,16 +367,16 @@ def parse_silence_args(text: str | None, now: datetime, tz: ZoneInfo) -> Silence
         elif "=" in token.raw or "~" in token.raw:
             matchers.append(_parse_matcher(token))
         else:
+            if not matchers and incident_id is None:
+                if token.raw.lower() == "until" or _DURATION.fullmatch(token.raw):
+                    raise ArgsError("Put what to silence first, then the duration.")
+                raise _not_a_matcher(token.raw)
             found = _read_duration(text, token, now, tz)
             if found is None:
-                if not matchers and incident_id is None:
-                    _parse_matcher(token)  # raises the "is not a matcher" message
                 raise ArgsError(
                     f"{_show(token.raw)} is not a duration: use e.g. 30m, 2h, 1d, 1h30m "
                     "or until 09:00."
                 )
-            if not matchers and incident_id is None:
-                raise ArgsError("Say what to silence before the duration: label=value or INC-id.")
             ends_at, pos = found
             break
         pos = token.end
@@ -371,7 +387,7 @@ def parse_silence_args(text: str | None, now: datetime, tz: ZoneInfo) -> Silence
         # Alertmanager refuses these too: they would silence nearly everything.
         raise ArgsError("At least one matcher must require a non-empty value.")
     _check_bounds(ends_at, now)
-    reason = text[pos:].strip()
+    reason = _reason(text[pos:])
     if len(reason) > MAX_REASON:
         reason = reason[: MAX_REASON - 1] + "…"
     return SilenceArgs(matchers, incident_id, ends_at.astimezone(UTC), reason)
@@ -393,7 +409,7 @@ def parse_history_args(text: str | None) -> HistoryArgs:
     """`/history [target|INC-id|alertname] [n]`; a quoted number is a query, not n."""
     tokens = _tokens(_strip_command(text))
     limit = HISTORY_DEFAULT
-    if tokens and not tokens[-1].quoted and tokens[-1].raw.lstrip("+-").isdigit():
+    if tokens and not tokens[-1].quoted and re.fullmatch(r"[+-]?[0-9]+", tokens[-1].raw):
         limit = int(tokens.pop().raw)
         if not 1 <= limit <= HISTORY_MAX:
             raise ArgsError(f"n must be between 1 and {HISTORY_MAX}.")

@@ -392,7 +392,9 @@ async def set_reason(conn: Conn, decision_id: int, reason: str) -> bool:
     return cur.rowcount == 1
 
 
-async def add_approval(conn: Conn, decision_id: int, user_id: int, name: str, now: datetime) -> bool:
+async def add_approval(
+    conn: Conn, decision_id: int, user_id: int, name: str, now: datetime
+) -> bool:
     cur = await conn.execute(
         """INSERT INTO approvals (decision_id, user_id, user_name, at) VALUES (?,?,?,?)
            ON CONFLICT DO NOTHING""",

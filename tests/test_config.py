@@ -52,7 +52,9 @@ def test_lists_and_durations_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"HTTP_PORT": "99999"}, "HTTP_PORT"),
     ],
 )
-def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict, name: str) -> None:
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict, name: str
+) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     with pytest.raises(ValidationError) as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -203,8 +204,10 @@ async def test_database_locked_answers_503_and_writes_nothing(start_app, tmp_pat
     h = await start_app(database_busy_timeout="200ms")
     db_path = tmp_path / "opsgate.db"
     before = await _db_snapshot(db_path)
-    blocker = sqlite3.connect(db_path, timeout=0.1, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
+    blocker = sqlite3.connect(db_path, timeout=10, isolation_level=None,
+                              check_same_thread=False)
+    # In a thread: the app's own writers must keep running while we wait for the lock.
+    await asyncio.to_thread(blocker.execute, "BEGIN EXCLUSIVE")
     try:
         status, body = await h.post("/alerts/alertmanager", fixture_bytes("single-firing.json"))
     finally:

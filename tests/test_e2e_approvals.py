@@ -134,7 +134,7 @@ async def test_non_approver_is_refused_and_audited(app: Harness, word: str) -> N
 
 
 async def test_anyone_may_press_details_and_history(app: Harness) -> None:
-    inc, card = await pending_card(app, "group-of-25-firing.json", state="")
+    _, card = await pending_card(app, "group-of-25-firing.json", state="")
     await app.press(card["message_id"], "Details", MALLORY)
     await app.press(card["message_id"], "History", MALLORY)
     await app.settled()
@@ -257,7 +257,7 @@ async def test_stale_press_is_not_executed(start_app, tmp_path: Path) -> None:  
 
 async def test_silence_from_the_card(start_app) -> None:  # type: ignore[no-untyped-def]
     app = await start_app()
-    inc, card = await pending_card(app, "single-firing.json")
+    _, card = await pending_card(app, "single-firing.json")
     qid = await app.press(card["message_id"], "Silence", ALICE)
     await app.settled()
     assert "Silenced" in answer_of(app, qid)["text"]

@@ -233,8 +233,8 @@ async def test_reanalyze_supersedes_and_is_refused_while_executing(
     start_app, kubectl: FakeKubectl, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     h = await start_app(**kubectl_settings(kubectl))
-    status, body = await h.post("/alerts/alertmanager", fixture("crashloop-firing.json"),
-                                headers=TOKEN)
+    _, body = await h.post("/alerts/alertmanager", fixture("crashloop-firing.json"),
+                           headers=TOKEN)
     inc = body["opened"][0]
     card = await h.wait_card(lambda m: inc in m["text"] and "Awaiting approval" in m["text"])
     old = await decision_of(h, inc)

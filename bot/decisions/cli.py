@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ async def playbooks_command(settings: Settings, action: str, file: str | None) -
                 print("usage: python -m bot playbooks import FILE", file=sys.stderr)
                 return 2
             try:
-                count = await import_toml(repo, Path(file).read_text(encoding="utf-8"))
+                text = await asyncio.to_thread(Path(file).read_text, encoding="utf-8")
+                count = await import_toml(repo, text)
             except (OSError, PlaybookFileError) as exc:
                 print(f"opsgate: cannot import {file}: {exc}", file=sys.stderr)
                 return 1
@@ -35,7 +37,7 @@ async def playbooks_command(settings: Settings, action: str, file: str | None) -
             return 0
         text = await export_toml(repo)
         if file and file != "-":
-            Path(file).write_text(text, encoding="utf-8")
+            await asyncio.to_thread(Path(file).write_text, text, encoding="utf-8")
             print(f"exported to {file}")
         else:
             sys.stdout.write(text)

@@ -1,0 +1,356 @@
+"""Arguments of /silence, /unsilence and /history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.models import Matcher
+from bot.silence_args import (
+    ArgsError,
+    HistoryArgs,
+    parse_history_args,
+    parse_silence_args,
+    parse_unsilence_args,
+)
+from bot.silencing import matcher_matches
+
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+UTC_TZ = ZoneInfo("UTC")
+TAIPEI = ZoneInfo("Asia/Taipei")
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def m(name: str, value: str, regex: bool = False) -> Matcher:
+    return Matcher(name=name, value=value, is_regex=regex)
+
+
+# ------------------------------------------------------------------ /silence: good
+
+
+@pytest.mark.parametrize(
+    ("text", "matchers", "incident", "duration", "reason"),
+    [
+        ("service=api 30m", [m("service", "api")], None, timedelta(minutes=30), ""),
+        (
+            "service=api namespace=prod 2h deploy in progress",
+            [m("service", "api"), m("namespace", "prod")], None, timedelta(hours=2),
+            "deploy in progress",
+        ),
+        ("alertname=~Disk.* 1d", [m("alertname", "Disk.*", True)], None, timedelta(days=1), ""),
+        ("service=api 90s", [m("service", "api")], None, timedelta(seconds=90), ""),
+        ("service=api 1h30m", [m("service", "api")], None, timedelta(minutes=90), ""),
+        ("service=api 1h 30m", [m("service", "api")], None, timedelta(minutes=90), ""),
+        ("service=api 2H", [m("service", "api")], None, timedelta(hours=2), ""),
+        ("service=api 1.5h", [m("service", "api")], None, timedelta(minutes=90), ""),
+        ("service=api 1w", [m("service", "api")], None, timedelta(days=7), ""),
+        ("service=api 1m", [m("service", "api")], None, timedelta(minutes=1), ""),
+        ("service=api 30d", [m("service", "api")], None, timedelta(days=30), ""),
+        # quotes: spaces, curly quotes from phones, escapes, operators inside quotes
+        ('service="my api" 1h', [m("service", "my api")], None, timedelta(hours=1), ""),
+        ("service=“my api” 1h", [m("service", "my api")], None, timedelta(hours=1), ""),
+        ('service="say \\"hi\\"" 1h', [m("service", 'say "hi"')], None, timedelta(hours=1), ""),
+        ('service="~x" 1h', [m("service", "~x")], None, timedelta(hours=1), ""),
+        ('service="=x" 1h', [m("service", "=x")], None, timedelta(hours=1), ""),
+        ('alertname=~"Disk .*" 1h', [m("alertname", "Disk .*", True)], None,
+         timedelta(hours=1), ""),
+        ("alertname=~Disk\\d+ 1h", [m("alertname", "Disk\\d+", True)], None,
+         timedelta(hours=1), ""),
+        ('alertname=~"Disk\\d+" 1h', [m("alertname", "Disk\\d+", True)], None,
+         timedelta(hours=1), ""),
+        ('alertname=~"Disk\\\\d+" 1h', [m("alertname", "Disk\\d+", True)], None,
+         timedelta(hours=1), ""),
+        # an empty exact value means "label absent", fine next to a real matcher
+        ('team="" service=api 1h', [m("team", ""), m("service", "api")], None,
+         timedelta(hours=1), ""),
+        ("INC-7K3F9Q 1h", [], "INC-7K3F9Q", timedelta(hours=1), ""),
+        ("inc-7k3f9q 2h flapping", [], "INC-7K3F9Q", timedelta(hours=2), "flapping"),
+        ("/silence@opsgate_bot service=api 1h", [m("service", "api")], None,
+         timedelta(hours=1), ""),
+        ("  service=api   1h   spaced   out  ", [m("service", "api")], None,
+         timedelta(hours=1), "spaced   out"),
+        ('service=api 1h "fully quoted"', [m("service", "api")], None, timedelta(hours=1),
+         "fully quoted"),
+        ('service=api 1h "unbalanced', [m("service", "api")], None, timedelta(hours=1),
+         '"unbalanced'),
+        ("service=api 1h a=b is just text", [m("service", "api")], None, timedelta(hours=1),
+         "a=b is just text"),
+        ("service=api 1h line one\nline two", [m("service", "api")], None,
+         timedelta(hours=1), "line one\nline two"),
+    ],
+)
+def test_silence_good(
+    text: str, matchers: list[Matcher], incident: str | None, duration: timedelta, reason: str
+) -> None:
+    args = parse_silence_args(text, NOW, UTC_TZ)
+    assert args.matchers == matchers
+    assert args.incident_id == incident
+    assert args.ends_at == NOW + duration
+    assert args.ends_at.tzinfo is UTC
+    assert args.reason == reason
+
+
+def test_reason_is_clipped_to_500_characters() -> None:
+    args = parse_silence_args("service=api 1h " + "x" * 600, NOW, UTC_TZ)
+    assert len(args.reason) == 500
+    assert args.reason.endswith("…")
+
+
+def test_now_must_be_aware() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        parse_silence_args("service=api 1h", datetime(2026, 1, 1), UTC_TZ)
+
+
+# ------------------------------------------------------------------ /silence: bad
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "What should be silenced"),
+        (None, "What should be silenced"),
+        ("/silence", "What should be silenced"),
+        ("2h", "silence first"),
+        ("until 09:00", "silence first"),
+        ("service=api", "Missing duration"),
+        ("INC-7K3F9Q", "Missing duration"),
+        ("hello 2h", "'hello' is not a matcher"),
+        ("service=api soon", "'soon' is not a duration"),
+        ("service=api 500ms", "'500ms' is not a duration"),
+        ("service=api 30", "'30' is not a duration"),
+        ("service=api -1h", "'-1h' is not a duration"),
+        ("=api 1h", "Label name missing"),
+        ("1service=api 1h", "'1service' is not a label name"),
+        ("ser-vice=api 1h", "'ser-vice' is not a label name"),
+        ('"service"=api 1h', "is not a label name"),
+        ("service!=api 1h", "Negative matchers (!=)"),
+        ("service!~api 1h", "Negative matchers (!~)"),
+        ("service~api 1h", "'service~api' is not a matcher"),
+        ("service==api 1h", "single ="),
+        ("alertname=~Disk( 1h", "Bad regular expression 'Disk('"),
+        ("alertname=~[[:alpha:]] 1h", "Bad regular expression"),
+        ("alertname=~(?!Watchdog).* 1h", "lookaround or backreferences"),
+        ("alertname=~(?<=x)y 1h", "lookaround or backreferences"),
+        ("alertname=~(a)\\1 1h", "lookaround or backreferences"),
+        ("alertname=~.* 1h", "non-empty value"),
+        ("service= 1h", "non-empty value"),
+        ('service="" team=~.* 1h', "non-empty value"),
+        ("INC-7K3F9Q INC-8K3F9Q 1h", "Only one incident id"),
+        ("INC-7K3F9Q service=api 1h", "either an incident id or label matchers"),
+        ("INC-7K3F9 1h", "'INC-7K3F9' is not an incident id"),
+        ("INC-7K3F9U 1h", "'INC-7K3F9U' is not an incident id"),
+        ('service="my api 1h', "Unclosed quote"),
+        ("service=api 30s", "Too short"),
+        ("service=api 0m", "Too short"),
+        ("service=api 31d", "Too long"),
+        ("service=api 30d1s", "Too long"),
+        ("service=api 20d 20d", "Too long"),
+        ("service=api 99999999999999999999999d", "Too long"),
+        ("service=api until", "Until when"),
+        ("service=api until 9am", "'9am' is not a time of day"),
+        ("service=api until 24:00", "'24:00' is not a time of day"),
+        ("service=api until 12:60", "'12:60' is not a time of day"),
+        ("service=api until 2026-02-30 09:00", "'2026-02-30' is not a date"),
+        ("service=api until 2026-12-01", "Add a time of day"),
+        ("service=api until 2026-05-01 09:00", "2026-05-01 09:00 (UTC) is in the past"),
+        ("service=api until 2026-12-01 09:00", "Too long"),
+        ("service=api until 12:00:30", "is not a time of day"),
+    ],
+)
+def test_silence_bad(text: str | None, message: str) -> None:
+    with pytest.raises(ArgsError) as caught:
+        parse_silence_args(text, NOW, UTC_TZ)
+    assert message in caught.value.message
+    assert str(caught.value) == caught.value.message
+
+
+def test_error_messages_clip_long_tokens() -> None:
+    with pytest.raises(ArgsError) as caught:
+        parse_silence_args("x" * 300 + " 1h", NOW, UTC_TZ)
+    assert len(caught.value.message) < 120
+
+
+# ------------------------------------------------------------------ until, in local time
+
+
+@pytest.mark.parametrize(
+    ("tz", "now", "text", "ends_at"),
+    [
+        # Asia/Taipei is UTC+8 all year. 08:30 local -> 09:00 the same day.
+        (TAIPEI, datetime(2026, 6, 1, 0, 30, tzinfo=UTC), "until 09:00",
+         datetime(2026, 6, 1, 1, 0, tzinfo=UTC)),
+        # 09:30 local -> 09:00 tomorrow
+        (TAIPEI, datetime(2026, 6, 1, 1, 30, tzinfo=UTC), "until 09:00",
+         datetime(2026, 6, 2, 1, 0, tzinfo=UTC)),
+        # exactly 09:00 local -> tomorrow, not "now"
+        (TAIPEI, datetime(2026, 6, 1, 1, 0, tzinfo=UTC), "until 09:00",
+         datetime(2026, 6, 2, 1, 0, tzinfo=UTC)),
+        # 23:00 UTC is already 07:00 the next local day: "today" is the local date
+        (TAIPEI, datetime(2026, 6, 1, 23, 0, tzinfo=UTC), "until 9:00",
+         datetime(2026, 6, 2, 1, 0, tzinfo=UTC)),
+        (TAIPEI, datetime(2026, 6, 1, 0, 0, tzinfo=UTC), "until 2026-12-01 09:00",
+         None),  # > 30 days: rejected, see below
+        (TAIPEI, datetime(2026, 11, 20, 0, 0, tzinfo=UTC), "until 2026-12-01 09:00",
+         datetime(2026, 12, 1, 1, 0, tzinfo=UTC)),
+        (TAIPEI, datetime(2026, 11, 20, 0, 0, tzinfo=UTC), "until 2026-12-01T09:00",
+         datetime(2026, 12, 1, 1, 0, tzinfo=UTC)),
+        # Europe/Berlin, spring forward on 2026-03-29 (02:00 CET -> 03:00 CEST):
+        # 10:00 CET on the 28th -> 09:00 CEST on the 29th is 22 hours, not 23.
+        (BERLIN, datetime(2026, 3, 28, 9, 0, tzinfo=UTC), "until 09:00",
+         datetime(2026, 3, 29, 7, 0, tzinfo=UTC)),
+        # before 09:00 on the DST day itself
+        (BERLIN, datetime(2026, 3, 29, 5, 0, tzinfo=UTC), "until 09:00",
+         datetime(2026, 3, 29, 7, 0, tzinfo=UTC)),
+        # 02:30 does not exist that night: it lands after the jump (03:30 CEST)
+        (BERLIN, datetime(2026, 3, 28, 23, 30, tzinfo=UTC), "until 02:30",
+         datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),
+        # fall back on 2026-10-25 (03:00 CEST -> 02:00 CET): 10:00 CEST -> 09:00 CET is 24 h
+        (BERLIN, datetime(2026, 10, 24, 8, 0, tzinfo=UTC), "until 09:00",
+         datetime(2026, 10, 25, 8, 0, tzinfo=UTC)),
+        # 02:30 happens twice that night: the first one (CEST), the shorter silence
+        (BERLIN, datetime(2026, 10, 24, 22, 30, tzinfo=UTC), "until 02:30",
+         datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+        (BERLIN, datetime(2026, 11, 20, 0, 0, tzinfo=UTC), "until 2026-12-01 09:00",
+         datetime(2026, 12, 1, 8, 0, tzinfo=UTC)),
+        (BERLIN, datetime(2026, 7, 1, 0, 0, tzinfo=UTC), "UNTIL 2026-07-01 09:00",
+         datetime(2026, 7, 1, 7, 0, tzinfo=UTC)),
+    ],
+)
+def test_until_local_time(
+    tz: ZoneInfo, now: datetime, text: str, ends_at: datetime | None
+) -> None:
+    if ends_at is None:
+        with pytest.raises(ArgsError, match="Too long"):
+            parse_silence_args(f"service=api {text}", now, tz)
+        return
+    args = parse_silence_args(f"service=api {text} maintenance", now, tz)
+    assert args.ends_at == ends_at
+    assert args.ends_at.tzinfo is UTC
+    assert args.reason == "maintenance"
+
+
+def test_relative_durations_are_elapsed_time_across_dst() -> None:
+    # 1d from 12:00 CET the day before spring forward is 13:00 CEST: 24 real hours.
+    now = datetime(2026, 3, 28, 11, 0, tzinfo=UTC)
+    assert parse_silence_args("service=api 1d", now, BERLIN).ends_at == now + timedelta(days=1)
+
+
+def test_until_less_than_a_minute_away_is_too_short() -> None:
+    now = datetime(2026, 6, 1, 0, 59, 30, tzinfo=UTC)  # 08:59:30 in Taipei
+    with pytest.raises(ArgsError, match="Too short"):
+        parse_silence_args("service=api until 09:00", now, TAIPEI)
+
+
+def test_until_in_the_past_names_the_zone() -> None:
+    with pytest.raises(ArgsError, match=r"2026-01-01 09:00 \(Asia/Taipei\) is in the past"):
+        parse_silence_args("service=api until 2026-01-01 09:00", NOW, TAIPEI)
+
+
+# ------------------------------------------------------------------ matcher semantics
+
+
+@pytest.mark.parametrize(
+    ("text", "labels", "matches"),
+    [
+        ("alertname=~Disk.*", {"alertname": "DiskFull"}, True),
+        ("alertname=~Disk.*", {"alertname": "NodeDiskFull"}, False),  # anchored at start
+        ("alertname=~Disk", {"alertname": "DiskFull"}, False),  # anchored at end
+        ("alertname=~Disk|Node", {"alertname": "Node"}, True),
+        ("alertname=~Disk|Node", {"alertname": "NodeDown"}, False),  # the whole alternation
+        ("alertname=~Disk|Node", {"alertname": "BigDisk"}, False),
+        ('service=~"my .*"', {"service": "my api"}, True),
+        ("service=~api|", {}, True),  # a missing label is "", as in Alertmanager
+        ("service=api", {}, False),
+        ("service=api", {"service": "api2"}, False),
+        ('service="my api"', {"service": "my api"}, True),
+        ("alertname=~Disk\\d+", {"alertname": "Disk42"}, True),
+        ("alertname=~Disk\\d+", {"alertname": "Diskd"}, False),
+    ],
+)
+def test_parsed_matchers_follow_alertmanager_semantics(
+    text: str, labels: dict[str, str], matches: bool
+) -> None:
+    args = parse_silence_args(f"{text} severity=~.+ 1h", NOW, UTC_TZ)
+    assert matcher_matches(args.matchers[0], labels) is matches
+
+
+# ------------------------------------------------------------------ /unsilence
+
+
+@pytest.mark.parametrize(
+    ("text", "silence_id"),
+    [
+        ("S-1A2B3C", "S-1A2B3C"),
+        ("s-1a2b3c", "S-1A2B3C"),
+        ("  S-ABCDEF  ", "S-ABCDEF"),
+        ("/unsilence@opsgate_bot S-1A2B3C", "S-1A2B3C"),
+    ],
+)
+def test_unsilence_good(text: str, silence_id: str) -> None:
+    assert parse_unsilence_args(text) == silence_id
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "Which silence"),
+        (None, "Which silence"),
+        ("S-1A2B3", "is not a silence id"),
+        ("S-1A2B3C4", "is not a silence id"),
+        ("1A2B3C", "is not a silence id"),
+        ("INC-7K3F9Q", "is not a silence id"),
+        ("S-1A2B3C S-4D5E6F", "one silence id"),
+        ("S-1A2B3C because", "one silence id"),
+    ],
+)
+def test_unsilence_bad(text: str | None, message: str) -> None:
+    with pytest.raises(ArgsError, match=message):
+        parse_unsilence_args(text)
+
+
+# ------------------------------------------------------------------ /history
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", HistoryArgs(None, 10)),
+        (None, HistoryArgs(None, 10)),
+        ("api", HistoryArgs("api", 10)),
+        ("api 5", HistoryArgs("api", 5)),
+        ("25", HistoryArgs(None, 25)),
+        ("1", HistoryArgs(None, 1)),
+        ("KubePodCrashLooping 50", HistoryArgs("KubePodCrashLooping", 50)),
+        ("inc-7k3f9q 3", HistoryArgs("INC-7K3F9Q", 3)),
+        ('"404"', HistoryArgs("404", 10)),  # quoted: a name, not n
+        ('"my service" 2', HistoryArgs("my service", 2)),
+        ("/history@opsgate_bot api 1", HistoryArgs("api", 1)),
+    ],
+)
+def test_history_good(text: str | None, expected: HistoryArgs) -> None:
+    assert parse_history_args(text) == expected
+
+
+def test_history_incident_id() -> None:
+    assert parse_history_args("inc-7k3f9q").incident_id == "INC-7K3F9Q"
+    assert parse_history_args("api").incident_id is None
+    assert parse_history_args("").incident_id is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("api 0", "between 1 and 50"),
+        ("api 51", "between 1 and 50"),
+        ("100", "between 1 and 50"),
+        ("api -1", "between 1 and 50"),
+        ("api db", "Give one target"),
+        ("api db 5", "Give one target"),
+        ('"unclosed', "Unclosed quote"),
+    ],
+)
+def test_history_bad(text: str, message: str) -> None:
+    with pytest.raises(ArgsError, match=message):
+        parse_history_args(text)
