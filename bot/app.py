@@ -16,18 +16,25 @@ from aiogram.enums import ChatMemberStatus, ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiohttp import web
 
+from bot import command_views, notes
+from bot.alertmanager_sync import AlertmanagerSilences
 from bot.approvals import ApprovalConfig, ApprovalService, Authorizer
 from bot.config import Settings
+from bot.console import Console
 from bot.decisions.factory import build_decision_stack
 from bot.delivery import DeliveryWorker
 from bot.ingest import IngestContext
 from bot.inquiries import Inquiries
+from bot.migration import ChatMigrator
+from bot.routing import RouteTable, load_routes
 from bot.services import SERVICES, Services
+from bot.silences import SilenceService, announce_ended_silences
+from bot.topics import TopicManager
 from bot.views import card_renderer
 from bot.workers import WorkerConfig, Workers
 from handlers import alerts as alert_routes
 from handlers import callbacks, commands
-from storage import repo
+from storage import outbox, repo
 from storage.db import Database
 from storage.state import build_state
 
@@ -53,8 +60,10 @@ def build_bot(settings: Settings) -> Bot:
 
 def build_dispatcher(services: Services) -> Dispatcher:
     dp = Dispatcher(services=services, backlog=False)
-    dp.include_router(callbacks.make_router())
+    # Commands first: their callback filters (history pages, silence expiry) must win
+    # over the card router's catch-all for unknown buttons.
     dp.include_router(commands.make_router())
+    dp.include_router(callbacks.make_router())
     return dp
 
 
@@ -68,6 +77,9 @@ class App:
     runner: web.AppRunner | None = None
     port: int = 0
     _polling: asyncio.Task[None] | None = None
+    _bot_username: str = ""
+    _bot_id: int = 0
+    _db: Database | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self, *, poll: bool = True) -> None:
@@ -75,6 +87,7 @@ class App:
         clock = self.clock  # type: ignore[assignment]
         db = Database(s.database_path, int(s.database_busy_timeout.total_seconds() * 1000))
         await db.open()
+        self._db = db
         state = build_state(s.redis_url)
         bot = build_bot(s)
         self.bot = bot
@@ -83,8 +96,15 @@ class App:
             admins = await bot.get_chat_administrators(chat_id)
             return [m.user.id for m in admins]
 
+        routes = load_routes(s.routes_path or None, s.telegram_chat_id, s.approver_ids)
+        migrator = ChatMigrator(db, clock, routes, s.locale, s.timezone)  # type: ignore[arg-type]
+        await migrator.load()
+        silences = SilenceService(
+            db, clock, s.locale, s.timezone,  # type: ignore[arg-type]
+            AlertmanagerSilences(s.alertmanager_url) if s.alertmanager_url else None,
+        )
         authz = Authorizer(
-            s.approver_ids, state, from_admins=s.approvers_from_chat_admins,
+            routes.approvers_for, state, from_admins=s.approvers_from_chat_admins,
             admin_lookup=admin_ids, admin_ttl=s.admin_cache_ttl.total_seconds(),
         )
         approvals = ApprovalService(
@@ -93,11 +113,17 @@ class App:
                            approval_timeout=s.approval_timeout,
                            reject_reason_window=s.reject_reason_window),
             clock,  # type: ignore[arg-type]
+            silences,
         )
         stack = build_decision_stack(s, db)
+        await self._check_telegram(bot, routes)
+        topic_chats = await self._topic_chats(bot, routes) if s.thread_mode == "topic" \
+            else frozenset()
         delivery = DeliveryWorker(
             db, bot, card_renderer(db, s.tz, s.locale, clock),
             max_attempts=s.delivery_max_attempts,
+            topics=TopicManager(db, bot, topic_chats, s.locale) if topic_chats else None,
+            on_migrate=migrator.migrate,
         )
         services_ref: list[Services] = []
 
@@ -118,16 +144,19 @@ class App:
         services = Services(
             settings=s, db=db, state=state, clock=clock,  # type: ignore[arg-type]
             ingest_ctx=IngestContext(
-                chat_id=s.telegram_chat_id, group_by=tuple(s.group_by_labels),
-                locale=s.locale, tz_name=s.timezone,
+                routes=routes, group_by=tuple(s.group_by_labels),
+                locale=s.locale, tz_name=s.timezone, topic_chats=topic_chats,
             ),
+            routes=routes, silences=silences, migrator=migrator,
+            console=Console(db, authz, silences, s.tz, s.locale, clock),  # type: ignore[arg-type]
             authz=authz, approvals=approvals, workers=workers, delivery=delivery,
             inquiries=Inquiries(db, s.tz, s.locale, clock, stack.playbooks),  # type: ignore[arg-type]
         )
         services_ref.append(services)
         self.services = services
 
-        await self._check_telegram(bot, services)
+        services.bot_username = self._bot_username
+        workers.tick_hooks.append(lambda: announce_ended_silences(services))
         async with db.read() as conn:
             beat = await repo.get_meta(conn, "heartbeat")
         if beat:
@@ -137,8 +166,9 @@ class App:
         await self._start_web(services)
         await workers.recover()
         await self._redrive(services)
+        await self._register_commands(services)
         delivery.start()
-        workers.start(sweep_every=min(30.0, max(0.2, s.approval_timeout.total_seconds() / 4)))
+        workers.start(sweep_every=min(5.0, max(0.2, s.approval_timeout.total_seconds() / 4)))
         self.dp = build_dispatcher(services)
         if poll:
             await self._drain_backlog(bot, self.dp)
@@ -146,7 +176,7 @@ class App:
         log.info("opsgate is up: alerts on http://%s:%s/alerts/alertmanager, chat %s",
                  s.http_host, self.port, s.telegram_chat_id)
 
-    async def _check_telegram(self, bot: Bot, services: Services) -> None:
+    async def _check_telegram(self, bot: Bot, routes: RouteTable) -> None:
         s = self.settings
         try:
             me = await bot.get_me()
@@ -154,25 +184,58 @@ class App:
             raise StartupError(f"cannot reach the Bot API at {s.telegram_api_base}: {exc}") from exc
         except TelegramAPIError as exc:
             raise StartupError(f"Telegram refused TELEGRAM_BOT_TOKEN: {exc.message}") from exc
-        services.bot_username = me.username or ""
-        try:
-            await bot.get_chat(s.telegram_chat_id)
-            member = await bot.get_chat_member(s.telegram_chat_id, me.id)
-        except TelegramAPIError as exc:
-            raise StartupError(
-                f"the bot cannot reach TELEGRAM_CHAT_ID={s.telegram_chat_id}: {exc.message} "
-                "(add the bot to the chat, then send /whoami there to check the id)"
-            ) from exc
-        if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR,
-                                 ChatMemberStatus.MEMBER):
-            raise StartupError(
-                f"the bot is not a member of chat {s.telegram_chat_id} (status: {member.status})"
-            )
-        if len(s.approver_ids) < s.critical_approvals and not s.approvers_from_chat_admins:
-            log.warning(
-                "only %d approver(s) in APPROVER_IDS: critical-risk proposals need %d different "
-                "approvers and could never be approved", len(s.approver_ids), s.critical_approvals,
-            )
+        self._bot_username = me.username or ""
+        self._bot_id = me.id
+        for chat_id in sorted(routes.chats()):
+            try:
+                await bot.get_chat(chat_id)
+                member = await bot.get_chat_member(chat_id, me.id)
+            except TelegramAPIError as exc:
+                raise StartupError(
+                    f"the bot cannot reach chat {chat_id}: {exc.message} (check "
+                    "TELEGRAM_CHAT_ID / ROUTES_PATH; add the bot to the chat, then send "
+                    "/whoami there to see its id)"
+                ) from exc
+            if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR,
+                                     ChatMemberStatus.MEMBER):
+                raise StartupError(
+                    f"the bot is not a member of chat {chat_id} (status: {member.status})"
+                )
+            approvers = routes.approvers_for(chat_id)
+            if len(approvers) < s.critical_approvals and not s.approvers_from_chat_admins:
+                log.warning(
+                    "chat %s has %d approver(s): critical-risk proposals need %d different "
+                    "approvers and could never be approved there (APPROVER_IDS)",
+                    chat_id, len(approvers), s.critical_approvals,
+                )
+
+    async def _topic_chats(self, bot: Bot, routes: RouteTable) -> frozenset[int]:
+        """Chats where THREAD_MODE=topic can work; the others fall back to replies."""
+        usable = set()
+        for chat_id in sorted(routes.chats()):
+            chat = await bot.get_chat(chat_id)
+            member = await bot.get_chat_member(chat_id, self._bot_id)
+            if not chat.is_forum:
+                log.warning("THREAD_MODE=topic: chat %s is not a forum (topics off); "
+                            "falling back to reply threads there", chat_id)
+            elif not getattr(member, "can_manage_topics", False):
+                log.warning("THREAD_MODE=topic: the bot lacks the can_manage_topics right in "
+                            "chat %s; falling back to reply threads there (make the bot an "
+                            "admin with 'Manage topics')", chat_id)
+            else:
+                usable.add(chat_id)
+        return frozenset(usable)
+
+    async def _register_commands(self, services: Services) -> None:
+        """Telegram's command menu, per scope (through the outbox, like every write)."""
+        s = self.settings
+        now = utcnow()
+        menu = command_views.command_menu(s.locale)
+        async with services.db.write() as conn:
+            for scope in ("all_group_chats", "all_private_chats"):
+                await outbox.enqueue(conn, kind=outbox.COMMANDS, chat_id=0, now=now,
+                                     payload={"scope": scope, "commands": menu})
+        services.delivery.kick()
 
     async def _start_web(self, services: Services) -> None:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
@@ -188,12 +251,9 @@ class App:
     async def _redrive(self, services: Services) -> None:
         """Incidents accepted but never carded (a crash after the 2xx) get their card."""
         now = utcnow()
-        from storage import outbox
-
         async with services.db.write() as conn:
             for inc in await repo.incidents_without_card(conn):
-                await outbox.enqueue(conn, kind=outbox.CARD, chat_id=inc.chat_id,
-                                     incident_id=inc.id, now=now)
+                await notes.card_changed(conn, inc, now)
         services.kick()
 
     async def _drain_backlog(self, bot: Bot, dp: Dispatcher) -> None:
@@ -236,6 +296,7 @@ class App:
             await self.runner.cleanup()
         if self.services is not None:
             await self.services.state.close()
-            await self.services.db.close()
+        if self._db is not None:
+            await self._db.close()
         if self.bot is not None:
             await self.bot.session.close()

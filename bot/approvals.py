@@ -8,14 +8,13 @@ two presses at once, from two processes even, give exactly one transition.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot import notes
-from bot.models import REANALYZABLE, Actor, Decision, DecisionState, Incident, Silence
-from bot.silencing import group_matchers
+from bot.models import REANALYZABLE, Actor, Decision, DecisionState, Incident
+from bot.silences import SilenceService
 from storage import outbox, repo
 from storage.db import Database
 from storage.state import StateStore
@@ -42,21 +41,21 @@ class Outcome:
 class Authorizer:
     def __init__(
         self,
-        approver_ids: list[int],
+        approvers_for: Callable[[int], frozenset[int]],
         state: StateStore,
         *,
         from_admins: bool = False,
         admin_lookup: AdminLookup | None = None,
         admin_ttl: float = 300.0,
     ) -> None:
-        self.approver_ids = frozenset(approver_ids)
+        self.approvers_for = approvers_for  # per chat: routes may name their own approvers
         self.state = state
         self.from_admins = from_admins
         self.admin_lookup = admin_lookup
         self.admin_ttl = admin_ttl
 
     async def is_approver(self, chat_id: int, user_id: int) -> bool:
-        if user_id in self.approver_ids:
+        if user_id in self.approvers_for(chat_id):
             return True
         if not self.from_admins or self.admin_lookup is None:
             return False
@@ -88,7 +87,9 @@ class ApprovalService:
         state: StateStore,
         cfg: ApprovalConfig,
         clock: Callable[[], datetime],
+        silences: SilenceService,
     ) -> None:
+        self.silences = silences
         self.db = db
         self.authz = authz
         self.state = state
@@ -257,34 +258,27 @@ class ApprovalService:
 
     async def silence_incident(self, actor: Actor, incident_id: str, decision_id: int,
                                duration: timedelta = timedelta(hours=1)) -> Outcome:
-        now = self.clock()
-        async with self.db.write() as conn:
+        """Silence 1h: equality matchers on the incident's group labels."""
+        async with self.db.read() as conn:
             inc = await repo.get_incident(conn, incident_id)
-            if inc is None:
+            existing = await repo.get_silence(conn, inc.silence_id) if inc and inc.silence_id \
+                else None
+        if inc is None:
+            async with self.db.write() as conn:
                 await self._audit(conn, actor, "silence", "unknown_incident", incident_id,
                                   decision_id)
-                return Outcome("unknown_incident", alert=True)
-            if inc.silence_id:
-                existing = await repo.get_silence(conn, inc.silence_id)
-                if existing and existing.expired_at is None and existing.ends_at > now:
-                    await self._audit(conn, actor, "silence", "already_silenced", incident_id,
-                                      decision_id)
-                    return Outcome("already_silenced")
-            silence = Silence(
-                id="S-" + secrets.token_hex(3).upper(),
-                matchers=group_matchers(inc.group_labels or {"alertname": inc.alertname}),
-                reason=f"silenced from the card of {inc.id}",
-                created_by=actor.name,
-                created_by_id=actor.user_id,
-                starts_at=now,
-                ends_at=now + duration,
-            )
-            await repo.insert_silence(conn, silence)
-            await repo.set_incident_silence(conn, inc.id, silence.id)
-            await self._audit(conn, actor, "silence", "silenced", incident_id, decision_id,
-                              detail=f"{silence.id} until {silence.ends_at.isoformat()}")
-            await notes.card_changed(conn, inc, now)
-            await self._note(conn, inc, "silenced", name=actor.name, until=silence.ends_at)
+            return Outcome("unknown_incident", alert=True)
+        now = self.clock()
+        if existing and existing.expired_at is None and existing.ends_at > now:
+            async with self.db.write() as conn:
+                await self._audit(conn, actor, "silence", "already_silenced", incident_id,
+                                  decision_id)
+            return Outcome("already_silenced")
+        matchers = await self.silences.group_matchers(incident_id) or []
+        await self.silences.create(
+            actor, actor.chat_id, matchers, now + duration,
+            f"silenced from the card of {inc.id}", incident_id=inc.id,
+        )
         return Outcome("silenced", {"hours": int(duration.total_seconds() // 3600)})
 
     # ------------------------------------------------------------ timers

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -29,6 +29,10 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
@@ -54,6 +58,12 @@ class RenderedCard:
 
 CardRenderer = Callable[[str, int], Awaitable[RenderedCard | None]]
 SentHook = Callable[[outbox.OutboxItem, int], Awaitable[None]]
+MigrateHook = Callable[[int, int], Awaitable[None]]
+
+
+class Topics(Protocol):
+    async def thread_for(self, incident_id: str, chat_id: int) -> int | None: ...
+    async def close(self, incident_id: str, chat_id: int) -> None: ...
 
 
 def markup_of(
@@ -93,7 +103,11 @@ class DeliveryWorker:
         *,
         max_attempts: int = 20,
         on_sent: SentHook | None = None,
+        topics: Topics | None = None,
+        on_migrate: MigrateHook | None = None,
     ) -> None:
+        self.topics = topics
+        self.on_migrate = on_migrate
         self.db = db
         self.bot = bot
         self.render_card = render_card
@@ -186,7 +200,15 @@ class DeliveryWorker:
                         type(exc).__name__, _what(item), item.attempts + 1, delay)
             await self._retry(item, time.time() + delay, f"{type(exc).__name__}: {exc}")
         except TelegramMigrateToChat as exc:
-            await self._park(item, f"chat migrated to {exc.migrate_to_chat_id}")
+            if self.on_migrate is None:
+                await self._park(item, f"chat migrated to {exc.migrate_to_chat_id}")
+                return
+            log.warning("chat %s was upgraded to supergroup %s; moving everything there",
+                        item.chat_id, exc.migrate_to_chat_id)
+            self.metrics["migrated"] += 1
+            # Rewrites pending rows (this one included) to the new chat id.
+            await self.on_migrate(item.chat_id, exc.migrate_to_chat_id)
+            await self._retry(item, time.time(), "chat migrated", count=False)
         except (TelegramAPIError, _Permanent) as exc:
             await self._park(item, f"{type(exc).__name__}: {exc}")
         else:
@@ -220,6 +242,15 @@ class DeliveryWorker:
             return await self._send_reply(item)
         if item.kind == outbox.MESSAGE:
             return await self._send_plain(item)
+        if item.kind == outbox.EDIT:
+            return await self._edit_plain(item)
+        if item.kind == outbox.TOPIC_CLOSE:
+            if self.topics is not None and item.incident_id:
+                await self.topics.close(item.incident_id, item.chat_id)
+            return None
+        if item.kind == outbox.COMMANDS:
+            await self._set_commands(item)
+            return None
         raise _Permanent(f"unknown outbox kind {item.kind!r}")
 
     async def _sync_card(self, incident_id: str, chat_id: int) -> int | None:
@@ -259,10 +290,15 @@ class DeliveryWorker:
         return await self._post_card(incident_id, chat_id, card)
 
     async def _post_card(self, incident_id: str, chat_id: int, card: RenderedCard) -> int:
+        async with self.db.read() as conn:
+            row = await repo.get_card(conn, incident_id, chat_id)
+        thread_id = row.message_thread_id if row else None
+        if thread_id is None and self.topics is not None:
+            thread_id = await self.topics.thread_for(incident_id, chat_id)
         message = await self._send_with_url_fallback(
             lambda markup: self.bot.send_message(
                 chat_id=chat_id, text=card.text, reply_markup=markup,
-                message_thread_id=card.thread_id, link_preview_options=_NO_PREVIEW,
+                message_thread_id=thread_id, link_preview_options=_NO_PREVIEW,
             ),
             card.keyboard,
         )
@@ -270,7 +306,7 @@ class DeliveryWorker:
         async with self.db.write() as conn:
             await repo.save_card(
                 conn, incident_id, chat_id, message_id=message.message_id,
-                thread_id=card.thread_id, rendered_hash=card.digest,
+                thread_id=thread_id, rendered_hash=card.digest,
             )
         return message.message_id
 
@@ -322,6 +358,31 @@ class DeliveryWorker:
         )
         self.metrics["messages"] += 1
         return message.message_id
+
+    async def _edit_plain(self, item: outbox.OutboxItem) -> None:
+        payload = item.payload
+        try:
+            await self.bot.edit_message_text(
+                text=payload["text"], chat_id=item.chat_id, message_id=payload["message_id"],
+                reply_markup=markup_of(payload.get("keyboard") or []),
+                link_preview_options=_NO_PREVIEW,
+            )
+        except TelegramBadRequest as exc:
+            if not _is_not_modified(exc):
+                raise
+        self.metrics["edited"] += 1
+
+    async def _set_commands(self, item: outbox.OutboxItem) -> None:
+        payload = item.payload
+        scope_name = payload.get("scope")
+        scope: Any = {
+            "all_group_chats": BotCommandScopeAllGroupChats(),
+            "all_private_chats": BotCommandScopeAllPrivateChats(),
+        }.get(scope_name) or BotCommandScopeChat(chat_id=item.chat_id)
+        await self.bot.set_my_commands(
+            [BotCommand(**c) for c in payload["commands"]], scope=scope,
+            language_code=payload.get("language_code"),
+        )
 
     async def drained(self) -> bool:
         async with self.db.read() as conn:

@@ -21,6 +21,7 @@ from bot.models import (
     Incident,
     IncidentStatus,
 )
+from bot.routing import Route, RouteTable
 from bot.silencing import covering_silence
 from storage import outbox, repo
 from storage.db import Database
@@ -56,10 +57,11 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class IngestContext:
-    chat_id: int
+    routes: RouteTable
     group_by: tuple[str, ...]
     locale: str
     tz_name: str
+    topic_chats: frozenset[int] = frozenset()  # chats in THREAD_MODE=topic
 
 
 def group_key_of(group: AlertGroup, group_by: tuple[str, ...]) -> str:
@@ -90,8 +92,13 @@ def severity_of(alerts: list[Alert]) -> str:
     return best
 
 
+def routing_labels(group: AlertGroup) -> dict[str, str]:
+    firing = [a for a in group.alerts if a.status is AlertStatus.FIRING] or group.alerts
+    return {**common_labels(firing), **group.group_labels}
+
+
 def _new_incident(
-    group: AlertGroup, key: str, ctx: IngestContext, now: datetime
+    group: AlertGroup, key: str, ctx: IngestContext, now: datetime, chat_id: int
 ) -> Incident:
     firing = [a for a in group.alerts if a.status is AlertStatus.FIRING] or group.alerts
     labels = common_labels(firing)
@@ -114,7 +121,7 @@ def _new_incident(
         resolved_count=0,
         opened_at=min(a.starts_at for a in firing),
         updated_at=now,
-        chat_id=ctx.chat_id,
+        chat_id=chat_id,
     )
 
 
@@ -137,8 +144,10 @@ async def accept(
             for i, a in enumerate(group.alerts)
         )
         if needs_new:
-            open_inc = _new_incident(group, key, ctx, now)
+            routes = ctx.routes.resolve(routing_labels(group))
+            open_inc = _new_incident(group, key, ctx, now, routes[0].chat_id)
             await repo.insert_incident(conn, open_inc, group.truncated_alerts)
+            await _plan_cards(conn, open_inc.id, routes, ctx)
             result.opened.append(open_inc.id)
         touched: dict[str, None] = {}
         for i, alert in enumerate(group.alerts):
@@ -156,6 +165,15 @@ async def accept(
             )
         result.incidents = list(touched)
     return result
+
+
+async def _plan_cards(
+    conn: repo.Conn, incident_id: str, routes: list[Route], ctx: IngestContext
+) -> None:
+    for route in routes:
+        # In topic mode the group's own topic is found or made when the card is sent.
+        thread = None if route.chat_id in ctx.topic_chats else route.topic
+        await repo.plan_card(conn, incident_id, route.chat_id, thread)
 
 
 async def _after_alerts_changed(
@@ -180,7 +198,7 @@ async def _after_alerts_changed(
         updated_at=now,
     )
     card = await repo.get_card(conn, incident_id, inc.chat_id)
-    has_card = card is not None
+    has_card = card is not None and card.message_id is not None
 
     if is_new:
         firing_labels = [a.labels for a in alerts if a.status is AlertStatus.FIRING]
@@ -191,18 +209,14 @@ async def _after_alerts_changed(
             result.silenced.append(incident_id)
             return
         await repo.insert_decision(conn, incident_id, now)
-        await outbox.enqueue(
-            conn, kind=outbox.CARD, chat_id=inc.chat_id, incident_id=incident_id, now=now
-        )
+        await notes.card_changed(conn, inc, now)
         return
 
     if inc.silence_id and not has_card:
         return
 
     # The card first, then the thread notes: the worker keeps this order per incident.
-    await outbox.enqueue(
-        conn, kind=outbox.CARD, chat_id=inc.chat_id, incident_id=incident_id, now=now
-    )
+    await notes.card_changed(conn, inc, now)
     if before.status is IncidentStatus.FIRING and inc.status is IncidentStatus.RESOLVED:
         result.resolved.append(incident_id)
         decision = await repo.current_decision(conn, incident_id)
@@ -218,7 +232,8 @@ async def _after_alerts_changed(
                 incident_id=incident_id, decision_id=decision.id, detail="incident resolved",
             )
             await notes.reply(conn, inc, "cancelled", now, ctx.locale, ctx.tz_name)
-        await notes.reply(
-            conn, inc, "resolved", now, ctx.locale, ctx.tz_name,
-            duration=notes.seconds_between(inc.opened_at, inc.resolved_at or now),
-        )
+        await notes.reply(conn, inc, "resolved", now, ctx.locale, ctx.tz_name)
+        for chat_id in await notes.chats_of(conn, inc):
+            if chat_id in ctx.topic_chats:
+                await outbox.enqueue(conn, kind=outbox.TOPIC_CLOSE, chat_id=chat_id,
+                                     incident_id=inc.id, now=now)

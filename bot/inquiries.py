@@ -51,7 +51,8 @@ class Inquiries:
             await self._audit(actor, "details", "unknown_incident", incident_id)
             return Outcome("unknown_incident", alert=True)
         messages = cards.render_details(view)
-        await self._replies(incident_id, view.incident.chat_id, messages, "details")
+        await self._replies(incident_id, actor.chat_id or view.incident.chat_id, messages,
+                            "details")
         await self._audit(actor, "details", f"{len(messages)} messages", incident_id)
         return Outcome("working")
 
@@ -71,7 +72,7 @@ class Inquiries:
             await self._audit(actor, "history", "unknown_incident", incident_id)
             return Outcome("unknown_incident", alert=True)
         text = cards.render_history(inc.target, items, tz=self.tz, locale=self.locale)
-        await self._replies(incident_id, inc.chat_id, [text], "history")
+        await self._replies(incident_id, actor.chat_id or inc.chat_id, [text], "history")
         await self._audit(actor, "history", f"{len(items)} incidents", incident_id)
         return Outcome("working")
 
@@ -104,9 +105,18 @@ class Inquiries:
         return Outcome("playbook_saved", {"name": name})
 
     async def say(self, chat_id: int, text: str, *, reply_to: int | None = None,
-                  thread_id: int | None = None) -> None:
+                  thread_id: int | None = None, keyboard: list[list[dict]] | None = None
+                  ) -> None:
         """A chat answer (commands). Goes through the outbox like every write."""
         async with self.db.write() as conn:
             await outbox.enqueue(conn, kind=outbox.MESSAGE, chat_id=chat_id, now=self.clock(),
                                  payload={"text": text, "reply_to": reply_to,
-                                          "thread_id": thread_id})
+                                          "thread_id": thread_id, "keyboard": keyboard or []})
+
+    async def edit(self, chat_id: int, message_id: int, text: str,
+                   keyboard: list[list[dict]] | None = None) -> None:
+        """Replace a message we sent (paged lists), through the outbox."""
+        async with self.db.write() as conn:
+            await outbox.enqueue(conn, kind=outbox.EDIT, chat_id=chat_id, now=self.clock(),
+                                 payload={"text": text, "message_id": message_id,
+                                          "keyboard": keyboard or []})

@@ -1,4 +1,5 @@
-"""Thread notes: a reply under an incident's card, queued in the caller's transaction."""
+"""Thread notes and card syncs, queued in the caller's transaction for every chat
+the incident lives in (routing may put one incident in several chats)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot import cards
 from bot.models import Incident
-from storage import outbox
+from storage import outbox, repo
 from storage.repo import Conn
 
 
@@ -20,6 +21,11 @@ def render(kind: str, locale: str, tz_name: str, **ctx: Any) -> str:
     return cards.render_thread(kind, tz=ZoneInfo(tz_name), locale=locale, **ctx)
 
 
+async def chats_of(conn: Conn, incident: Incident) -> list[int]:
+    chats = [c.chat_id for c in await repo.cards_of(conn, incident.id)]
+    return chats or [incident.chat_id]
+
+
 async def reply(
     conn: Conn,
     incident: Incident,
@@ -27,30 +33,23 @@ async def reply(
     now: datetime,
     locale: str,
     tz_name: str,
-    *,
-    payload_extra: dict[str, Any] | None = None,
     **ctx: Any,
 ) -> None:
     text = render(kind, locale, tz_name, incident=incident, **ctx)
-    await outbox.enqueue(
-        conn,
-        kind=outbox.REPLY,
-        chat_id=incident.chat_id,
-        incident_id=incident.id,
-        now=now,
-        payload={"text": text, "note": kind, **(payload_extra or {})},
-    )
+    await reply_text(conn, incident, text, now, note=kind)
 
 
 async def reply_text(conn: Conn, incident: Incident, text: str, now: datetime,
                      note: str = "text") -> None:
-    await outbox.enqueue(
-        conn, kind=outbox.REPLY, chat_id=incident.chat_id, incident_id=incident.id, now=now,
-        payload={"text": text, "note": note},
-    )
+    for chat_id in await chats_of(conn, incident):
+        await outbox.enqueue(
+            conn, kind=outbox.REPLY, chat_id=chat_id, incident_id=incident.id, now=now,
+            payload={"text": text, "note": note},
+        )
 
 
 async def card_changed(conn: Conn, incident: Incident, now: datetime) -> None:
-    await outbox.enqueue(
-        conn, kind=outbox.CARD, chat_id=incident.chat_id, incident_id=incident.id, now=now
-    )
+    for chat_id in await chats_of(conn, incident):
+        await outbox.enqueue(
+            conn, kind=outbox.CARD, chat_id=chat_id, incident_id=incident.id, now=now
+        )

@@ -12,9 +12,13 @@ from aiohttp import web
 
 from bot.approvals import ApprovalService, Authorizer
 from bot.config import Settings
+from bot.console import Console
 from bot.delivery import DeliveryWorker
 from bot.ingest import IngestContext
 from bot.inquiries import Inquiries
+from bot.migration import ChatMigrator
+from bot.routing import RouteTable
+from bot.silences import SilenceService
 from bot.workers import Workers
 from storage import outbox
 from storage.db import Database
@@ -33,6 +37,10 @@ class Services:
     workers: Workers
     delivery: DeliveryWorker
     inquiries: Inquiries
+    routes: RouteTable
+    silences: SilenceService
+    migrator: ChatMigrator
+    console: Console
     bot_username: str = ""
     started_at: float = 0.0
     downtime: float = 0.0  # seconds the bot was away before this start
@@ -40,7 +48,7 @@ class Services:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def served_chats(self) -> frozenset[int]:
-        return frozenset({self.settings.telegram_chat_id})
+        return self.routes.chats()
 
     def kick(self) -> None:
         self.workers.kick_analysis()

@@ -78,6 +78,7 @@ class Workers:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running: set[int] = set()
         self._closed = False
+        self.tick_hooks: list[Callable[[], Any]] = []  # periodic extras (silence expiry)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -286,6 +287,9 @@ class Workers:
             try:
                 if await self.approvals.expire_due():
                     self.on_change()
+                for hook in self.tick_hooks:
+                    if await hook():
+                        self.on_change()
                 await self._heartbeat()
             except Exception:
                 log.exception("timer loop error")

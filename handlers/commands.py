@@ -1,15 +1,29 @@
-"""Chat commands and replies. /start and /whoami answer anywhere (set-up help)."""
+"""Chat commands and replies. /start and /whoami answer anywhere (set-up help);
+everything else only in served chats. aiogram's Command filter accepts
+`/cmd@this_bot` and ignores commands addressed to other bots."""
 
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandStart
-from aiogram.types import Message
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import CallbackQuery, Message
 
-from bot import cards
+from bot import cards, texts
+from bot.console import Answer
 from bot.services import Services
 from handlers.common import actor_of, display_name
 from handlers.middlewares import ServedChat
+from keyboards.callbacks import HistoryPageCB, SilenceCB
+
+
+async def _reply(message: Message, services: Services, answer: Answer) -> None:
+    await services.inquiries.say(
+        message.chat.id, answer.text, reply_to=message.message_id,
+        thread_id=message.message_thread_id if message.is_topic_message else None,
+        keyboard=answer.keyboard,
+    )
+    services.delivery.kick()
 
 
 async def whoami(message: Message, services: Services) -> None:
@@ -21,9 +35,7 @@ async def whoami(message: Message, services: Services) -> None:
         user_id=user.id, name=display_name(user), is_approver=approver,
         chat_id=message.chat.id, tz=services.settings.tz, locale=services.settings.locale,
     )
-    await services.inquiries.say(message.chat.id, text, reply_to=message.message_id,
-                                 thread_id=message.message_thread_id)
-    services.delivery.kick()
+    await _reply(message, services, Answer(text))
 
 
 async def start(message: Message, services: Services) -> None:
@@ -31,8 +43,78 @@ async def start(message: Message, services: Services) -> None:
         "commands/start.html", tz=services.settings.tz, locale=services.settings.locale,
         chat_id=message.chat.id,
     )
-    await services.inquiries.say(message.chat.id, text, reply_to=message.message_id)
+    await _reply(message, services, Answer(text))
+
+
+def _actor(message: Message):  # type: ignore[no-untyped-def]
+    assert message.from_user is not None
+    return actor_of(message.from_user, message.chat.id)
+
+
+async def help_(message: Message, services: Services) -> None:
+    await _reply(message, services, await services.console.help(_actor(message)))
+
+
+async def silence(message: Message, command: CommandObject, services: Services) -> None:
+    answer = await services.console.silence(_actor(message), command.args)
+    await _reply(message, services, answer)
+
+
+async def silences(message: Message, services: Services) -> None:
+    await _reply(message, services, await services.console.list_silences(_actor(message)))
+
+
+async def unsilence(message: Message, command: CommandObject, services: Services) -> None:
+    await _reply(message, services, await services.console.unsilence(_actor(message),
+                                                                     command.args))
+
+
+async def history(message: Message, command: CommandObject, services: Services) -> None:
+    await _reply(message, services, await services.console.history(command.args))
+
+
+async def incidents(message: Message, services: Services) -> None:
+    await _reply(message, services, await services.console.incidents(message.chat.id))
+
+
+async def history_page(query: CallbackQuery, callback_data: HistoryPageCB,
+                       services: Services) -> None:
+    await _answer(query, services, "working")
+    if query.message is None:
+        return
+    answer = await services.console.history_page(callback_data.query or None, 10,
+                                                 callback_data.page)
+    await services.inquiries.edit(query.message.chat.id, query.message.message_id,
+                                  answer.text, answer.keyboard)
     services.delivery.kick()
+
+
+async def expire_silence(query: CallbackQuery, callback_data: SilenceCB,
+                         services: Services) -> None:
+    assert query.message is not None
+    actor = actor_of(query.from_user, query.message.chat.id)
+    answer = await services.console.expire_button(actor, callback_data.sid)
+    await _answer(query, services, answer.toast or "working",
+                  alert=answer.toast == "not_allowed", user_id=actor.user_id)
+    if answer.text:
+        await services.inquiries.edit(query.message.chat.id, query.message.message_id,
+                                      answer.text, answer.keyboard)
+    services.delivery.kick()
+
+
+async def _answer(query: CallbackQuery, services: Services, key: str, *, alert: bool = False,
+                  **ctx: object) -> None:
+    try:
+        await query.answer(texts.toast(key, services.settings.locale, **ctx), show_alert=alert)
+    except TelegramBadRequest:
+        pass
+
+
+async def migrated(message: Message, services: Services) -> None:
+    """Service message in the old group: it is a supergroup now."""
+    if message.migrate_to_chat_id:
+        await services.migrator.migrate(message.chat.id, message.migrate_to_chat_id)
+        services.delivery.kick()
 
 
 async def reply_in_thread(message: Message, services: Services) -> None:
@@ -51,7 +133,17 @@ async def reply_in_thread(message: Message, services: Services) -> None:
 def make_router() -> Router:
     """A fresh router per Dispatcher (several apps may share one process in tests)."""
     router = Router(name="commands")
+    served = ServedChat()
     router.message.register(whoami, Command("whoami"))
     router.message.register(start, CommandStart())
-    router.message.register(reply_in_thread, ServedChat(), F.reply_to_message, F.text)
+    router.message.register(migrated, F.migrate_to_chat_id, served)
+    router.message.register(help_, Command("help"), served)
+    router.message.register(silence, Command("silence"), served)
+    router.message.register(silences, Command("silences"), served)
+    router.message.register(unsilence, Command("unsilence"), served)
+    router.message.register(history, Command("history"), served)
+    router.message.register(incidents, Command("incidents"), served)
+    router.message.register(reply_in_thread, served, F.reply_to_message, F.text)
+    router.callback_query.register(history_page, HistoryPageCB.filter(), served)
+    router.callback_query.register(expire_silence, SilenceCB.filter(), served)
     return router

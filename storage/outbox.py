@@ -17,6 +17,9 @@ from storage.repo import Conn, ts
 CARD = "card"  # render the incident's card now and send or edit it
 REPLY = "reply"  # a message in the incident's thread (reply to its card)
 MESSAGE = "message"  # a plain message to a chat (command answers, notes)
+EDIT = "edit"  # edit a plain message we sent (paged lists)
+TOPIC_CLOSE = "topic_close"  # rename the incident's forum topic with the outcome, close it
+COMMANDS = "commands"  # setMyCommands for one scope
 
 
 @dataclass(frozen=True)

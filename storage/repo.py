@@ -505,3 +505,172 @@ async def set_meta(conn: Conn, key: str, value: str) -> None:
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?",
         (key, value, value),
     )
+
+
+async def cards_of(conn: Conn, incident_id: str) -> list[CardRow]:
+    """Every chat an incident lives in (one card each)."""
+    rows = await _all(conn, "SELECT * FROM cards WHERE incident_id = ? ORDER BY rowid",
+                      (incident_id,))
+    return [CardRow(r) for r in rows]
+
+
+async def plan_card(conn: Conn, incident_id: str, chat_id: int, thread_id: int | None) -> None:
+    """Record where a card will go, before it is sent."""
+    await conn.execute(
+        """INSERT INTO cards (incident_id, chat_id, message_thread_id) VALUES (?,?,?)
+           ON CONFLICT (incident_id, chat_id) DO NOTHING""",
+        (incident_id, chat_id, thread_id),
+    )
+
+
+async def set_card_thread(conn: Conn, incident_id: str, chat_id: int, thread_id: int) -> None:
+    await conn.execute(
+        "UPDATE cards SET message_thread_id = ? WHERE incident_id = ? AND chat_id = ?",
+        (thread_id, incident_id, chat_id),
+    )
+
+
+# ---------------------------------------------------------------- silences (chat)
+
+
+async def insert_chat_silence(conn: Conn, silence: Silence, chat_id: int | None) -> None:
+    await insert_silence(conn, silence)
+    await conn.execute("UPDATE silences SET chat_id = ? WHERE id = ?", (chat_id, silence.id))
+
+
+async def set_silence_am_id(conn: Conn, silence_id: str, am_id: str) -> None:
+    await conn.execute("UPDATE silences SET am_id = ? WHERE id = ?", (am_id, silence_id))
+
+
+async def silence_extras(conn: Conn, silence_id: str) -> tuple[int | None, str | None]:
+    row = await _one(conn, "SELECT chat_id, am_id FROM silences WHERE id = ?", (silence_id,))
+    return (row["chat_id"], row["am_id"]) if row else (None, None)
+
+
+async def known_am_ids(conn: Conn) -> set[str]:
+    rows = await _all(conn, "SELECT am_id FROM silences WHERE am_id IS NOT NULL")
+    return {r[0] for r in rows}
+
+
+async def expire_silence(conn: Conn, silence_id: str, now: datetime) -> bool:
+    cur = await conn.execute(
+        """UPDATE silences SET expired_at = ?, announced = 1
+           WHERE id = ? AND expired_at IS NULL AND ends_at > ?""",
+        (ts(now), silence_id, ts(now)),
+    )
+    return cur.rowcount == 1
+
+
+async def ended_unannounced(conn: Conn, now: datetime) -> list[Silence]:
+    rows = await _all(
+        conn,
+        "SELECT * FROM silences WHERE announced = 0 AND (expired_at IS NOT NULL OR ends_at <= ?)",
+        (ts(now),),
+    )
+    return [_silence(r) for r in rows]
+
+
+async def mark_announced(conn: Conn, silence_id: str) -> bool:
+    cur = await conn.execute(
+        "UPDATE silences SET announced = 1 WHERE id = ? AND announced = 0", (silence_id,)
+    )
+    return cur.rowcount == 1
+
+
+async def incidents_with_silence(conn: Conn, silence_id: str) -> list[Incident]:
+    rows = await _all(conn, "SELECT * FROM incidents WHERE silence_id = ?", (silence_id,))
+    return [_incident(r) for r in rows]
+
+
+async def firing_labels(conn: Conn, incident_id: str) -> list[dict[str, str]]:
+    rows = await _all(
+        conn, "SELECT labels FROM alerts WHERE incident_id = ? AND status = 'firing'",
+        (incident_id,),
+    )
+    return [json.loads(r[0]) for r in rows]
+
+
+# ---------------------------------------------------------------- history
+
+
+def _history_filter(query: str | None) -> tuple[str, tuple[Any, ...]]:
+    if not query:
+        return "", ()
+    if query.upper().startswith("INC-"):
+        return " WHERE id = ?", (query.upper(),)
+    return " WHERE target = ? OR alertname = ?", (query, query)
+
+
+async def history_page(
+    conn: Conn, query: str | None, limit: int, offset: int
+) -> tuple[list[Incident], int]:
+    where, args = _history_filter(query)
+    row = await _one(conn, "SELECT COUNT(*) FROM incidents" + where, args)
+    total = int(row[0]) if row else 0
+    rows = await _all(
+        conn, "SELECT * FROM incidents" + where + " ORDER BY opened_at DESC, id LIMIT ? OFFSET ?",
+        (*args, limit, offset),
+    )
+    return [_incident(r) for r in rows], total
+
+
+# ---------------------------------------------------------------- topics
+
+
+async def get_topic(conn: Conn, chat_id: int, group_key: str) -> tuple[int, bool] | None:
+    row = await _one(
+        conn, "SELECT thread_id, closed FROM topics WHERE chat_id = ? AND group_key = ?",
+        (chat_id, group_key),
+    )
+    return (int(row[0]), bool(row[1])) if row else None
+
+
+async def save_topic(conn: Conn, chat_id: int, group_key: str, thread_id: int, name: str,
+                     closed: bool = False) -> None:
+    await conn.execute(
+        """INSERT INTO topics (chat_id, group_key, thread_id, name, closed) VALUES (?,?,?,?,?)
+           ON CONFLICT (chat_id, group_key) DO UPDATE SET
+               thread_id = excluded.thread_id, name = excluded.name, closed = excluded.closed""",
+        (chat_id, group_key, thread_id, name, int(closed)),
+    )
+
+
+# ---------------------------------------------------------------- chat migrations
+
+
+async def record_migration(conn: Conn, old: int, new: int, now: datetime) -> bool:
+    cur = await conn.execute(
+        "INSERT INTO chat_migrations (old_chat_id, new_chat_id, at) VALUES (?,?,?)"
+        " ON CONFLICT DO NOTHING",
+        (old, new, ts(now)),
+    )
+    return cur.rowcount == 1
+
+
+async def migrations(conn: Conn) -> list[tuple[int, int]]:
+    rows = await _all(conn, "SELECT old_chat_id, new_chat_id FROM chat_migrations ORDER BY at")
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+async def move_chat(conn: Conn, old: int, new: int) -> list[str]:
+    """Point everything at the new chat. Open incidents' cards must be posted again
+    (messages of the old group cannot be edited any more); returns their ids."""
+    await conn.execute(
+        "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state IN ('pending', 'sending')",
+        (new, old),
+    )
+    open_ids = [
+        r[0] for r in await _all(
+            conn, "SELECT id FROM incidents WHERE chat_id = ? AND status = 'firing'", (old,)
+        )
+    ]
+    await conn.execute("UPDATE incidents SET chat_id = ? WHERE chat_id = ?", (new, old))
+    await conn.execute(
+        """UPDATE cards SET chat_id = ?, message_id = NULL, last_rendered_hash = NULL,
+               message_thread_id = NULL
+           WHERE chat_id = ?
+             AND incident_id IN (SELECT id FROM incidents WHERE status = 'firing')""",
+        (new, old),
+    )
+    await conn.execute("UPDATE silences SET chat_id = ? WHERE chat_id = ?", (new, old))
+    return open_ids

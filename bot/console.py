@@ -1,0 +1,173 @@
+"""The group chat as the team's console: what each command answers.
+
+Every method returns an Answer (Telegram HTML + keyboard); handlers only parse
+the update and queue the answer through the outbox.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot import command_views as views
+from bot.approvals import Authorizer
+from bot.models import Actor
+from bot.silence_args import (
+    HISTORY_USAGE,
+    SILENCE_USAGE,
+    UNSILENCE_USAGE,
+    ArgsError,
+    parse_history_args,
+    parse_silence_args,
+    parse_unsilence_args,
+)
+from bot.silences import SilenceService
+from storage import repo
+from storage.db import Database
+
+HISTORY_QUERY_MAX = 40  # keeps HistoryPageCB far under 64 bytes
+
+
+@dataclass
+class Answer:
+    text: str
+    keyboard: list[list[dict]] = field(default_factory=list)
+    toast: str | None = None  # for button presses
+
+
+class Console:
+    def __init__(
+        self,
+        db: Database,
+        authz: Authorizer,
+        silences: SilenceService,
+        tz: ZoneInfo,
+        locale: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db = db
+        self.authz = authz
+        self.silences = silences
+        self.tz = tz
+        self.locale = locale
+        self.clock = clock
+
+    def _usage(self, usage: str, error: str | None) -> Answer:
+        return Answer(views.render_usage(usage, error=error, tz=self.tz, locale=self.locale))
+
+    def _not_allowed(self, actor: Actor) -> Answer:
+        return Answer(views.render_not_allowed(user_id=actor.user_id, tz=self.tz,
+                                               locale=self.locale))
+
+    async def _audit_refusal(self, actor: Actor, action: str) -> None:
+        async with self.db.write() as conn:
+            await repo.audit(conn, action=action, result="not_allowed", now=self.clock(),
+                             user_id=actor.user_id, user_name=actor.name,
+                             chat_id=actor.chat_id)
+
+    async def help(self, actor: Actor) -> Answer:
+        approver = await self.authz.is_approver(actor.chat_id or 0, actor.user_id)
+        return Answer(views.render_help(is_approver=approver, tz=self.tz, locale=self.locale))
+
+    async def silence(self, actor: Actor, args: str | None) -> Answer:
+        if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
+            await self._audit_refusal(actor, "silence")
+            return self._not_allowed(actor)
+        now = self.clock()
+        try:
+            parsed = parse_silence_args(args, now, self.tz)
+        except ArgsError as exc:
+            return self._usage(SILENCE_USAGE, exc.message)
+        matchers = parsed.matchers
+        if parsed.incident_id:
+            found = await self.silences.group_matchers(parsed.incident_id)
+            if not found:
+                return self._usage(SILENCE_USAGE, f"unknown incident {parsed.incident_id}")
+            matchers = found
+        created = await self.silences.create(
+            actor, actor.chat_id, matchers, parsed.ends_at, parsed.reason,
+            incident_id=parsed.incident_id,
+        )
+        return Answer(views.render_silence_created(
+            created.silence, open_matches=created.open_matches, am_status=created.am_status,
+            tz=self.tz, locale=self.locale, now=now,
+        ))
+
+    async def list_silences(self, actor: Actor) -> Answer:
+        local, remote, _ = await self.silences.active()
+        can_expire = await self.authz.is_approver(actor.chat_id or 0, actor.user_id)
+        text, keyboard = views.render_silence_list(
+            local, remote, can_expire=can_expire, tz=self.tz, locale=self.locale,
+            now=self.clock(),
+        )
+        return Answer(text, keyboard)
+
+    async def unsilence(self, actor: Actor, args: str | None) -> Answer:
+        if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
+            await self._audit_refusal(actor, "unsilence")
+            return self._not_allowed(actor)
+        try:
+            sid = parse_unsilence_args(args)
+        except ArgsError as exc:
+            return self._usage(UNSILENCE_USAGE, exc.message)
+        return await self._expire(actor, sid)
+
+    async def expire_button(self, actor: Actor, sid: str) -> Answer:
+        """The Expire button under /silences: answer, and the refreshed list."""
+        if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
+            await self._audit_refusal(actor, "unsilence")
+            return Answer("", toast="not_allowed")
+        done = await self._expire(actor, sid)
+        listing = await self.list_silences(actor)
+        listing.toast = done.toast
+        return listing
+
+    async def _expire(self, actor: Actor, sid: str) -> Answer:
+        silence = await self.silences.expire(actor, sid)
+        if silence is None:
+            return Answer(views.render_unknown_silence(sid, tz=self.tz, locale=self.locale),
+                          toast="unknown_silence")
+        return Answer(views.render_silence_expired(silence, by=actor.name, tz=self.tz,
+                                                   locale=self.locale), toast="silence_expired")
+
+    async def history(self, args: str | None, page: int = 0) -> Answer:
+        try:
+            parsed = parse_history_args(args)
+        except ArgsError as exc:
+            return self._usage(HISTORY_USAGE, exc.message)
+        return await self.history_page(parsed.query, parsed.limit, page)
+
+    async def history_page(self, query: str | None, per_page: int, page: int) -> Answer:
+        query = (query or "")[:HISTORY_QUERY_MAX] or None
+        async with self.db.read() as conn:
+            incidents, total = await repo.history_page(conn, query, per_page, page * per_page)
+            rows = []
+            for inc in incidents:
+                d = await repo.current_decision(conn, inc.id)
+                rows.append(views.HistoryRow(
+                    incident=inc, state=d.state.value if d else None,
+                    decided_by=d.decided_by if d else None,
+                    dry_run=bool(d and (d.result or {}).get("dry_run")),
+                ))
+        pages = max(1, math.ceil(total / per_page))
+        text, keyboard = views.render_history_page(
+            query, rows, page=min(page, pages - 1), pages=pages, tz=self.tz, locale=self.locale,
+        )
+        return Answer(text, keyboard)
+
+    async def incidents(self, chat_id: int) -> Answer:
+        async with self.db.read() as conn:
+            rows = []
+            for inc in await repo.open_incidents(conn):
+                card = await repo.get_card(conn, inc.id, chat_id)
+                d = await repo.current_decision(conn, inc.id)
+                link = None
+                if card is not None and card.message_id is not None:
+                    link = views.message_link(chat_id, card.message_id, card.message_thread_id)
+                rows.append(views.OpenIncidentRow(
+                    incident=inc, state=d.state.value if d else None, link=link,
+                ))
+        return Answer(views.render_incidents(rows, tz=self.tz, locale=self.locale))
