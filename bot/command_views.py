@@ -166,9 +166,7 @@ def command_menu(locale: str = "en") -> list[dict]:
     return menu
 
 
-def render_usage(
-    usage: str, *, error: str | None = None, tz: ZoneInfo, locale: str = "en"
-) -> str:
+def render_usage(usage: str, *, error: str | None = None, tz: ZoneInfo, locale: str = "en") -> str:
     """A refused command: "⚠️ <error>" (when given) and the usage line."""
     return _fit(lambda lim, _n: _view("usage", locale, tz, lim, usage=usage, error=error or ""))
 
@@ -301,6 +299,14 @@ def _outcome(row: HistoryRow) -> str:
     return outcome
 
 
+def history_query(query: str | None) -> str | None:
+    """`query` shortened to at most HISTORY_QUERY_MAX bytes of UTF-8 (on a character
+    boundary), None when empty: what render_history_page accepts. A query holding ':'
+    cannot be packed into callback data at all (aiogram's separator) and stays refused."""
+    raw = (query or "").encode("utf-8")[:HISTORY_QUERY_MAX]
+    return raw.decode("utf-8", "ignore") or None
+
+
 def _check_query(query: str) -> None:
     if len(query.encode("utf-8")) > HISTORY_QUERY_MAX or ":" in query:
         raise ValueError(
@@ -309,7 +315,9 @@ def _check_query(query: str) -> None:
         )
 
 
-def history_keyboard(query: str | None, *, page: int, pages: int, locale: str = "en") -> Keyboard:
+def history_keyboard(
+    query: str | None, *, page: int, pages: int, per_page: int = 10, locale: str = "en"
+) -> Keyboard:
     """[◀️ Previous][▶️ Next] for a 0-based `page` of `pages`; only existing directions,
     nothing for a single page. The query must be ≤ 40 bytes and hold no ':'."""
     q = query or ""
@@ -318,10 +326,10 @@ def history_keyboard(query: str | None, *, page: int, pages: int, locale: str = 
     page = min(max(0, page), pages - 1)
     row = []
     if page > 0:
-        data = HistoryPageCB(query=q, page=page - 1).pack()
+        data = HistoryPageCB(query=q, page=page - 1, n=per_page).pack()
         row.append({"text": button("prev", locale), "callback_data": data})
     if page < pages - 1:
-        data = HistoryPageCB(query=q, page=page + 1).pack()
+        data = HistoryPageCB(query=q, page=page + 1, n=per_page).pack()
         row.append({"text": button("next", locale), "callback_data": data})
     for item in row:  # aiogram checks this too; keep the contract visible here
         if len(item["callback_data"].encode("utf-8")) > MAX_CALLBACK_BYTES:
@@ -337,6 +345,8 @@ def render_history_page(
     pages: int,
     tz: ZoneInfo,
     locale: str = "en",
+    per_page: int = 10,
+    pager_query: str | None = None,
 ) -> tuple[str, Keyboard]:
     """/history: one page of past incidents (in the given order, newest first expected).
 
@@ -345,7 +355,8 @@ def render_history_page(
     ≤ HISTORY_QUERY_MAX (40) bytes and hold no ':' — the caller truncates; ValueError
     otherwise.
     """
-    _check_query(query or "")
+    pager = query if pager_query is None else pager_query
+    _check_query(pager or "")
     pages = max(1, pages)
     page = min(max(0, page), pages - 1)
     rows = [
@@ -371,7 +382,8 @@ def render_history_page(
         ),
         total=len(rows),
     )
-    return text, history_keyboard(query, page=page, pages=pages, locale=locale)
+    return text, history_keyboard(pager, page=page, pages=pages, per_page=per_page,
+                                  locale=locale)
 
 
 # -------------------------------------------------------------------- incidents
@@ -381,9 +393,7 @@ def _link_ok(link: str | None) -> bool:
     return bool(link) and len(link or "") <= _MAX_LINK and button_url_ok(link or "")
 
 
-def render_incidents(
-    items: list[OpenIncidentRow], *, tz: ZoneInfo, locale: str = "en"
-) -> str:
+def render_incidents(items: list[OpenIncidentRow], *, tz: ZoneInfo, locale: str = "en") -> str:
     """/incidents: open incidents in the given order, at most 30 lines then "… N more".
     The id links to the card when `link` is a usable http(s) URL."""
     rows = [
@@ -403,16 +413,18 @@ def render_incidents(
     )
 
 
-# Supergroups and channels have chat ids -100XXXXXXXXXX: -(10**12 + internal id).
+# Supergroups and channels have chat ids -100XXXXXXXXXX, i.e. -(10**12 + channel id) with
+# 0 < channel id < 10**12 (TDLib's ZERO_CHANNEL_ID); basic groups are -1 .. -999999999999.
 _CHANNEL_BASE = 1_000_000_000_000
 
 
 def message_link(chat_id: int, message_id: int, thread_id: int | None = None) -> str | None:
     """t.me link to a message of a supergroup/channel (`?thread=` inside a topic);
     None for basic groups and private chats, which have no message links."""
-    if chat_id >= -_CHANNEL_BASE or message_id <= 0:
+    channel = -chat_id - _CHANNEL_BASE
+    if not 0 < channel < _CHANNEL_BASE or message_id <= 0:
         return None
-    url = f"https://t.me/c/{-chat_id - _CHANNEL_BASE}/{message_id}"
+    url = f"https://t.me/c/{channel}/{message_id}"
     if thread_id is not None and thread_id > 0:
         url += f"?thread={thread_id}"
     return url
@@ -426,9 +438,7 @@ def render_not_allowed(*, user_id: int, tz: ZoneInfo, locale: str = "en") -> str
     return _fit(lambda lim, _n: _view("not_allowed", locale, tz, lim, user_id=user_id))
 
 
-def render_migrated(
-    *, old_chat_id: int, new_chat_id: int, tz: ZoneInfo, locale: str = "en"
-) -> str:
+def render_migrated(*, old_chat_id: int, new_chat_id: int, tz: ZoneInfo, locale: str = "en") -> str:
     """Posted in the new supergroup after the group was upgraded (chat id changed)."""
     return _fit(
         lambda lim, _n: _view(

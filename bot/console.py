@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 from bot import command_views as views
@@ -27,8 +28,6 @@ from bot.silence_args import (
 from bot.silences import SilenceService
 from storage import repo
 from storage.db import Database
-
-HISTORY_QUERY_MAX = 40  # keeps HistoryPageCB far under 64 bytes
 
 
 @dataclass
@@ -141,7 +140,10 @@ class Console:
         return await self.history_page(parsed.query, parsed.limit, page)
 
     async def history_page(self, query: str | None, per_page: int, page: int) -> Answer:
-        query = (query or "")[:HISTORY_QUERY_MAX] or None
+        # The page buttons carry the query: ':' is aiogram's separator, so it travels encoded.
+        pager = views.history_query(quote(unquote(query or ""), safe=""))
+        # A long query is cut to what a button can carry; search what the buttons repeat.
+        query = unquote(pager) if pager else None
         async with self.db.read() as conn:
             incidents, total = await repo.history_page(conn, query, per_page, page * per_page)
             rows = []
@@ -155,6 +157,7 @@ class Console:
         pages = max(1, math.ceil(total / per_page))
         text, keyboard = views.render_history_page(
             query, rows, page=min(page, pages - 1), pages=pages, tz=self.tz, locale=self.locale,
+            per_page=per_page, pager_query=pager or "",
         )
         return Answer(text, keyboard)
 

@@ -82,7 +82,8 @@ async def history_page(query: CallbackQuery, callback_data: HistoryPageCB,
     await _answer(query, services, "working")
     if query.message is None:
         return
-    answer = await services.console.history_page(callback_data.query or None, 10,
+    answer = await services.console.history_page(callback_data.query or None,
+                                                 max(1, min(50, callback_data.n)),
                                                  callback_data.page)
     await services.inquiries.edit(query.message.chat.id, query.message.message_id,
                                   answer.text, answer.keyboard)

@@ -30,8 +30,9 @@ class CardCB(CallbackData, prefix="c1"):
 
 
 class HistoryPageCB(CallbackData, prefix="h1"):
-    query: str  # short: a target or incident id
+    query: str  # short: a target or incident id, ':' and '%' percent-encoded
     page: int = 0
+    n: int = 10  # rows per page
 
 
 class SilenceAct(StrEnum):

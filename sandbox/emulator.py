@@ -404,6 +404,15 @@ class Emulator:
         fault = {"error_code": error_code, "description": description, "parameters": parameters}
         self._faults.setdefault(method, []).extend(dict(fault) for _ in range(count))
 
+    def clear_faults(self, method: str | None = None) -> int:
+        """Drop pending injected faults (all, or one method's); returns how many."""
+        if method is None:
+            dropped = sum(len(f) for f in self._faults.values())
+            self._faults.clear()
+        else:
+            dropped = len(self._faults.pop(method, []))
+        return dropped
+
     def set_rate_limits(self, enabled: bool) -> None:
         self.rate_limits = enabled
 
@@ -458,9 +467,19 @@ class Emulator:
         return self._public(message)
 
     def press_button(
-        self, chat_id: int, message_id: int, callback_data: str, user: dict, age: float = 0.0
+        self,
+        chat_id: int,
+        message_id: int,
+        callback_data: str,
+        user: dict,
+        age: float = 0.0,
+        force: bool = False,
     ) -> str:
-        """A person presses an inline button; ``age`` backdates the press (seconds)."""
+        """A person presses an inline button; ``age`` backdates the press (seconds).
+
+        ``force`` skips the "button exists" check: a press on a keyboard the
+        person still sees from before an edit, or data forged by a client.
+        """
         chat = self._chat_state(chat_id)
         message = chat.messages.get(message_id)
         if message is None:
@@ -468,7 +487,7 @@ class Emulator:
         buttons = [
             b for row in (message.get("reply_markup") or {}).get("inline_keyboard", []) for b in row
         ]
-        if not any(b.get("callback_data") == callback_data for b in buttons):
+        if not force and not any(b.get("callback_data") == callback_data for b in buttons):
             raise ValueError(f"message {message_id} has no button with data {callback_data!r}")
         sender = _user(user)
         self._users[sender["id"]] = sender

@@ -166,6 +166,10 @@ async def _faults(emu: Emulator, request: web.Request, body: dict) -> Any:
     return {"ok": True}
 
 
+async def _faults_clear(emu: Emulator, request: web.Request, body: dict) -> Any:
+    return {"cleared": emu.clear_faults(request.query.get("method") or None)}
+
+
 async def _callbacks(emu: Emulator, request: web.Request, body: dict) -> Any:
     return emu.callback_stats()
 
@@ -216,6 +220,7 @@ def build_app(emulator: Emulator) -> web.Application:
     app.router.add_get(f"{c}/chats/{{chat_id}}/messages", _control(_messages))
     app.router.add_get(f"{c}/calls", _control(_calls))
     app.router.add_post(f"{c}/faults", _control(_faults))
+    app.router.add_delete(f"{c}/faults", _control(_faults_clear))
     app.router.add_get(f"{c}/callbacks", _control(_callbacks))
     app.router.add_get(f"{c}/callbacks/{{query_id}}", _control(_callback_answer))
     app.router.add_post(f"{c}/migrate", _control(_migrate))

@@ -31,12 +31,12 @@ async def start_app(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[AppFa
     """Start the real app (Dispatcher polling the emulator + web server + workers)."""
     running: list[App] = []
 
-    async def factory(db_name: str = "opsgate.db", poll: bool = True, **overrides: Any
-                      ) -> Harness:
-        app = App(settings_for(emu, tmp_path / db_name, **overrides))
+    async def factory(db_name: str = "opsgate.db", poll: bool = True, chat: int = CHAT,
+                      **overrides: Any) -> Harness:
+        app = App(settings_for(emu, tmp_path / db_name, telegram_chat_id=chat, **overrides))
         running.append(app)
         await app.start(poll=poll)
-        return Harness(app, emu)
+        return Harness(app, emu, chat)
 
     try:
         yield factory

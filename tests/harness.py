@@ -39,7 +39,6 @@ def settings_for(emu: RunningEmulator, db_path: Path, **overrides: Any) -> Setti
     values: dict[str, Any] = dict(
         telegram_bot_token=emu.emulator.token,
         telegram_api_base=emu.base_url,
-        telegram_chat_id=CHAT,
         approver_ids=[ALICE["id"], BOB["id"]],
         http_host="127.0.0.1",
         http_port=0,
@@ -47,6 +46,7 @@ def settings_for(emu: RunningEmulator, db_path: Path, **overrides: Any) -> Setti
         redis_url="",
     )
     values.update(overrides)
+    values.setdefault("telegram_chat_id", CHAT)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
@@ -61,12 +61,20 @@ async def redis_available() -> bool:
         await client.aclose()
 
 
+def is_card(message: dict[str, Any]) -> bool:
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    return message["from"]["is_bot"] and any(
+        str(b.get("callback_data", "")).startswith("c1:") for row in rows for b in row
+    )
+
+
 class Harness:
     """One running app plus helpers to drive it and read what it did."""
 
-    def __init__(self, app: App, emu: RunningEmulator) -> None:
+    def __init__(self, app: App, emu: RunningEmulator, chat: int = CHAT) -> None:
         self.app = app
         self.emu = emu
+        self.chat = chat
 
     @property
     def em(self) -> Emulator:
@@ -115,13 +123,16 @@ class Harness:
 
         await wait_for(quiet, timeout, message="app did not settle")
 
-    def cards(self, chat: int = CHAT) -> list[dict[str, Any]]:
-        """Messages with an inline keyboard or an incident header: the cards."""
-        return [m for m in self.em.messages(chat) if "reply_to_message" not in m]
+    def cards(self, chat: int | None = None) -> list[dict[str, Any]]:
+        """The bot's messages with card buttons (callback data "c1:..."): the cards."""
+        return [m for m in self.em.messages(chat or self.chat) if is_card(m)]
 
-    def replies_to(self, message_id: int, chat: int = CHAT) -> list[dict[str, Any]]:
+    def bot_messages(self, chat: int | None = None) -> list[dict[str, Any]]:
+        return [m for m in self.em.messages(chat or self.chat) if m["from"]["is_bot"]]
+
+    def replies_to(self, message_id: int, chat: int | None = None) -> list[dict[str, Any]]:
         return [
-            m for m in self.em.messages(chat)
+            m for m in self.em.messages(chat or self.chat)
             if (m.get("reply_to_message") or {}).get("message_id") == message_id
         ]
 
@@ -134,8 +145,9 @@ class Harness:
 
     def press_nowait(self, message_id: int, label_word: str, user: dict[str, Any],
                      age: float = 0.0) -> str:
-        msg = self.em.message(CHAT, message_id)
-        return self.em.press_button(CHAT, message_id, self.button(msg, label_word), user, age=age)
+        msg = self.em.message(self.chat, message_id)
+        return self.em.press_button(self.chat, message_id, self.button(msg, label_word), user,
+                                    age=age)
 
     async def press(self, message_id: int, label_word: str, user: dict[str, Any]) -> str:
         """Press and wait until the bot answered the query."""

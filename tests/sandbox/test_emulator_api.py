@@ -403,6 +403,16 @@ async def test_press_requires_existing_button(bot: Bot, emu: Emulator) -> None:
         emu.press_button(GROUP, card.message_id, "a:INC-1", ALICE)
 
 
+async def test_forced_press_of_a_button_no_longer_shown(bot: Bot, emu: Emulator) -> None:
+    card = await bot.send_message(GROUP, "card", reply_markup=approve_keyboard())
+    await bot.edit_message_reply_markup(chat_id=GROUP, message_id=card.message_id)
+    query_id = emu.press_button(GROUP, card.message_id, "a:INC-1", ALICE, force=True)
+    updates = await bot.get_updates(timeout=0)
+    query = updates[-1].callback_query
+    assert query and query.id == query_id and query.data == "a:INC-1"
+    assert query.message and query.message.reply_markup is None  # the message as stored now
+
+
 async def test_answer_text_limit(bot: Bot, emu: Emulator) -> None:
     card = await bot.send_message(GROUP, "card", reply_markup=approve_keyboard())
     query_id = emu.press_button(GROUP, card.message_id, "a:INC-1", ALICE)
@@ -497,6 +507,8 @@ async def test_429_fault(bot: Bot, emu: Emulator) -> None:
     assert info.value.retry_after == 7
     assert "Original description: Too Many Requests: retry after 7" in info.value.message
     assert emu.messages(GROUP) == []  # a faulted call changes nothing
+    emu.inject_fault("sendMessage", 500, count=5)
+    assert emu.clear_faults("sendMessage") == 5
     await bot.send_message(GROUP, "x")  # count=1: the next call works
     assert len(emu.messages(GROUP)) == 1
     log = emu.calls("sendMessage")

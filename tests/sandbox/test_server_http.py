@@ -166,6 +166,13 @@ async def test_control_api_round_trip(
         pass
     async with http.post(api(running, "getMe")) as resp:
         assert resp.status == 500
+    await_faults = {"method": "getMe", "error_code": 502, "count": 3}
+    async with http.post(f"{base}/faults", json=await_faults):
+        pass
+    async with http.delete(f"{base}/faults") as resp:
+        assert await resp.json() == {"cleared": 3}
+    async with http.post(api(running, "getMe")) as resp:
+        assert resp.status == 200
     async with http.post(f"{base}/settings", json={"rate_limits": True}) as resp:
         assert (await resp.json())["rate_limits"] is True
     assert emu.rate_limits is True
