@@ -14,6 +14,8 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ChatMemberStatus, ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
 from aiohttp import web
 
 from bot import command_views, notes
@@ -59,7 +61,10 @@ def build_bot(settings: Settings) -> Bot:
 
 
 def build_dispatcher(services: Services) -> Dispatcher:
-    dp = Dispatcher(services=services, backlog=False)
+    # aiogram's FSM storage shares Redis with the short-lived state when REDIS_URL is set.
+    storage = RedisStorage.from_url(services.settings.redis_url) if services.settings.redis_url \
+        else MemoryStorage()
+    dp = Dispatcher(storage=storage, services=services, backlog=False)
     # Commands first: their callback filters (history pages, silence expiry) must win
     # over the card router's catch-all for unknown buttons.
     dp.include_router(commands.make_router())
@@ -289,6 +294,8 @@ class App:
                 await self._polling
             except (asyncio.CancelledError, Exception):
                 pass
+        if self.dp is not None:
+            await self.dp.storage.close()
         if self.services is not None:
             await self.services.workers.stop()
             await self.services.delivery.stop()

@@ -45,6 +45,13 @@ class Inquiries:
                                      incident_id=incident_id, now=now,
                                      payload={"text": text, "note": note})
 
+    async def record_press(self, actor: Actor, action: str, detail: str) -> None:
+        """A press that changed nothing still leaves a row (who pressed what, when)."""
+        async with self.db.write() as conn:
+            await repo.audit(conn, action=action, result="ignored", now=self.clock(),
+                             user_id=actor.user_id, user_name=actor.name, chat_id=actor.chat_id,
+                             detail=detail[:64])
+
     async def details(self, actor: Actor, incident_id: str) -> Outcome:
         view = await load_view(self.db, incident_id, self.tz, self.locale, self.clock())
         if view is None:

@@ -85,6 +85,9 @@ async def on_card_button(
 async def on_unknown_button(query: CallbackQuery, services: Services) -> None:
     """Buttons from an older format or another bot version."""
     await _answer(query, services, Outcome("stale_card", alert=True))
+    chat_id = query.message.chat.id if query.message else None
+    await services.inquiries.record_press(actor_of(query.from_user, chat_id),
+                                          "unknown_button", query.data or "")
 
 
 async def on_foreign_chat_button(query: CallbackQuery) -> None:

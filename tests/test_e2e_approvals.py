@@ -218,6 +218,9 @@ async def test_superseded_card_and_foreign_callback_data(app: Harness) -> None:
     assert "out of date" in answer_of(app, qid)["text"]
     assert "out of date" in answer_of(app, qid2)["text"]
     assert (await decision_of(app, inc)).state is DecisionState.PENDING
+    await app.settled()
+    rows = [(r["action"], r["result"]) for r in await app.audit()]
+    assert ("approve", "stale_card") in rows and ("unknown_button", "ignored") in rows
     callbacks_clean(app)
 
 
