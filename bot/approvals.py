@@ -71,6 +71,10 @@ class Authorizer:
         return user_id in admins
 
 
+def _reason_key(chat_id: int | None, user_id: int, incident_id: str) -> str:
+    return f"reason:{chat_id}:{user_id}:{incident_id}"
+
+
 @dataclass(frozen=True)
 class ApprovalConfig:
     locale: str
@@ -206,25 +210,25 @@ class ApprovalService:
             )
         # Losing this only loses the chance to add a reason.
         await self.state.set(
-            f"reason:{inc.chat_id}:{actor.user_id}",
-            {"decision_id": decision.id, "incident_id": inc.id},
+            _reason_key(actor.chat_id, actor.user_id, inc.id), {"decision_id": decision.id},
             self.cfg.reject_reason_window.total_seconds(),
         )
         return Outcome("rejected")
 
     async def add_reason(self, actor: Actor, chat_id: int, replied_to: int, text: str) -> bool:
         """A reply by the rejecting person to a message of the incident's thread."""
-        key = f"reason:{chat_id}:{actor.user_id}"
+        async with self.db.read() as conn:
+            card = await repo.card_by_message(conn, chat_id, replied_to)
+            sent = await outbox.sent_item(conn, chat_id, replied_to)
+        incident_id = card.incident_id if card else (sent.incident_id if sent else None)
+        if incident_id is None:
+            return False
+        key = _reason_key(chat_id, actor.user_id, incident_id)
         waiting = await self.state.get(key)
         if not waiting:
             return False
         now = self.clock()
         async with self.db.write() as conn:
-            card = await repo.card_by_message(conn, chat_id, replied_to)
-            sent = await outbox.sent_item(conn, chat_id, replied_to)
-            incident_id = card.incident_id if card else (sent.incident_id if sent else None)
-            if incident_id != waiting["incident_id"]:
-                return False
             reason = text.strip()[:500]
             if not reason or not await repo.set_reason(conn, waiting["decision_id"], reason):
                 return False

@@ -158,6 +158,10 @@ class DeliveryWorker:
             async with self.db.read() as conn:
                 nxt = await outbox.next_due_at(conn)
             if nxt is not None:
+                # Rows of a chat that got a 429 stay due but wait for the chat's hold.
+                holds = [t for t in self._chat_hold.values() if t > time.time()]
+                if nxt <= time.time() and holds:
+                    nxt = min(holds)
                 timeout = max(0.0, min(IDLE_POLL, nxt - time.time()))
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)

@@ -60,7 +60,6 @@ REANALYZABLE = frozenset(
         DecisionState.CANCELLED,
         DecisionState.INVALID,
         DecisionState.FAILED,
-        DecisionState.SUCCEEDED,
     }
 )
 

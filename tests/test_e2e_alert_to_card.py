@@ -261,3 +261,12 @@ async def test_healthz_and_metrics(app: Harness) -> None:
     assert health["status"] == "ok"
     assert 'opsgate_delivery_total{result="sent"} 1' in metrics
     await wait_for(lambda: True)
+
+
+async def test_startup_says_clearly_when_the_chat_is_unreachable(start_app) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from bot.app import StartupError
+
+    with pytest.raises(StartupError, match=r"cannot reach chat -100777.*chat not found"):
+        await start_app(chat=-100777)

@@ -133,7 +133,7 @@ INFO_RE = [*INFO, "🔄 Re-analyze"]
         (DecisionState.PENDING, [["✅ Approve", "❌ Reject"], INFO_RE, ["🔕 Silence 1h"]]),
         (DecisionState.APPROVED, [INFO, ["🔕 Silence 1h"]]),
         (DecisionState.EXECUTING, [INFO, ["🔕 Silence 1h"]]),
-        (DecisionState.SUCCEEDED, [["💾 Save as playbook"], INFO_RE, ["🔕 Silence 1h"]]),
+        (DecisionState.SUCCEEDED, [["💾 Save as playbook"], INFO, ["🔕 Silence 1h"]]),
         (DecisionState.FAILED, [INFO_RE, ["🔕 Silence 1h"]]),
         (DecisionState.REJECTED, [INFO_RE, ["🔕 Silence 1h"]]),
         (DecisionState.EXPIRED, [INFO_RE, ["🔕 Silence 1h"]]),
@@ -177,7 +177,8 @@ def test_pending_without_action_has_no_approve() -> None:
 )
 def test_no_playbook_button_for_dry_run_or_playbook(dry_run, source) -> None:
     dec = decision(DecisionState.SUCCEEDED, dry_run=dry_run, source=source)
-    assert texts_of(incident_keyboard(incident(), dec, None))[0] == INFO_RE
+    # A success is final: no re-analysis (it could propose the same action twice).
+    assert texts_of(incident_keyboard(incident(), dec, None))[0] == INFO
 
 
 def test_playbook_button_for_llm_success() -> None:
