@@ -344,3 +344,16 @@ async def _race(start_app, tmp_path: Path, rules: str | None) -> None:  # type: 
         approvals = await repo.approvals_of(conn, decision.id)
     assert len(approvals) == (2 if rules else 1)
     callbacks_clean(a)
+
+
+async def test_chat_admins_may_approve_when_enabled(start_app, state_url: str) -> None:  # type: ignore[no-untyped-def]
+    app = await start_app(approver_ids=[], approvers_from_chat_admins=True, redis_url=state_url)
+    inc, card = await pending_card(app)
+    refused = await app.press(card["message_id"], "Approve", MALLORY)
+    assert answer_of(app, refused).get("show_alert") is True
+    await app.press(card["message_id"], "Approve", ALICE)  # an admin of the chat
+    await app.settled()
+    assert (await decision_of(app, inc)).state is DecisionState.SUCCEEDED
+    # The admin list was looked up once and then served from the cache.
+    assert len(app.em.calls("getChatAdministrators")) == 1
+    callbacks_clean(app)

@@ -425,3 +425,20 @@ async def test_zh_tw_card_thread_and_command(start_app) -> None:  # type: ignore
     for message in [app.em.message(CHAT, card["message_id"]), *replies, answer]:
         parsed = check_message_text(message["html"])
         assert len(parsed.text) <= 4096
+
+
+@pytest.mark.parametrize("user", [ALICE, MALLORY], ids=["approver", "non-approver"])
+@pytest.mark.parametrize("suffix", ["", f"@{BOTNAME}"], ids=["bare", "botname"])
+@pytest.mark.parametrize(
+    "command", ["/help", "/silences", "/history", "/incidents", "/whoami",
+                "/silence service=api 1h", "/unsilence S-ABCDEF"],
+)
+async def test_every_command_answers(app: Harness, command: str, suffix: str, user: dict
+                                     ) -> None:
+    name, _, rest = command.partition(" ")
+    answer = await say(app, user, f"{name}{suffix} {rest}".strip())
+    check_message_text(answer["html"])
+    if user is MALLORY and name in ("/silence", "/unsilence"):
+        assert "only approvers" in answer["text"].lower()
+    else:
+        assert "only approvers" not in answer["text"].lower()
