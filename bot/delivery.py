@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiogram import Bot
@@ -53,7 +52,6 @@ class RenderedCard:
     text: str
     keyboard: list[list[dict[str, Any]]]
     digest: str
-    thread_id: int | None = None
 
 
 CardRenderer = Callable[[str, int], Awaitable[RenderedCard | None]]
@@ -117,7 +115,6 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._chat_hold: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -153,7 +150,6 @@ class DeliveryWorker:
                 worked = False
             if worked:
                 continue
-            self._idle.set()
             timeout = IDLE_POLL
             async with self.db.read() as conn:
                 nxt = await outbox.next_due_at(conn)
@@ -168,7 +164,6 @@ class DeliveryWorker:
             except TimeoutError:
                 pass
             self._wake.clear()
-            self._idle.clear()
 
     async def run_once(self) -> bool:
         """Process what is due now. True if anything was attempted."""
@@ -388,10 +383,6 @@ class DeliveryWorker:
             language_code=payload.get("language_code"),
         )
 
-    async def drained(self) -> bool:
-        async with self.db.read() as conn:
-            return await outbox.pending_count(conn) == 0
-
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -400,6 +391,3 @@ def _what(item: outbox.OutboxItem) -> str:
     subject = f"incident {item.incident_id}" if item.incident_id else "message"
     return f"{item.kind} for {subject} (outbox #{item.id})"
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -45,7 +45,6 @@ class Services:
     started_at: float = 0.0
     downtime: float = 0.0  # seconds the bot was away before this start
     metrics: Counter[str] = field(default_factory=Counter)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def served_chats(self) -> frozenset[int]:
         return self.routes.chats()

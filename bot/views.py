@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.cards import CardView, render_card
-from bot.delivery import RenderedCard
+from bot.delivery import CardRenderer, RenderedCard
 from storage import repo
 from storage.db import Database
 
@@ -34,7 +35,9 @@ async def load_view(
     )
 
 
-def card_renderer(db: Database, tz: ZoneInfo, locale: str, clock):  # type: ignore[no-untyped-def]
+def card_renderer(
+    db: Database, tz: ZoneInfo, locale: str, clock: Callable[[], datetime]
+) -> CardRenderer:
     async def render(incident_id: str, chat_id: int) -> RenderedCard | None:
         view = await load_view(db, incident_id, tz, locale, clock())
         if view is None:
