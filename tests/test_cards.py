@@ -808,3 +808,10 @@ def test_history_bounded_and_hostile() -> None:
 def test_start_command(locale: str) -> None:
     text = check(render_message("commands/start.html", tz=UTC_TZ, locale=locale, chat_id=-100777))
     assert "-100777" in text and "/whoami" in text
+
+
+def test_title_does_not_repeat_the_alertname_as_target() -> None:
+    same = render_card(view(incident=make_incident(target="KubePodCrashLooping"))).text
+    assert "KubePodCrashLooping — KubePodCrashLooping" not in same
+    other = render_card(view()).text
+    assert "<b>KubePodCrashLooping</b> — cart" in other

@@ -70,6 +70,7 @@ async def test_approve_executes_dry_run_and_threads_each_step(app: Harness) -> N
     assert any("Approved by @alice" in t for t in replies)
     assert any("Done" in t and "dry-run" in t for t in replies)
     assert any("kubectl rollout restart deployment/cart --namespace shop" in t for t in replies)
+    assert any(t.startswith("✅ Done") and "changed)\nkubectl rollout" in t for t in replies)
     decision = await decision_of(app, inc)
     assert decision.state is DecisionState.SUCCEEDED
     assert decision.result["dry_run"] is True
