@@ -358,3 +358,40 @@ async def test_chat_admins_may_approve_when_enabled(start_app, state_url: str) -
     # The admin list was looked up once and then served from the cache.
     assert len(app.em.calls("getChatAdministrators")) == 1
     callbacks_clean(app)
+
+
+async def _stop_with_state(start_app, tmp_path: Path, state: str):  # type: ignore[no-untyped-def]
+    first = await start_app()
+    inc, card = await pending_card(first)
+    await first.app.stop()
+    conn = sqlite3.connect(tmp_path / "opsgate.db")
+    conn.execute("UPDATE decisions SET state = ? WHERE incident_id = ?", (state, inc))
+    conn.commit()
+    conn.close()
+    return inc, card
+
+
+async def test_execution_cut_short_by_a_crash_is_failed_not_rerun(start_app, tmp_path: Path
+                                                                  ) -> None:  # type: ignore[no-untyped-def]
+    inc, card = await _stop_with_state(start_app, tmp_path, "executing")
+    second = await start_app()
+    note = await wait_for(lambda: [r for r in second.replies_to(card["message_id"])
+                                   if "Outcome unknown" in r["text"]], 15)
+    await second.settled()
+    assert len(note) == 1
+    decision = await decision_of(second, inc)
+    assert decision.state is DecisionState.FAILED and decision.result["unknown"] is True
+    assert not [r for r in await second.audit(inc)
+                if r["action"] == "execute" and r["result"] == "started"]
+    assert "check" in second.em.message(CHAT, card["message_id"])["text"].lower()
+
+
+async def test_approved_but_not_started_runs_once_after_restart(start_app, tmp_path: Path
+                                                                ) -> None:  # type: ignore[no-untyped-def]
+    inc, _ = await _stop_with_state(start_app, tmp_path, "approved")
+    second = await start_app()
+    await second.settled()
+    assert (await decision_of(second, inc)).state is DecisionState.SUCCEEDED
+    started = [r for r in await second.audit(inc)
+               if r["action"] == "execute" and r["result"] == "started"]
+    assert len(started) == 1

@@ -48,11 +48,15 @@ async def test_help_with_and_without_botname(app: Harness, suffix: str) -> None:
     assert "/silence" in answer["text"] and "/history" in answer["text"]
 
 
-async def test_commands_for_other_bots_are_ignored(app: Harness) -> None:
+async def test_commands_for_other_bots_and_unserved_chats_are_ignored(app: Harness) -> None:
+    app.em.add_chat(-100555, title="Not configured")
+    app.em.user_sends(-100555, ALICE, "/help")
     app.em.user_sends(CHAT, ALICE, "/help@some_other_bot")
     marker = await say(app, ALICE, "/whoami")
+    elsewhere = await say(app, ALICE, "/whoami", chat=-100555)  # set-up help works anywhere
     await app.settled()
-    assert marker
+    assert marker and elsewhere
+    assert [m["text"] for m in app.bot_messages(-100555)] == [elsewhere["text"]]
     answered = [m for m in app.bot_messages()
                 if (m.get("reply_to_message") or {}).get("text") == "/help@some_other_bot"]
     assert answered == []
