@@ -24,7 +24,7 @@ def _settings(**overrides: object) -> Settings:
         raise SystemExit(2) from None
 
 
-async def _serve(settings: Settings, banner: str | None = None, *, before=None) -> int:  # type: ignore[no-untyped-def]
+async def _serve(settings: Settings) -> int:
     from bot.app import App, StartupError
 
     stop = asyncio.Event()
@@ -38,8 +38,6 @@ async def _serve(settings: Settings, banner: str | None = None, *, before=None) 
         print(f"opsgate: cannot start: {exc}", file=sys.stderr)
         await app.stop()
         return 1
-    if banner:
-        print(banner.format(port=app.port), flush=True)
     await stop.wait()
     log.info("stopping")
     await app.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -75,7 +76,7 @@ def build_dispatcher(services: Services) -> Dispatcher:
 @dataclass
 class App:
     settings: Settings
-    clock: object = utcnow
+    clock: Callable[[], datetime] = utcnow
     bot: Bot | None = None
     dp: Dispatcher | None = None
     services: Services | None = None
@@ -89,7 +90,7 @@ class App:
 
     async def start(self, *, poll: bool = True) -> None:
         s = self.settings
-        clock = self.clock  # type: ignore[assignment]
+        clock = self.clock
         db = Database(s.database_path, int(s.database_busy_timeout.total_seconds() * 1000))
         await db.open()
         self._db = db
@@ -102,10 +103,10 @@ class App:
             return [m.user.id for m in admins]
 
         routes = load_routes(s.routes_path or None, s.telegram_chat_id, s.approver_ids)
-        migrator = ChatMigrator(db, clock, routes, s.locale, s.timezone)  # type: ignore[arg-type]
+        migrator = ChatMigrator(db, clock, routes, s.locale, s.timezone)
         await migrator.load()
         silences = SilenceService(
-            db, clock, s.locale, s.timezone,  # type: ignore[arg-type]
+            db, clock, s.locale, s.timezone,
             AlertmanagerSilences(s.alertmanager_url) if s.alertmanager_url else None,
         )
         authz = Authorizer(
@@ -117,7 +118,7 @@ class App:
             ApprovalConfig(locale=s.locale, tz_name=s.timezone,
                            approval_timeout=s.approval_timeout,
                            reject_reason_window=s.reject_reason_window),
-            clock,  # type: ignore[arg-type]
+            clock,
             silences,
         )
         stack = build_decision_stack(s, db)
@@ -142,20 +143,20 @@ class App:
                          critical_approvals=s.critical_approvals,
                          auto_approve=s.auto_approve,
                          auto_approve_min_runs=s.auto_approve_min_runs),
-            clock, on_change,  # type: ignore[arg-type]
+            clock, on_change,
             playbooks=stack.playbooks,
             auto_approver=stack.auto_approver if s.auto_approve else None,
         )
         services = Services(
-            settings=s, db=db, state=state, clock=clock,  # type: ignore[arg-type]
+            settings=s, db=db, state=state, clock=clock,
             ingest_ctx=IngestContext(
                 routes=routes, group_by=tuple(s.group_by_labels),
                 locale=s.locale, tz_name=s.timezone, topic_chats=topic_chats,
             ),
             routes=routes, silences=silences, migrator=migrator,
-            console=Console(db, authz, silences, s.tz, s.locale, clock),  # type: ignore[arg-type]
+            console=Console(db, authz, silences, s.tz, s.locale, clock),
             authz=authz, approvals=approvals, workers=workers, delivery=delivery,
-            inquiries=Inquiries(db, s.tz, s.locale, clock, stack.playbooks),  # type: ignore[arg-type]
+            inquiries=Inquiries(db, s.tz, s.locale, clock, stack.playbooks),
         )
         services_ref.append(services)
         self.services = services
@@ -250,8 +251,8 @@ class App:
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+        sockets = self.runner.addresses
+        self.port = sockets[0][1] if sockets else self.settings.http_port
 
     async def _redrive(self, services: Services) -> None:
         """Incidents accepted but never carded (a crash after the 2xx) get their card."""

@@ -124,7 +124,7 @@ class Workers:
                 pass
         self._tasks.clear()
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:  # type: ignore[type-arg]
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -160,17 +160,18 @@ class Workers:
             alerts = await repo.alerts_of(conn, incident_id)
         if inc is None:
             return
+        failure = None
         try:
             analysis = await self.engine.analyze(inc, alerts)
         except Exception as exc:  # the engine promises a rule answer; be safe anyway
             log.exception("decision engine failed for %s", incident_id)
             analysis = None
-            invalid = f"analysis failed: {exc}"
+            failure = f"analysis failed: {exc}"
         now = self.clock()
         execute_after = False
         async with self.db.write() as conn:
             if analysis is None or analysis.proposal is None:
-                reason = invalid if analysis is None else (analysis.invalid_reason or "invalid")
+                reason = failure or (analysis.invalid_reason if analysis else None) or "invalid"
                 won = await repo.transition(
                     conn, decision_id, DecisionState.ANALYZING, DecisionState.INVALID, now,
                     invalid_reason=reason,

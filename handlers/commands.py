@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot import cards, texts
 from bot.console import Answer
+from bot.models import Actor
 from bot.services import Services
 from handlers.common import actor_of, display_name
 from handlers.middlewares import ServedChat
@@ -46,7 +47,7 @@ async def start(message: Message, services: Services) -> None:
     await _reply(message, services, Answer(text))
 
 
-def _actor(message: Message):  # type: ignore[no-untyped-def]
+def _actor(message: Message) -> Actor:
     assert message.from_user is not None
     return actor_of(message.from_user, message.chat.id)
 
