@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from bot.app import App
 from bot.config import Settings
 from sandbox.server import RunningEmulator, start_emulator
 
 CHAT = -1001000000001
-ALICE = {"id": 111, "first_name": "Alice", "username": "alice"}
-BOB = {"id": 222, "first_name": "Bob", "username": "bob"}
+ALICE: dict[str, Any] = {"id": 111, "first_name": "Alice", "username": "alice"}
+BOB: dict[str, Any] = {"id": 222, "first_name": "Bob", "username": "bob"}
 SAMPLE = Path(__file__).resolve().parent.parent / "sandbox" / "samples" / "crashloop.json"
 
 
@@ -44,7 +45,7 @@ async def running_app(**overrides: Any) -> AsyncIterator[tuple[App, RunningEmula
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
-            telegram_bot_token=emu.emulator.token, telegram_api_base=emu.base_url,
+            telegram_bot_token=SecretStr(emu.emulator.token), telegram_api_base=emu.base_url,
             telegram_chat_id=CHAT, approver_ids=[ALICE["id"], BOB["id"]], http_port=0,
             database_path=str(Path(tmp) / "bench.db"), **overrides,
         )

@@ -40,8 +40,14 @@ async def main(n: int = 200) -> None:
             before = message["edit_count"]
             t0 = time.time()
             qid = em.press_button(CHAT, mid, approve_data(message), ALICE)
-            await wait_for(lambda q=qid: em.callback_answer(q), 15)
-            await wait_for(lambda m=mid, b=before: em.message(CHAT, m)["edit_count"] > b, 15)
+            def answered(q: str = qid) -> bool:
+                return em.callback_answer(q) is not None
+
+            def edited(m: int = mid, b: int = before) -> bool:
+                return bool(em.message(CHAT, m)["edit_count"] > b)
+
+            await wait_for(answered, 15)
+            await wait_for(edited, 15)
             answer_at = next(c["at"] for c in reversed(em.calls("answerCallbackQuery"))
                              if c["params"].get("callback_query_id") == qid)
             edit_at = next(c["at"] for c in em.calls("editMessageText")

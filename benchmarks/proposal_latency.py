@@ -21,10 +21,14 @@ async def main(n: int = 100) -> None:
             posted[key] = time.time()
             assert await post(app, payload_for_group(i)) == 200
             # One at a time: wait for this one's proposal before the next alert.
-            await wait_for(lambda k=key: any(
-                c["ok"] and f"— {k}" in str(c["params"].get("text", ""))
-                and "Proposal" in str(c["params"].get("text", ""))
-                for c in em.calls("sendMessage") + em.calls("editMessageText")), 30)
+            def proposed(k: str = key) -> bool:
+                return any(
+                    c["ok"] and f"— {k}" in str(c["params"].get("text", ""))
+                    and "Proposal" in str(c["params"].get("text", ""))
+                    for c in em.calls("sendMessage") + em.calls("editMessageText")
+                )
+
+            await wait_for(proposed, 30)
         out = []
         calls = sorted(em.calls("sendMessage") + em.calls("editMessageText"),
                        key=lambda c: c["at"])

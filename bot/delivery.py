@@ -242,7 +242,8 @@ class DeliveryWorker:
         if item.kind == outbox.MESSAGE:
             return await self._send_plain(item)
         if item.kind == outbox.EDIT:
-            return await self._edit_plain(item)
+            await self._edit_plain(item)
+            return None
         if item.kind == outbox.TOPIC_CLOSE:
             if self.topics is not None and item.incident_id:
                 await self.topics.close(item.incident_id, item.chat_id)
@@ -373,7 +374,7 @@ class DeliveryWorker:
 
     async def _set_commands(self, item: outbox.OutboxItem) -> None:
         payload = item.payload
-        scope_name = payload.get("scope")
+        scope_name = str(payload.get("scope") or "")
         scope: Any = {
             "all_group_chats": BotCommandScopeAllGroupChats(),
             "all_private_chats": BotCommandScopeAllPrivateChats(),

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from bot import notes
 from bot.approvals import ApprovalService
-from bot.models import Alert, DecisionState, Incident, Proposal
+from bot.models import Action, Alert, DecisionState, Incident, Proposal
 from bot.risk import required_approvals
 from storage import repo
 from storage.db import Database
@@ -36,7 +36,9 @@ class Engine(Protocol):
 
 
 class ExecutorLike(Protocol):
-    async def run(self, action: Any, **kwargs: Any) -> Any: ...
+    async def run(
+        self, action: Action, *, incident_id: str | None = None, decision_id: int | None = None
+    ) -> Any: ...
 
 
 class PlaybookStats(Protocol):

@@ -10,13 +10,16 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
 
 from bot.config import Settings
 from sandbox.server import start_emulator
 
 SANDBOX_CHAT_ID = -1001000000001
-ALICE = {"id": 111, "first_name": "Alice", "username": "alice"}
-BOB = {"id": 222, "first_name": "Bob", "username": "bob"}
+ALICE: dict[str, Any] = {"id": 111, "first_name": "Alice", "username": "alice"}
+BOB: dict[str, Any] = {"id": 222, "first_name": "Bob", "username": "bob"}
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 BANNER = """
@@ -38,7 +41,7 @@ Resolve it:
 def sandbox_settings(api_base: str, token: str, http_port: int, data_dir: Path) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
-        telegram_bot_token=token,
+        telegram_bot_token=SecretStr(token),
         telegram_api_base=api_base,
         telegram_chat_id=SANDBOX_CHAT_ID,
         approver_ids=[ALICE["id"], BOB["id"]],

@@ -10,7 +10,7 @@ import aiosqlite
 
 from bot.decisions.playbooks import RECENT_KEPT, ActionTemplate, Playbook, Symptoms
 from storage.db import Database
-from storage.repo import parse_ts, ts
+from storage.repo import req_ts, ts
 
 _COLUMNS = (
     "name, alertnames, services, namespaces, severities, verb, target_kind, target_name,"
@@ -65,7 +65,7 @@ def _playbook(row: aiosqlite.Row) -> Playbook:
         successes=row["successes"],
         recent=row["recent"],
         created_by=row["created_by"],
-        created_at=parse_ts(row["created_at"]),
+        created_at=req_ts(row["created_at"]),
     )
 
 

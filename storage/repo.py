@@ -39,6 +39,11 @@ def parse_ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def req_ts(value: str) -> datetime:
+    """A NOT NULL time column."""
+    return datetime.fromisoformat(value)
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
@@ -69,8 +74,8 @@ def _incident(row: aiosqlite.Row) -> Incident:
         status=IncidentStatus(row["status"]),
         firing_count=row["firing_count"],
         resolved_count=row["resolved_count"],
-        opened_at=parse_ts(row["opened_at"]),
-        updated_at=parse_ts(row["updated_at"]),
+        opened_at=req_ts(row["opened_at"]),
+        updated_at=req_ts(row["updated_at"]),
         resolved_at=parse_ts(row["resolved_at"]),
         silence_id=row["silence_id"],
         chat_id=row["chat_id"],
@@ -181,7 +186,7 @@ def _alert(row: aiosqlite.Row) -> Alert:
         status=AlertStatus(row["status"]),
         labels=json.loads(row["labels"]),
         annotations=json.loads(row["annotations"]),
-        starts_at=parse_ts(row["starts_at"]),
+        starts_at=req_ts(row["starts_at"]),
         ends_at=parse_ts(row["ends_at"]),
         generator_url=row["generator_url"],
         source=row["source"],
@@ -294,8 +299,8 @@ def _decision(row: aiosqlite.Row) -> Decision:
         state=DecisionState(row["state"]),
         proposal=Proposal.model_validate_json(row["proposal"]) if row["proposal"] else None,
         required_approvals=row["required_approvals"],
-        created_at=parse_ts(row["created_at"]),
-        updated_at=parse_ts(row["updated_at"]),
+        created_at=req_ts(row["created_at"]),
+        updated_at=req_ts(row["updated_at"]),
         invalid_reason=row["invalid_reason"],
         decided_by=row["decided_by"],
         decided_by_id=row["decided_by_id"],
@@ -410,7 +415,7 @@ async def approvals_of(conn: Conn, decision_id: int) -> list[Approval]:
     return [
         Approval(
             decision_id=r["decision_id"], user_id=r["user_id"], user_name=r["user_name"],
-            at=parse_ts(r["at"]),
+            at=req_ts(r["at"]),
         )
         for r in rows
     ]
@@ -459,8 +464,8 @@ def _silence(row: aiosqlite.Row) -> Silence:
         reason=row["reason"],
         created_by=row["created_by"],
         created_by_id=row["created_by_id"],
-        starts_at=parse_ts(row["starts_at"]),
-        ends_at=parse_ts(row["ends_at"]),
+        starts_at=req_ts(row["starts_at"]),
+        ends_at=req_ts(row["ends_at"]),
         expired_at=parse_ts(row["expired_at"]),
     )
 
