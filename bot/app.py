@@ -29,6 +29,7 @@ from bot.delivery import DeliveryWorker
 from bot.ingest import IngestContext
 from bot.inquiries import Inquiries
 from bot.migration import ChatMigrator
+from bot.pacing import Pacer, Rate
 from bot.routing import RouteTable, load_routes
 from bot.services import SERVICES, Services
 from bot.silences import SilenceService, announce_ended_silences
@@ -130,6 +131,8 @@ class App:
             max_attempts=s.delivery_max_attempts,
             topics=TopicManager(db, bot, topic_chats, s.locale) if topic_chats else None,
             on_migrate=migrator.migrate,
+            pacer=Pacer(Rate.parse(s.telegram_group_rate), Rate.parse(s.telegram_private_rate),
+                        Rate.parse(s.telegram_global_rate)) if s.telegram_pacing else None,
         )
         services_ref: list[Services] = []
 

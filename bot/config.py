@@ -99,6 +99,18 @@ class Settings(BaseSettings):
 
     # Delivery
     delivery_max_attempts: int = Field(default=20, ge=1)
+    telegram_pacing: bool = True
+    telegram_group_rate: str = "20/1m"
+    telegram_private_rate: str = "3/3s"
+    telegram_global_rate: str = "30/1s"
+
+    @field_validator("telegram_group_rate", "telegram_private_rate", "telegram_global_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from bot.pacing import Rate
+
+        Rate.parse(value)
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -38,6 +38,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
+from bot.pacing import Pacer
 from storage import outbox, repo
 from storage.db import Database, StorageUnavailable
 
@@ -103,7 +104,10 @@ class DeliveryWorker:
         on_sent: SentHook | None = None,
         topics: Topics | None = None,
         on_migrate: MigrateHook | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        self.pacer = pacer
+        self._skipped_until: float | None = None  # earliest time a skipped row may go
         self.topics = topics
         self.on_migrate = on_migrate
         self.db = db
@@ -154,10 +158,9 @@ class DeliveryWorker:
             async with self.db.read() as conn:
                 nxt = await outbox.next_due_at(conn)
             if nxt is not None:
-                # Rows of a chat that got a 429 stay due but wait for the chat's hold.
-                holds = [t for t in self._chat_hold.values() if t > time.time()]
-                if nxt <= time.time() and holds:
-                    nxt = min(holds)
+                # Due rows skipped for a 429 hold or for pacing wait until their chat may go.
+                if nxt <= time.time() and self._skipped_until is not None:
+                    nxt = self._skipped_until
                 timeout = max(0.0, min(IDLE_POLL, nxt - time.time()))
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -171,15 +174,28 @@ class DeliveryWorker:
         async with self.db.read() as conn:
             items = await outbox.due(conn, now)
         worked = False
+        self._skipped_until = None
         for item in items:
-            if self._chat_hold.get(item.chat_id, 0) > time.time():
+            wait = self._wait_for(item)
+            if wait > 0:
+                until = time.time() + wait
+                self._skipped_until = min(self._skipped_until or until, until)
                 continue
             async with self.db.write() as conn:
                 if not await outbox.claim(conn, item.id):
                     continue
             worked = True
+            if self.pacer is not None and item.kind != outbox.COMMANDS:
+                self.pacer.take(item.chat_id)
             await self._process(item)
         return worked
+
+    def _wait_for(self, item: outbox.OutboxItem) -> float:
+        """Seconds before a row may go: a 429 hold on its chat, or pacing."""
+        wait = self._chat_hold.get(item.chat_id, 0.0) - time.time()
+        if self.pacer is not None and item.kind != outbox.COMMANDS:
+            wait = max(wait, self.pacer.ready_at(item.chat_id) - time.monotonic())
+        return max(0.0, wait)
 
     # ------------------------------------------------------------ one row
 

@@ -44,6 +44,8 @@ def settings_for(emu: RunningEmulator, db_path: Path, **overrides: Any) -> Setti
         http_port=0,
         database_path=str(db_path),
         redis_url="",
+        # Pacing has its own tests; elsewhere it would only slow busy tests down.
+        telegram_pacing=False,
     )
     values.update(overrides)
     values.setdefault("telegram_chat_id", CHAT)
