@@ -17,6 +17,7 @@ from aiogram.enums import ChatMemberStatus, ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot import command_views, notes
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 
 class StartupError(Exception):
     """A problem that stops start-up, said in one clear line."""
+
+
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+TELEGRAM_WEBHOOK_PATH = "/telegram/webhook"
 
 
 def utcnow() -> datetime:
@@ -172,16 +177,22 @@ class App:
             services.downtime = max(0.0, (utcnow() - datetime.fromisoformat(beat)).total_seconds())
         services.started_at = time.time()
 
+        self.dp = build_dispatcher(services)
         await self._start_web(services)
         await workers.recover()
         await self._redrive(services)
         await self._register_commands(services)
         delivery.start()
         workers.start(sweep_every=min(5.0, max(0.2, s.approval_timeout.total_seconds() / 4)))
-        self.dp = build_dispatcher(services)
         if poll:
             await self._drain_backlog(bot, self.dp)
-            self._polling = asyncio.create_task(self._poll(bot, self.dp), name="polling")
+            if s.telegram_webhook_url:
+                await bot.set_webhook(
+                    s.telegram_webhook_url, allowed_updates=ALLOWED_UPDATES,
+                    secret_token=s.telegram_webhook_secret.get_secret_value(),
+                )
+            else:
+                self._polling = asyncio.create_task(self._poll(bot, self.dp), name="polling")
         log.info("opsgate is up: alerts on http://%s:%s/alerts/alertmanager, chat %s",
                  s.http_host, self.port, s.telegram_chat_id)
 
@@ -250,6 +261,13 @@ class App:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
         app[SERVICES] = services
         alert_routes.setup_routes(app)
+        if self.settings.telegram_webhook_url:
+            # Updates pushed by Telegram; the secret header tells them from forgeries.
+            assert self.dp is not None and self.bot is not None
+            SimpleRequestHandler(
+                dispatcher=self.dp, bot=self.bot,
+                secret_token=self.settings.telegram_webhook_secret.get_secret_value(),
+            ).register(app, path=TELEGRAM_WEBHOOK_PATH)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port)
@@ -281,7 +299,7 @@ class App:
     async def _poll(self, bot: Bot, dp: Dispatcher) -> None:
         try:
             await dp.start_polling(bot, handle_signals=False, close_bot_session=False,
-                                   allowed_updates=["message", "callback_query", "my_chat_member"])
+                                   allowed_updates=ALLOWED_UPDATES)
         except asyncio.CancelledError:
             raise
         except Exception:

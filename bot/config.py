@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     telegram_api_base: str = TELEGRAM_API
     telegram_chat_id: int = 0
     approver_ids: IntList = Field(default_factory=list)
+    telegram_webhook_url: str = ""
+    telegram_webhook_secret: SecretStr = Field(default=SecretStr(""))
     approvers_from_chat_admins: bool = False
     admin_cache_ttl: Duration = timedelta(minutes=5)
 
@@ -128,6 +130,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _secret_charset(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ValueError("use 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -143,6 +153,11 @@ class Settings(BaseSettings):
             problems.append(
                 f"ALERT_WEBHOOK_TOKEN must be set when EXECUTOR={self.executor}: "
                 "whoever can post alerts chooses what the proposals target"
+            )
+        if self.telegram_webhook_url and not self.telegram_webhook_secret.get_secret_value():
+            problems.append(
+                "TELEGRAM_WEBHOOK_SECRET must be set with TELEGRAM_WEBHOOK_URL "
+                "(Telegram sends it back so forged updates can be refused)"
             )
         if self.executor == "http" and not self.executor_http_url:
             problems.append("EXECUTOR_HTTP_URL must be set when EXECUTOR=http")
