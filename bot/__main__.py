@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -24,26 +23,6 @@ def _settings(**overrides: object) -> Settings:
         raise SystemExit(2) from None
 
 
-async def _serve(settings: Settings) -> int:
-    from bot.app import App, StartupError
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    app = App(settings)
-    try:
-        await app.start()
-    except StartupError as exc:
-        print(f"opsgate: cannot start: {exc}", file=sys.stderr)
-        await app.stop()
-        return 1
-    await stop.wait()
-    log.info("stopping")
-    await app.stop()
-    return 0
-
-
 def cmd_run(_: argparse.Namespace) -> int:
     settings = _settings()
     problems = settings.problems_for_run()
@@ -51,7 +30,9 @@ def cmd_run(_: argparse.Namespace) -> int:
         for problem in problems:
             print(f"opsgate: {problem}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(settings))
+    from bot.app import serve_until_signal
+
+    return asyncio.run(serve_until_signal(settings))
 
 
 def cmd_check_config(_: argparse.Namespace) -> int:

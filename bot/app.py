@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -329,3 +331,27 @@ class App:
             await self._db.close()
         if self.bot is not None:
             await self.bot.session.close()
+
+
+async def serve_until_signal(
+    settings: Settings, *, label: str = "opsgate",
+    on_started: Callable[[App], None] | None = None,
+) -> int:
+    """Run the app until SIGTERM/SIGINT; a start-up problem is one line on stderr."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app = App(settings)
+    try:
+        await app.start()
+    except StartupError as exc:
+        print(f"{label}: cannot start: {exc}", file=sys.stderr)
+        await app.stop()
+        return 1
+    if on_started is not None:
+        on_started(app)
+    await stop.wait()
+    log.info("stopping")
+    await app.stop()
+    return 0

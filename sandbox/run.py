@@ -6,9 +6,6 @@ serves a chat page where you can press the card's buttons as Alice or Bob.
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +51,7 @@ def sandbox_settings(api_base: str, token: str, http_port: int, data_dir: Path) 
 
 
 async def run_sandbox(http_port: int, emulator_port: int, data_dir: Path) -> int:
-    from bot.app import App, StartupError
+    from bot.app import App, serve_until_signal
 
     emu = await start_emulator(port=emulator_port)
     emu.emulator.add_chat(
@@ -64,25 +61,12 @@ async def run_sandbox(http_port: int, emulator_port: int, data_dir: Path) -> int
         admins=[ALICE, BOB],
     )
     settings = sandbox_settings(emu.base_url, emu.emulator.token, http_port, data_dir)
-    app = App(settings)
+
+    def banner(app: App) -> None:
+        print(BANNER.format(emulator=emu.base_url, port=app.port, db=settings.database_path,
+                            samples=SAMPLES), flush=True)
+
     try:
-        await app.start()
-    except StartupError as exc:
-        print(f"opsgate sandbox: cannot start: {exc}", file=sys.stderr)
-        await app.stop()
+        return await serve_until_signal(settings, label="opsgate sandbox", on_started=banner)
+    finally:
         await emu.close()
-        return 1
-    print(
-        BANNER.format(
-            emulator=emu.base_url, port=app.port, db=settings.database_path, samples=SAMPLES
-        ),
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await app.stop()
-    await emu.close()
-    return 0
