@@ -150,9 +150,7 @@ class App:
         workers = Workers(
             db, stack.engine, stack.executor, approvals,
             WorkerConfig(locale=s.locale, tz_name=s.timezone,
-                         critical_approvals=s.critical_approvals,
-                         auto_approve=s.auto_approve,
-                         auto_approve_min_runs=s.auto_approve_min_runs),
+                         critical_approvals=s.critical_approvals),
             clock, on_change,
             playbooks=stack.playbooks,
             auto_approver=stack.auto_approver if s.auto_approve else None,

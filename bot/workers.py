@@ -50,8 +50,6 @@ class WorkerConfig:
     locale: str
     tz_name: str
     critical_approvals: int = 2
-    auto_approve: bool = False
-    auto_approve_min_runs: int = 5
 
 
 class Workers:
@@ -169,6 +167,10 @@ class Workers:
             log.exception("decision engine failed for %s", incident_id)
             analysis = None
             failure = f"analysis failed: {exc}"
+        auto = None
+        if (self.auto_approver is not None and analysis is not None
+                and analysis.proposal is not None and analysis.proposal.action is not None):
+            auto = await self.auto_approver(analysis.playbook_id, analysis.proposal)
         now = self.clock()
         execute_after = False
         async with self.db.write() as conn:
@@ -186,9 +188,6 @@ class Workers:
                     proposal=proposal, effect=analysis.effect,
                     playbook_id=analysis.playbook_id, required_approvals=required,
                 )
-                auto = None
-                if self.auto_approver is not None and proposal.action is not None:
-                    auto = await self.auto_approver(analysis.playbook_id, proposal)
                 if auto:
                     won = await repo.transition(
                         conn, decision_id, DecisionState.ANALYZING, DecisionState.APPROVED, now,
