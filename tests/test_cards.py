@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from factories import T0, UTC_TZ, make_incident
 
 from bot.cards import (
     THREAD_KINDS,
@@ -26,7 +27,6 @@ from bot.models import (
     Approval,
     Decision,
     DecisionState,
-    Incident,
     Proposal,
     ProposalSource,
     Risk,
@@ -35,8 +35,6 @@ from bot.models import (
 )
 from sandbox.telegram_html import check_message_text
 
-T0 = datetime(2026, 11, 27, 13, 7, 56, tzinfo=UTC)
-UTC_TZ = ZoneInfo("UTC")
 EFFECT = "kubectl rollout restart deployment/cart --namespace shop"
 LOCALES = ("en", "zh-TW")
 
@@ -92,27 +90,6 @@ def make_alert(
         ends_at=T0 + timedelta(minutes=12) if status == "resolved" else None,
         generator_url=url,
     )
-
-
-def make_incident(**kw) -> Incident:
-    base = dict(
-        id="INC-7K3F9Q",
-        group_key='{}:{alertname="KubePodCrashLooping"}',
-        group_labels={},
-        title="Pod shop/cart is crash looping",
-        alertname="KubePodCrashLooping",
-        severity="critical",
-        target="cart",
-        namespace="shop",
-        status="firing",
-        firing_count=3,
-        resolved_count=0,
-        opened_at=T0,
-        updated_at=T0,
-        chat_id=-1001,
-    )
-    base.update(kw)
-    return Incident(**base)
 
 
 def make_decision(

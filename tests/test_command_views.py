@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from factories import T0, UTC_TZ, make_incident
 
 from bot.alertmanager_sync import RemoteSilence
 from bot.command_views import (
@@ -32,13 +33,11 @@ from bot.command_views import (
     render_unknown_silence,
     render_usage,
 )
-from bot.models import Incident, Matcher, Silence
+from bot.models import Matcher, Silence
 from bot.silence_args import HISTORY_USAGE, SILENCE_USAGE, UNSILENCE_USAGE
 from keyboards.callbacks import HistoryPageCB, SilenceAct, SilenceCB
 from sandbox.telegram_html import check_message_text
 
-T0 = datetime(2026, 11, 27, 13, 7, 56, tzinfo=UTC)
-UTC_TZ = ZoneInfo("UTC")
 TAIPEI = ZoneInfo("Asia/Taipei")
 LOCALES = ("en", "zh-TW")
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -70,27 +69,6 @@ def check_keyboard(keyboard: list[list[dict]]) -> None:
         for btn in row:
             assert btn["text"].strip()
             assert len(btn["callback_data"].encode()) <= 64
-
-
-def make_incident(i: int = 0, **kw) -> Incident:
-    base = dict(
-        id=f"INC-{i:06d}",
-        group_key='{}:{alertname="KubePodCrashLooping"}',
-        group_labels={},
-        title="Pod shop/cart is crash looping",
-        alertname="KubePodCrashLooping",
-        severity="critical",
-        target="cart",
-        namespace="shop",
-        status="firing",
-        firing_count=3,
-        resolved_count=0,
-        opened_at=T0 - timedelta(minutes=i),
-        updated_at=T0,
-        chat_id=-1001234567890,
-    )
-    base.update(kw)
-    return Incident(**base)
 
 
 def make_silence(i: int = 0, **kw) -> Silence:

@@ -1,0 +1,34 @@
+"""Domain objects for unit tests: one place for the defaults."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.models import Incident
+
+T0 = datetime(2026, 11, 27, 13, 7, 56, tzinfo=UTC)
+UTC_TZ = ZoneInfo("UTC")
+
+
+def make_incident(i: int | None = None, **kw: Any) -> Incident:
+    """A firing crash-loop incident; `i` numbers a series (ids, opening times)."""
+    base: dict[str, Any] = dict(
+        id="INC-7K3F9Q" if i is None else f"INC-{i:06d}",
+        group_key='{}:{alertname="KubePodCrashLooping"}',
+        group_labels={},
+        title="Pod shop/cart is crash looping",
+        alertname="KubePodCrashLooping",
+        severity="critical",
+        target="cart",
+        namespace="shop",
+        status="firing",
+        firing_count=3,
+        resolved_count=0,
+        opened_at=T0 - timedelta(minutes=i or 0),
+        updated_at=T0,
+        chat_id=-1001234567890,
+    )
+    base.update(kw)
+    return Incident(**base)
