@@ -369,6 +369,8 @@ def _details_head(view: CardView, alerts: list[Alert], keys: list[str]) -> str:
                 url=urls.pop() if len(urls) == 1 else "",
                 distinct=distinct,
                 hidden_labels=hidden,
+                prop=view.decision.proposal if view.decision else None,
+                effect=view.effect,
             )
         )
 

@@ -792,3 +792,12 @@ def test_title_does_not_repeat_the_alertname_as_target() -> None:
     assert "KubePodCrashLooping — KubePodCrashLooping" not in same
     other = render_card(view()).text
     assert "<b>KubePodCrashLooping</b> — cart" in other
+
+
+def test_details_carry_the_proposal_and_its_full_reasoning() -> None:
+    messages = render_details(view())
+    joined = "\n".join(messages)
+    assert "restarting clears most crash loops caused by bad state" in joined
+    assert EFFECT in joined
+    for message in messages:
+        check_message_text(message)

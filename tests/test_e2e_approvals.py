@@ -144,6 +144,7 @@ async def test_anyone_may_press_details_and_history(app: Harness) -> None:
     assert 1 <= len(details) <= 4
     assert len(replies) <= 4  # at most three Details messages + one History
     assert any("History" in r["text"] for r in replies)
+    assert any("Why: No rule recognises" in r["text"] for r in replies)  # the reasoning
     callbacks_clean(app)
 
 
