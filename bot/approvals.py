@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot import notes
+from bot import notes, texts
 from bot.models import REANALYZABLE, Actor, Decision, DecisionState, Incident
 from bot.silences import SilenceService
 from storage import outbox, repo
@@ -281,7 +281,9 @@ class ApprovalService:
         matchers = await self.silences.group_matchers(incident_id) or []
         await self.silences.create(
             actor, actor.chat_id, matchers, now + duration,
-            f"silenced from the card of {inc.id}", incident_id=inc.id,
+            texts.plain(texts.render("commands/card_silence_reason.html", self.cfg.locale,
+                                     incident_id=inc.id)),
+            incident_id=inc.id,
         )
         return Outcome("silenced", {"hours": int(duration.total_seconds() // 3600)})
 

@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 from bot import command_views as views
+from bot import texts
 from bot.approvals import Authorizer
 from bot.models import Actor
 from bot.silence_args import (
@@ -21,6 +22,7 @@ from bot.silence_args import (
     SILENCE_USAGE,
     UNSILENCE_USAGE,
     ArgsError,
+    error_text,
     parse_history_args,
     parse_silence_args,
     parse_unsilence_args,
@@ -79,12 +81,14 @@ class Console:
         try:
             parsed = parse_silence_args(args, now, self.tz)
         except ArgsError as exc:
-            return self._usage(SILENCE_USAGE, exc.message)
+            return self._usage(SILENCE_USAGE, error_text(exc, self.locale))
         matchers = parsed.matchers
         if parsed.incident_id:
             found = await self.silences.group_matchers(parsed.incident_id)
             if not found:
-                return self._usage(SILENCE_USAGE, f"unknown incident {parsed.incident_id}")
+                unknown = texts.plain(texts.render("commands/unknown_incident.html", self.locale,
+                                                   incident_id=parsed.incident_id))
+                return self._usage(SILENCE_USAGE, unknown)
             matchers = found
         created = await self.silences.create(
             actor, actor.chat_id, matchers, parsed.ends_at, parsed.reason,
@@ -111,7 +115,7 @@ class Console:
         try:
             sid = parse_unsilence_args(args)
         except ArgsError as exc:
-            return self._usage(UNSILENCE_USAGE, exc.message)
+            return self._usage(UNSILENCE_USAGE, error_text(exc, self.locale))
         return await self._expire(actor, sid)
 
     async def expire_button(self, actor: Actor, sid: str) -> Answer:
@@ -136,7 +140,7 @@ class Console:
         try:
             parsed = parse_history_args(args)
         except ArgsError as exc:
-            return self._usage(HISTORY_USAGE, exc.message)
+            return self._usage(HISTORY_USAGE, error_text(exc, self.locale))
         return await self.history_page(parsed.query, parsed.limit, page)
 
     async def history_page(self, query: str | None, per_page: int, page: int) -> Answer:

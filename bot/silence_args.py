@@ -1,4 +1,5 @@
-"""Arguments of the chat commands /silence, /unsilence and /history. Pure: no I/O, no clock.
+"""Arguments of the chat commands /silence, /unsilence and /history. Parsing is pure: no I/O,
+no clock.
 
 Grammar of /silence (matchers first, then one duration, then free text):
 
@@ -11,16 +12,21 @@ whole value (anchored), and a missing label counts as the empty string. Values m
 with double quotes (also the curly quotes phones type) to include spaces; inside quotes
 `\\"` is a quote and `\\\\` a backslash, any other backslash is kept as-is (regexes stay
 readable: `"Disk\\d+"`).
+
+Errors are ArgsError(code, **values); `error_text` renders them from
+templates/<locale>/commands/args_errors.html (the only part that reads files).
 """
 
 from __future__ import annotations
 
+import html
 import re
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot import texts
 from bot.models import Matcher
 
 SILENCE_USAGE = (
@@ -53,12 +59,71 @@ _OPEN_QUOTES = '"“”'
 _CLOSE_QUOTES = '"”'
 
 
-class ArgsError(ValueError):
-    """A short, human message saying what is wrong (shown in chat before the usage line)."""
+# Every ArgsError code; each has a macro in templates/<locale>/commands/args_errors.html.
+CODES = (
+    "unclosed_quote",
+    "not_a_matcher",
+    "label_missing",
+    "negative_matcher",
+    "double_equals",
+    "bad_label_name",
+    "bad_regex",
+    "regex_not_re2",
+    "too_long",
+    "too_short",
+    "not_a_time",
+    "not_a_date",
+    "until_what",
+    "add_time_of_day",
+    "in_the_past",
+    "nothing_to_silence",
+    "missing_duration",
+    "one_incident",
+    "not_an_incident_id",
+    "order",
+    "not_a_duration",
+    "ids_and_matchers",
+    "all_empty",
+    "which_silence",
+    "one_silence_id",
+    "not_a_silence_id",
+    "n_range",
+    "one_query",
+)
+ARGS_ERRORS_TEMPLATE = "commands/args_errors.html"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+
+class ArgsError(ValueError):
+    """What is wrong, as a code and its values; the words live in the templates.
+
+    `error_text(exc, locale)` is what a user sees (shown in chat before the usage line).
+    """
+
+    def __init__(self, code: str, **params: str | int) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+    @property
+    def message(self) -> str:
+        """English text, for logs and debugging; users get `error_text(exc, locale)`."""
+        return error_text(self, "en")
+
+    def __str__(self) -> str:
+        try:
+            return self.message
+        except Exception:  # a debugging aid must not raise while formatting a traceback
+            return f"{self.code} {self.params!r}"
+
+
+def error_text(exc: ArgsError, locale: str = texts.DEFAULT_LOCALE) -> str:
+    """The error as plain text in `locale` (falling back to en).
+
+    The macros autoescape the values (user text); unescape so the caller gets the plain
+    text back — render_usage escapes it again for Telegram HTML.
+    """
+    rendered = texts._macro(ARGS_ERRORS_TEMPLATE, exc.code, locale, dict(exc.params))
+    return " ".join(html.unescape(rendered).split())
 
 
 @dataclass
@@ -115,7 +180,7 @@ def _next_token(text: str, pos: int) -> _Token | None:
         if text[pos] in _OPEN_QUOTES:
             pos = _closing_quote(text, pos + 1)
             if pos < 0:
-                raise ArgsError(f"Unclosed quote in {_show(text[start:].split()[0])}.")
+                raise ArgsError("unclosed_quote", token=_show(text[start:].split()[0]))
         pos += 1
     return _Token(text[start:pos], pos)
 
@@ -166,7 +231,7 @@ def _strip_command(text: str | None) -> str:
 
 
 def _not_a_matcher(raw: str) -> ArgsError:
-    return ArgsError(f"{_show(raw)} is not a matcher: use label=value, label=~regex or INC-XXXXXX.")
+    return ArgsError("not_a_matcher", token=_show(raw))
 
 
 # ---------------------------------------------------------------- matchers
@@ -178,13 +243,13 @@ def _parse_matcher(token: _Token) -> Matcher:
         raise _not_a_matcher(token.raw)
     name, op = m.group(1), m.group(2)
     if not name:
-        raise ArgsError(f"Label name missing in {_show(token.raw)}.")
+        raise ArgsError("label_missing", token=_show(token.raw))
     if op in ("!=", "!~"):
-        raise ArgsError(f"Negative matchers ({op}) are not supported: {_show(token.raw)}.")
+        raise ArgsError("negative_matcher", op=op, token=_show(token.raw))
     if op == "==":
-        raise ArgsError(f"Use a single = in {_show(token.raw)} (quote a value starting with =).")
+        raise ArgsError("double_equals", token=_show(token.raw))
     if not LABEL_NAME.fullmatch(name):
-        raise ArgsError(f"{_show(name)} is not a label name (letters, digits, _; no digit first).")
+        raise ArgsError("bad_label_name", name=_show(name))
     value = _unquote(token.raw[m.end():])
     if op == "=~":
         _check_regex(value)
@@ -199,12 +264,9 @@ def _check_regex(pattern: str) -> None:
             warnings.simplefilter("error")
             re.compile(pattern)
     except (re.error, FutureWarning) as exc:
-        raise ArgsError(f"Bad regular expression {_show(pattern)}: {exc}.") from None
+        raise ArgsError("bad_regex", pattern=_show(pattern), error=str(exc)) from None
     if _uses_non_re2(pattern):
-        raise ArgsError(
-            f"Regular expression {_show(pattern)} uses lookaround or backreferences, "
-            "which Alertmanager does not support."
-        )
+        raise ArgsError("regex_not_re2", pattern=_show(pattern))
 
 
 def _uses_non_re2(pattern: str) -> bool:
@@ -244,14 +306,14 @@ def _relative(token: str) -> timedelta | None:
         return None
     seconds = sum(float(n) * _UNIT[u.lower()] for n, u in _DURATION_PART.findall(token))
     if seconds > MAX_SILENCE.total_seconds():  # before timedelta(): huge numbers overflow it
-        raise ArgsError("Too long: a silence may last at most 30 days.")
+        raise ArgsError("too_long", days=MAX_SILENCE.days)
     return timedelta(seconds=seconds)
 
 
 def _clock(token: str) -> time:
     m = _CLOCK.fullmatch(token)
     if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise ArgsError(f"{_show(token)} is not a time of day: use HH:MM, e.g. 09:00.")
+        raise ArgsError("not_a_time", token=_show(token))
     return time(int(m.group(1)), int(m.group(2)))
 
 
@@ -262,7 +324,7 @@ def _day(token: str) -> date:
             raise ValueError
         return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
-        raise ArgsError(f"{_show(token)} is not a date: use YYYY-MM-DD.") from None
+        raise ArgsError("not_a_date", token=_show(token)) from None
 
 
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
@@ -275,13 +337,13 @@ def _until(text: str, pos: int, now: datetime, tz: ZoneInfo) -> tuple[datetime, 
     """`until HH:MM` (next occurrence after now) or `until YYYY-MM-DD HH:MM`, local time."""
     first = _next_token(text, pos)
     if first is None:
-        raise ArgsError("Until when? e.g. until 09:00 or until 2026-12-01 09:00.")
+        raise ArgsError("until_what")
     if m := _DAY_AND_CLOCK.fullmatch(first.raw):
         return _local(_day(m.group(1)), _clock(m.group(2)), tz), first.end
     if _DAY.fullmatch(first.raw):
         second = _next_token(text, first.end)
         if second is None or not _CLOCK.fullmatch(second.raw):
-            raise ArgsError(f"Add a time of day: until {first.raw} 09:00.")
+            raise ArgsError("add_time_of_day", day=first.raw)
         return _local(_day(first.raw), _clock(second.raw), tz), second.end
     at = _clock(first.raw)
     today = now.astimezone(tz).date()
@@ -300,7 +362,7 @@ def _read_duration(
         ends, end = _until(text, token.end, now, tz)
         if ends <= now:
             local = ends.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-            raise ArgsError(f"{local} ({tz.key}) is in the past.")
+            raise ArgsError("in_the_past", local=local, tz=tz.key)
         return ends, end
     delta = _relative(token.raw)
     if delta is None:
@@ -321,9 +383,9 @@ def _read_duration(
 
 def _check_bounds(ends_at: datetime, now: datetime) -> None:
     if ends_at - now < MIN_SILENCE:
-        raise ArgsError("Too short: a silence must last at least 1 minute.")
+        raise ArgsError("too_short", minutes=int(MIN_SILENCE.total_seconds() // 60))
     if ends_at - now > MAX_SILENCE:
-        raise ArgsError("Too long: a silence may last at most 30 days.")
+        raise ArgsError("too_long", days=MAX_SILENCE.days)
 
 
 def _reason(rest: str) -> str:
@@ -353,39 +415,33 @@ def parse_silence_args(text: str | None, now: datetime, tz: ZoneInfo) -> Silence
         token = _next_token(text, pos)
         if token is None:
             if not matchers and incident_id is None:
-                raise ArgsError("What should be silenced? Give label=value matchers or INC-id.")
-            raise ArgsError("Missing duration: add e.g. 30m, 2h, 1d or until 09:00.")
+                raise ArgsError("nothing_to_silence")
+            raise ArgsError("missing_duration")
         if INCIDENT_ID.fullmatch(token.raw):
             if incident_id is not None:
-                raise ArgsError("Only one incident id per silence.")
+                raise ArgsError("one_incident")
             incident_id = token.raw.upper()
         elif token.raw[:4].upper() == "INC-" and "=" not in token.raw:
-            raise ArgsError(
-                f"{_show(token.raw)} is not an incident id "
-                "(INC- and 6 of 0-9, A-Z without I L O U)."
-            )
+            raise ArgsError("not_an_incident_id", token=_show(token.raw))
         elif "=" in token.raw or "~" in token.raw:
             matchers.append(_parse_matcher(token))
         else:
             if not matchers and incident_id is None:
                 if token.raw.lower() == "until" or _DURATION.fullmatch(token.raw):
-                    raise ArgsError("Put what to silence first, then the duration.")
+                    raise ArgsError("order")
                 raise _not_a_matcher(token.raw)
             found = _read_duration(text, token, now, tz)
             if found is None:
-                raise ArgsError(
-                    f"{_show(token.raw)} is not a duration: use e.g. 30m, 2h, 1d, 1h30m "
-                    "or until 09:00."
-                )
+                raise ArgsError("not_a_duration", token=_show(token.raw))
             ends_at, pos = found
             break
         pos = token.end
 
     if incident_id is not None and matchers:
-        raise ArgsError("Use either an incident id or label matchers, not both.")
+        raise ArgsError("ids_and_matchers")
     if matchers and all(_matches_empty(m) for m in matchers):
         # Alertmanager refuses these too: they would silence nearly everything.
-        raise ArgsError("At least one matcher must require a non-empty value.")
+        raise ArgsError("all_empty")
     _check_bounds(ends_at, now)
     reason = _reason(text[pos:])
     if len(reason) > MAX_REASON:
@@ -397,11 +453,11 @@ def parse_unsilence_args(text: str | None) -> str:
     """`/unsilence S-1A2B3C` -> "S-1A2B3C" (case-insensitive)."""
     tokens = _tokens(_strip_command(text))
     if not tokens:
-        raise ArgsError("Which silence? Give its id, e.g. S-1A2B3C.")
+        raise ArgsError("which_silence")
     if len(tokens) > 1:
-        raise ArgsError("Give one silence id, nothing else.")
+        raise ArgsError("one_silence_id")
     if not SILENCE_ID.fullmatch(tokens[0].raw):
-        raise ArgsError(f"{_show(tokens[0].raw)} is not a silence id (like S-1A2B3C).")
+        raise ArgsError("not_a_silence_id", token=_show(tokens[0].raw))
     return tokens[0].raw.upper()
 
 
@@ -412,9 +468,9 @@ def parse_history_args(text: str | None) -> HistoryArgs:
     if tokens and not tokens[-1].quoted and re.fullmatch(r"[+-]?[0-9]+", tokens[-1].raw):
         limit = int(tokens.pop().raw)
         if not 1 <= limit <= HISTORY_MAX:
-            raise ArgsError(f"n must be between 1 and {HISTORY_MAX}.")
+            raise ArgsError("n_range", low=1, high=HISTORY_MAX)
     if len(tokens) > 1:
-        raise ArgsError("Give one target, incident id or alert name (quote it if it has spaces).")
+        raise ArgsError("one_query")
     query = tokens[0].text.strip() if tokens else None
     if query and INCIDENT_ID.fullmatch(query):
         query = query.upper()

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from jinja2.runtime import Macro
 
+from bot import command_views as views
+from bot import silence_args, texts
 from bot.models import Matcher
 from bot.silence_args import (
+    CODES,
+    SILENCE_USAGE,
     ArgsError,
     HistoryArgs,
+    error_text,
     parse_history_args,
     parse_silence_args,
     parse_unsilence_args,
@@ -162,14 +171,18 @@ def test_now_must_be_aware() -> None:
 def test_silence_bad(text: str | None, message: str) -> None:
     with pytest.raises(ArgsError) as caught:
         parse_silence_args(text, NOW, UTC_TZ)
-    assert message in caught.value.message
-    assert str(caught.value) == caught.value.message
+    assert caught.value.code in CODES
+    assert message in error_text(caught.value, "en")
+    # str()/.message stay as an English debugging aid, from the same template
+    assert str(caught.value) == caught.value.message == error_text(caught.value, "en")
 
 
 def test_error_messages_clip_long_tokens() -> None:
     with pytest.raises(ArgsError) as caught:
         parse_silence_args("x" * 300 + " 1h", NOW, UTC_TZ)
-    assert len(caught.value.message) < 120
+    assert caught.value.code == "not_a_matcher"
+    assert len(error_text(caught.value, "en")) < 120
+    assert len(error_text(caught.value, "zh-TW")) < 120
 
 
 # ------------------------------------------------------------------ until, in local time
@@ -222,8 +235,10 @@ def test_until_local_time(
     tz: ZoneInfo, now: datetime, text: str, ends_at: datetime | None
 ) -> None:
     if ends_at is None:
-        with pytest.raises(ArgsError, match="Too long"):
+        with pytest.raises(ArgsError) as caught:
             parse_silence_args(f"service=api {text}", now, tz)
+        assert caught.value.code == "too_long"
+        assert "Too long" in error_text(caught.value, "en")
         return
     args = parse_silence_args(f"service=api {text} maintenance", now, tz)
     assert args.ends_at == ends_at
@@ -239,13 +254,19 @@ def test_relative_durations_are_elapsed_time_across_dst() -> None:
 
 def test_until_less_than_a_minute_away_is_too_short() -> None:
     now = datetime(2026, 6, 1, 0, 59, 30, tzinfo=UTC)  # 08:59:30 in Taipei
-    with pytest.raises(ArgsError, match="Too short"):
+    with pytest.raises(ArgsError) as caught:
         parse_silence_args("service=api until 09:00", now, TAIPEI)
+    assert caught.value.code == "too_short"
+    assert "Too short" in error_text(caught.value, "en")
 
 
 def test_until_in_the_past_names_the_zone() -> None:
-    with pytest.raises(ArgsError, match=r"2026-01-01 09:00 \(Asia/Taipei\) is in the past"):
+    with pytest.raises(ArgsError) as caught:
         parse_silence_args("service=api until 2026-01-01 09:00", NOW, TAIPEI)
+    assert caught.value.code == "in_the_past"
+    assert caught.value.params == {"local": "2026-01-01 09:00", "tz": "Asia/Taipei"}
+    assert error_text(caught.value, "en") == "2026-01-01 09:00 (Asia/Taipei) is in the past."
+    assert "2026-01-01 09:00（Asia/Taipei）" in error_text(caught.value, "zh-TW")
 
 
 # ------------------------------------------------------------------ matcher semantics
@@ -306,8 +327,9 @@ def test_unsilence_good(text: str, silence_id: str) -> None:
     ],
 )
 def test_unsilence_bad(text: str | None, message: str) -> None:
-    with pytest.raises(ArgsError, match=message):
+    with pytest.raises(ArgsError) as caught:
         parse_unsilence_args(text)
+    assert message in error_text(caught.value, "en")
 
 
 # ------------------------------------------------------------------ /history
@@ -352,5 +374,114 @@ def test_history_incident_id() -> None:
     ],
 )
 def test_history_bad(text: str, message: str) -> None:
-    with pytest.raises(ArgsError, match=message):
+    with pytest.raises(ArgsError) as caught:
         parse_history_args(text)
+    assert message in error_text(caught.value, "en")
+
+
+# ------------------------------------------------------------------ error texts (templates)
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+# One real input per ArgsError code: the texts are checked as the parsers fill them in.
+_EXAMPLES: list[tuple[Callable[[str], object], str, str]] = [
+    (lambda t: parse_silence_args(t, NOW, UTC_TZ), text, code)
+    for text, code in [
+        ('service="my api 1h', "unclosed_quote"),
+        ("hello 2h", "not_a_matcher"),
+        ("=api 1h", "label_missing"),
+        ("service!=api 1h", "negative_matcher"),
+        ("service==api 1h", "double_equals"),
+        ("1service=api 1h", "bad_label_name"),
+        ("alertname=~Disk( 1h", "bad_regex"),
+        ("alertname=~(?!Watchdog).* 1h", "regex_not_re2"),
+        ("service=api 31d", "too_long"),
+        ("service=api 30s", "too_short"),
+        ("service=api until 9am", "not_a_time"),
+        ("service=api until 2026-02-30 09:00", "not_a_date"),
+        ("service=api until", "until_what"),
+        ("service=api until 2026-12-01", "add_time_of_day"),
+        ("service=api until 2026-05-01 09:00", "in_the_past"),
+        ("", "nothing_to_silence"),
+        ("service=api", "missing_duration"),
+        ("INC-7K3F9Q INC-8K3F9Q 1h", "one_incident"),
+        ("INC-7K3F9 1h", "not_an_incident_id"),
+        ("2h", "order"),
+        ("service=api soon", "not_a_duration"),
+        ("INC-7K3F9Q service=api 1h", "ids_and_matchers"),
+        ("alertname=~.* 1h", "all_empty"),
+    ]
+] + [
+    (parse_unsilence_args, "", "which_silence"),
+    (parse_unsilence_args, "S-1A2B3C because", "one_silence_id"),
+    (parse_unsilence_args, "S-1A2B3", "not_a_silence_id"),
+    (parse_history_args, "api 51", "n_range"),
+    (parse_history_args, "api db", "one_query"),
+]
+
+
+def _raised(parse: Callable[[str], object], text: str) -> ArgsError:
+    with pytest.raises(ArgsError) as caught:
+        parse(text)
+    return caught.value
+
+
+def _macros(locale: str) -> dict[str, Macro]:
+    module = texts.ENV.get_template(f"{locale}/commands/args_errors.html").module
+    return {k: v for k, v in vars(module).items() if isinstance(v, Macro)}
+
+
+def test_codes_list_every_code_the_module_raises() -> None:
+    source = Path(silence_args.__file__).read_text(encoding="utf-8")
+    raised = set(re.findall(r'ArgsError\(\s*"(\w+)"', source))
+    assert raised == set(CODES)
+    assert len(CODES) == len(set(CODES))
+    assert {code for _, _, code in _EXAMPLES} == set(CODES)
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-TW"])
+def test_every_code_has_a_macro_in_each_locale(locale: str) -> None:
+    # Looked up in the locale's own file: no silent fallback to English.
+    assert set(_macros(locale)) == set(CODES)
+
+
+@pytest.mark.parametrize(("parse", "text", "code"), _EXAMPLES, ids=[c for _, _, c in _EXAMPLES])
+def test_error_text_per_locale(parse: Callable[[str], object], text: str, code: str) -> None:
+    exc = _raised(parse, text)
+    assert exc.code == code
+    for locale in ("en", "zh-TW"):
+        # The macro declares exactly the values the raise site passes: none is dropped.
+        assert set(_macros(locale)[code].arguments) == set(exc.params), locale
+    en, zh = error_text(exc, "en"), error_text(exc, "zh-TW")
+    assert en and not _CJK.search(en)
+    assert _CJK.search(zh), zh
+    assert error_text(exc, "zh_tw") == zh  # locale spelled like the settings may spell it
+    assert error_text(exc, "fr") == en  # unknown locale: English
+    for value in exc.params.values():
+        assert str(value) in en
+        assert str(value) in zh
+    assert "\n" not in en + zh
+    assert "  " not in en + zh
+
+
+def test_error_text_gives_hostile_values_back_as_plain_text() -> None:
+    exc = _raised(lambda t: parse_silence_args(t, NOW, UTC_TZ), "<script>& 1h")
+    assert exc.code == "not_a_matcher"
+    assert exc.params == {"token": "'<script>&'"}
+    assert error_text(exc, "en").startswith("'<script>&' is not a matcher")
+    assert "'<script>&'" in error_text(exc, "zh-TW")
+    # Text that merely looks like an entity is the user's text too, and stays as typed.
+    entity = _raised(parse_unsilence_args, "&lt;b&gt;")
+    assert error_text(entity, "en") == "'&lt;b&gt;' is not a silence id (like S-1A2B3C)."
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-TW"])
+def test_usage_view_escapes_the_error_text_exactly_once(locale: str) -> None:
+    exc = _raised(lambda t: parse_silence_args(t, NOW, UTC_TZ), "<script>& 1h")
+    html_text = views.render_usage(
+        SILENCE_USAGE, error=error_text(exc, locale), tz=UTC_TZ, locale=locale
+    )
+    assert "<script>" not in html_text
+    assert "&lt;script&gt;&amp;" in html_text
+    assert "&amp;lt;" not in html_text
+    assert texts.plain(html_text).count("'<script>&'") == 1
