@@ -68,6 +68,6 @@ async def test_delivery_paces_a_storm(start_app) -> None:  # type: ignore[no-unt
     writes = sorted(c["at"] for c in h.em.calls() if c["ok"] and c["method"] in (
         "sendMessage", "editMessageText") and str(c["params"].get("chat_id")) == str(CHAT))
     # 4 at once, then one every 0.25 s: the last write comes ≥ (n-4)/4 s after the first
-    # (0.2 s of slack for the first call's own latency). Unpaced, all take a few ms.
+    # (0.5 s of slack for the first call's own latency). Unpaced, all take ~0.1 s.
     assert len(writes) >= 10
-    assert writes[-1] - writes[0] >= (len(writes) - 4) * 0.25 - 0.2
+    assert writes[-1] - writes[0] >= (len(writes) - 4) * 0.25 - 0.5
