@@ -1,4 +1,4 @@
-"""python -m bot [run | sandbox | check-config | playbooks ...]"""
+"""python -m bot [run | sandbox | check-config | discover | playbooks ...]"""
 
 from __future__ import annotations
 
@@ -45,6 +45,19 @@ def cmd_check_config(_: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def cmd_discover(_: argparse.Namespace) -> int:
+    from bot.discover import discover
+
+    settings = _settings()
+    if not settings.telegram_bot_token.get_secret_value():
+        print("opsgate: TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(discover(settings))
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox.run import run_sandbox
 
@@ -74,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate settings and exit").set_defaults(
         fn=cmd_check_config
     )
+    sub.add_parser(
+        "discover", help="print chat and user ids of messages the bot receives (set-up)"
+    ).set_defaults(fn=cmd_discover)
     pb = sub.add_parser("playbooks", help="list, import or export playbooks")
     pb.add_argument("action", choices=["list", "import", "export"])
     pb.add_argument("file", nargs="?", help="TOML file (import: read, export: write; - = stdout)")

@@ -87,3 +87,18 @@ def test_startup_refuses_with_one_clear_line(tmp_path: Path) -> None:
                                            "TELEGRAM_CHAT_ID": "-1", "EXECUTOR": "kubectl"},
                       cwd=tmp_path)
     assert unsafe.returncode == 2 and "ALERT_WEBHOOK_TOKEN" in unsafe.stderr
+
+
+async def test_discover_prints_chat_and_user_ids(emu) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from harness import ALICE, CHAT
+
+    from bot.discover import discover
+
+    settings = Settings(_env_file=None, telegram_bot_token=emu.emulator.token,  # type: ignore[call-arg]
+                        telegram_api_base=emu.base_url)
+    emu.emulator.user_sends(CHAT, ALICE, "/whoami@opsgate_sandbox_bot")
+    out = io.StringIO()
+    assert await discover(settings, out=out, limit=1, poll_timeout=1) == 0
+    assert f"chat id {CHAT}" in out.getvalue() and "user id 111" in out.getvalue()
