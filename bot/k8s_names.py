@@ -5,14 +5,19 @@ Every value that ends up in a kubectl argv or an HTTP action request passes
 they are treated as hostile: only the exact Kubernetes name grammar passes
 (ASCII lower-case letters, digits, '-' and '.'), which rules out shell
 metacharacters, path traversal, option-looking values and unicode lookalikes.
+
+Refusals are InvalidAction(code, **values); `invalid_text` renders them from
+templates/<locale>/decisions/invalid.html (the only part that reads files).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import dataclass
 
+from bot import texts
 from bot.models import Action, ActionKind, Verb
 
 # fullmatch + explicit ASCII classes: '$' would accept a trailing newline and
@@ -39,12 +44,75 @@ ALLOWED_PARAMS: dict[Verb, frozenset[str]] = {
 }
 
 
-class InvalidAction(ValueError):
-    """An action that must not run. `reason` is written for the people in the chat."""
+# Every InvalidAction code; each has a macro in templates/<locale>/decisions/invalid.html.
+CODES = (
+    "kind_not_supported",
+    "verb_not_allowed",
+    "target_kind_not_allowed",
+    "namespace_invalid",
+    "namespace_not_allowed",
+    "name_invalid",
+    "param_unknown",
+    "param_not_whole",
+    "replicas_missing",
+    "replicas_out_of_range",
+    "current_replicas_negative",
+    "revision_too_low",
+)
+INVALID_TEMPLATE = "decisions/invalid.html"
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+
+@dataclass(frozen=True)
+class Shown:
+    """A value quoted for an InvalidAction (see `shown`); the templates add the length
+    ("(300 characters)") when it was cut, in their own words."""
+
+    text: str  # JSON-quoted: newlines escaped; cut with "…" when too long
+    length: int | None = None  # the value's length, set only when it was cut
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Param = str | int | tuple[str, ...] | Shown
+
+
+class InvalidAction(ValueError):
+    """An action that must not run: what is wrong as a code and its values.
+
+    The words live in the templates: `invalid_text(exc, locale)` is what the chat sees.
+    """
+
+    def __init__(self, code: str, **params: Param) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+    @property
+    def message(self) -> str:
+        """English text, for logs and debugging; users get `invalid_text(exc, locale)`."""
+        return invalid_text(self, "en")
+
+    @property
+    def reason(self) -> str:
+        """The English text (the executor's error field and older callers read this)."""
+        return self.message
+
+    def __str__(self) -> str:
+        try:
+            return self.message
+        except Exception:  # a debugging aid must not raise while formatting a traceback
+            return f"{self.code} {self.params!r}"
+
+
+def invalid_text(exc: InvalidAction, locale: str = texts.DEFAULT_LOCALE) -> str:
+    """Why the action was refused, as plain text in `locale` (falling back to en).
+
+    The macros autoescape the values (label values: hostile); unescape so the caller gets
+    plain text back — the card template escapes it again.
+    """
+    rendered = texts._macro(INVALID_TEMPLATE, exc.code, locale, dict(exc.params))
+    return " ".join(html.unescape(rendered).split())
 
 
 @dataclass(frozen=True)
@@ -71,12 +139,12 @@ def is_dns1123_subdomain(value: str) -> bool:
     return len(value) <= SUBDOMAIN_MAX and _SUBDOMAIN_RE.fullmatch(value) is not None
 
 
-def shown(value: object, limit: int = 60) -> str:
-    """A value quoted for a reason text: escapes newlines, cuts long values."""
+def shown(value: object, limit: int = 60) -> Shown:
+    """A value quoted for an InvalidAction: escapes newlines, cuts long values."""
     text = json.dumps(str(value), ensure_ascii=False)
     if len(text) > limit:
-        text = f'{text[: limit - 1]}…" ({len(str(value))} characters)'
-    return text
+        return Shown(f'{text[: limit - 1]}…"', len(str(value)))
+    return Shown(text)
 
 
 def validate_action(
@@ -86,25 +154,28 @@ def validate_action(
 ) -> None:
     """Raise InvalidAction with a human reason unless `action` is safe to turn into an argv."""
     if not isinstance(action.kind, ActionKind):
-        raise InvalidAction(f"action kind {shown(action.kind)} is not supported")
+        raise InvalidAction("kind_not_supported", kind=shown(action.kind))
     if not isinstance(action.verb, Verb):
-        raise InvalidAction(f"verb {shown(action.verb)} is not in the allowlist")
+        raise InvalidAction("verb_not_allowed", verb=shown(action.verb))
     kinds = ALLOWED_TARGET_KINDS[action.verb]
     if action.target_kind not in kinds:
         raise InvalidAction(
-            f"{action.verb} cannot target {shown(action.target_kind)}"
-            f" (allowed: {', '.join(sorted(kinds))})"
+            "target_kind_not_allowed",
+            verb=str(action.verb),
+            kind=shown(action.target_kind),
+            allowed=tuple(sorted(kinds)),
         )
     if not isinstance(action.namespace, str) or not is_dns1123_label(action.namespace):
-        raise InvalidAction(f"namespace {shown(action.namespace)} is not a valid Kubernetes name")
+        raise InvalidAction("namespace_invalid", namespace=shown(action.namespace))
     if allowed_namespaces is not None and action.namespace not in allowed_namespaces:
         raise InvalidAction(
-            f"namespace {shown(action.namespace)} is not in the allowed namespaces"
-            f" ({', '.join(sorted(allowed_namespaces)) or 'none'})"
+            "namespace_not_allowed",
+            namespace=shown(action.namespace),
+            allowed=tuple(sorted(allowed_namespaces)),
         )
     if not isinstance(action.target_name, str) or not is_dns1123_subdomain(action.target_name):
         raise InvalidAction(
-            f"{action.target_kind} name {shown(action.target_name)} is not a valid Kubernetes name"
+            "name_invalid", kind=action.target_kind, name=shown(action.target_name)
         )
     _validate_params(action, replicas_bounds)
 
@@ -113,21 +184,23 @@ def _validate_params(action: Action, replicas_bounds: tuple[int, int]) -> None:
     allowed = ALLOWED_PARAMS[action.verb]
     for key in action.params:
         if key not in allowed:
-            raise InvalidAction(f"{action.verb} does not take the parameter {shown(key)}")
+            raise InvalidAction("param_unknown", verb=str(action.verb), param=shown(key))
     for key, value in action.params.items():
         # bool is an int subclass; "3" is not a replica count.
         if type(value) is not int:
-            raise InvalidAction(f"parameter {key} must be a whole number, got {shown(value)}")
+            raise InvalidAction("param_not_whole", param=key, value=shown(value))
     if action.verb is Verb.SCALE:
         low, high = replicas_bounds
         replicas = action.params.get("replicas")
         if replicas is None:
-            raise InvalidAction("scale needs an absolute replica count (replicas)")
+            raise InvalidAction("replicas_missing")
         if not low <= int(replicas) <= high:
-            raise InvalidAction(f"replicas={replicas} is outside the allowed range {low}..{high}")
+            raise InvalidAction(
+                "replicas_out_of_range", replicas=int(replicas), low=low, high=high
+            )
         current = action.params.get("current_replicas")
         if current is not None and int(current) < 0:
-            raise InvalidAction(f"current_replicas={current} cannot be negative")
+            raise InvalidAction("current_replicas_negative", current=int(current))
     revision = action.params.get("to_revision")
     if revision is not None and int(revision) < 1:
-        raise InvalidAction(f"to_revision={revision} must be 1 or more")
+        raise InvalidAction("revision_too_low", revision=int(revision))

@@ -4,7 +4,8 @@ The rule answer is computed first (cheap, always available). The playbook and
 LLM stage runs under one timeout; past it, or on any error, the rule answer
 stands. Whatever is chosen goes through the same gate: risk raised to the
 verb's minimum, action validated, and the exact effect described. A proposal
-that fails validation becomes an invalid reason — nothing to approve.
+that fails validation becomes an invalid reason — nothing to approve. Texts the engine
+adds itself come from templates/<locale>/decisions/*.html.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from bot.decisions.llm import LlmProposer
 from bot.decisions.playbooks import best_match, playbook_action, playbook_proposal
-from bot.decisions.rules import RuleEngine, RuleOutcome
+from bot.decisions.rules import RuleEngine, RuleOutcome, invalid_reason
 from bot.executor import ExecutorConfig, describe
 from bot.k8s_names import InvalidAction
 from bot.models import Alert, Incident, Proposal, Risk, Verb
@@ -51,6 +52,7 @@ class DecisionEngine:
         executor_cfg: ExecutorConfig,
         min_risks: Mapping[Verb, Risk] = DEFAULT_MIN_RISK,
         timeout: float = 30,
+        locale: str = "en",
     ) -> None:
         self.rules = rules
         self.llm = llm
@@ -58,6 +60,7 @@ class DecisionEngine:
         self.executor_cfg = executor_cfg
         self.min_risks = min_risks
         self.timeout = timeout
+        self.locale = locale
 
     async def analyze(self, incident: Incident, alerts: Sequence[Alert]) -> Analysis:
         ruled = self.rules.propose(incident, alerts)
@@ -86,7 +89,8 @@ class DecisionEngine:
                 playbook, score = match
                 action = playbook_action(playbook, incident, alerts)
                 if action is not None:
-                    return _Choice(playbook_proposal(playbook, score, action), playbook.id, score)
+                    offer = playbook_proposal(playbook, score, action, self.locale)
+                    return _Choice(offer, playbook.id, score)
                 log.info("playbook %s matches %s but no target label", playbook.name, incident.id)
         if self.llm is not None:
             proposal = await self.llm.propose(incident, alerts, ruled.proposal)
@@ -107,6 +111,8 @@ class DecisionEngine:
                 # describe() validates (names, allowlist, limits) before it builds anything.
                 effect = describe(action, self.executor_cfg, incident_id=incident.id)
             except InvalidAction as exc:
-                where = f"{proposal.source} {proposal.source_name}".strip()
-                return Analysis(None, f"{where}: {exc.reason}", choice.playbook_id, None)
+                reason = invalid_reason(
+                    proposal.source, proposal.source_name, exc, self.locale
+                )
+                return Analysis(None, reason, choice.playbook_id, None)
         return Analysis(proposal, None, choice.playbook_id, effect, choice.similarity)

@@ -60,7 +60,7 @@ class DecisionStack:
 def build_decision_stack(s: Settings, db: Database) -> DecisionStack:
     cfg = executor_config(s)
     repo = PlaybookRepo(db)
-    rules = RuleEngine.from_path(s.rules_path or None, cfg.limits)
+    rules = RuleEngine.from_path(s.rules_path or None, cfg.limits, s.locale)
     llm = None
     if s.llm_base_url and s.llm_model:
         llm = LlmProposer(
@@ -68,7 +68,8 @@ def build_decision_stack(s: Settings, db: Database) -> DecisionStack:
             limits=cfg.limits, timeout=s.decision_timeout.total_seconds(),
         )
     engine = DecisionEngine(
-        rules, llm, repo, cfg, min_risks(), timeout=s.decision_timeout.total_seconds()
+        rules, llm, repo, cfg, min_risks(), timeout=s.decision_timeout.total_seconds(),
+        locale=s.locale,
     )
 
     async def auto_approver(playbook_id: int | None, proposal: Proposal) -> str | None:
@@ -78,7 +79,9 @@ def build_decision_stack(s: Settings, db: Database) -> DecisionStack:
         playbook = await repo.get(playbook_id)
         if playbook is None:
             return None
-        ok, why = pb.auto_approve_eligible(playbook, proposal.risk, s.auto_approve_min_runs)
+        ok, why = pb.auto_approve_eligible(
+            playbook, proposal.risk, s.auto_approve_min_runs, locale=s.locale
+        )
         return why if ok else None
 
     return DecisionStack(engine, Executor(cfg), PlaybookService(repo, db), auto_approver)

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.decisions.context import first_present, incident_labels
-from bot.decisions.rules import DEFAULT_TARGET_LABELS
+from bot.decisions.rules import DEFAULT_TARGET_LABELS, decision_text
 from bot.k8s_names import (
     ALLOWED_PARAMS,
     ALLOWED_TARGET_KINDS,
@@ -197,18 +197,24 @@ def playbook_action(
     )
 
 
-def playbook_proposal(playbook: Playbook, score: float, action: Action) -> Proposal:
-    record = (
-        f"{playbook.successes}/{playbook.runs} successful runs" if playbook.runs else "not run yet"
+def playbook_proposal(
+    playbook: Playbook, score: float, action: Action, locale: str = "en"
+) -> Proposal:
+    """The proposal a matching playbook makes; the description is the team's own words."""
+    matches = decision_text(
+        "playbook_reasoning",
+        locale,
+        name=playbook.name,
+        similarity=score,
+        runs=playbook.runs,
+        successes=playbook.successes,
     )
     return Proposal(
         action=action,
         risk=playbook.risk,
-        summary=playbook.description.split("\n", 1)[0][:200] or f"Playbook {playbook.name}",
-        reasoning=(
-            f"Matches playbook “{playbook.name}” (similarity {score:.2f}; {record})."
-            + (f"\n{playbook.description}" if playbook.description else "")
-        ),
+        summary=playbook.description.split("\n", 1)[0][:200]
+        or decision_text("playbook_summary", locale, name=playbook.name),
+        reasoning=matches + (f"\n{playbook.description}" if playbook.description else ""),
         confidence=score,
         source=ProposalSource.PLAYBOOK,
         source_name=playbook.name,
@@ -216,17 +222,24 @@ def playbook_proposal(playbook: Playbook, score: float, action: Action) -> Propo
 
 
 def auto_approve_eligible(
-    playbook: Playbook, risk: Risk, min_runs: int = 5, window: int = 5
+    playbook: Playbook, risk: Risk, min_runs: int = 5, window: int = 5, locale: str = "en"
 ) -> tuple[bool, str]:
-    """Whether a proposal from `playbook` at `risk` may skip human approval, and why."""
+    """Whether a proposal from `playbook` at `risk` may skip human approval, and why.
+
+    The why is shown on the card when the proposal auto-approves, so it is in `locale`.
+    """
     if risk is not Risk.LOW:
-        return False, f"risk is {risk}; only low-risk playbooks auto-approve"
+        return False, decision_text("auto_only_low_risk", locale, risk=str(risk))
     if playbook.successes < min_runs:
-        return False, f"{playbook.successes} successful runs; auto-approve needs {min_runs}"
+        return False, decision_text(
+            "auto_needs_runs", locale, successes=playbook.successes, min_runs=min_runs
+        )
     last = playbook.recent[-window:]
     if "F" in last:
-        return False, f"a failure in the last {window} runs ({last})"
-    return True, f"low risk, {playbook.successes} successful runs, no failure in the last {window}"
+        return False, decision_text("auto_recent_failure", locale, window=window, recent=last)
+    return True, decision_text(
+        "auto_eligible", locale, successes=playbook.successes, window=window
+    )
 
 
 # ------------------------------------------------------------------ creation

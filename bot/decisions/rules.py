@@ -4,10 +4,15 @@ The rule answer is the floor of the decision cascade, so `RuleEngine.propose`
 always answers and never raises. Label values reach an action only after
 `validate_action`; a value that fails it gives an invalid reason instead of a
 proposal. The file format is described at the top of default_rules.toml.
+
+The rule's summary and reasoning are the team's words, used as written. What this
+module adds itself (the conservative fallback, why there is no safe action, invalid
+reasons) comes from templates/<locale>/decisions/*.html.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import tomllib
@@ -18,14 +23,52 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot import texts
 from bot.decisions.context import first_present, incident_annotations, incident_labels
-from bot.k8s_names import ActionLimits, InvalidAction
+from bot.k8s_names import INVALID_TEMPLATE, ActionLimits, InvalidAction, invalid_text
 from bot.models import Action, Alert, Incident, Proposal, ProposalSource, Risk, Verb
 
 log = logging.getLogger(__name__)
 
-NO_SAFE_ACTION = "investigate manually; no safe automatic action"
 DEFAULT_TARGET_LABELS = ["deployment", "service", "app"]
+
+PROPOSALS_TEMPLATE = "decisions/proposals.html"
+# Every key of decision_text; each has a macro in templates/<locale>/decisions/proposals.html.
+TEXT_KEYS = (
+    "manual_summary",
+    "no_rule_matched",
+    "rule_engine_failed",
+    "no_target_label",
+    "no_namespace_label",
+    "replicas_at_cap",
+    "replicas_unknown",
+    "playbook_summary",
+    "playbook_reasoning",
+    "auto_only_low_risk",
+    "auto_needs_runs",
+    "auto_recent_failure",
+    "auto_eligible",
+)
+
+
+def _plain(rendered: str) -> str:
+    # The macros autoescape the values (label values, names); give plain text back, on one
+    # line: the card template escapes it again.
+    return " ".join(html.unescape(rendered).split())
+
+
+def decision_text(key: str, locale: str = texts.DEFAULT_LOCALE, **params: object) -> str:
+    """A built-in proposal text (TEXT_KEYS) as plain text in `locale` (falling back to en)."""
+    return _plain(texts._macro(PROPOSALS_TEMPLATE, key, locale, params))
+
+
+def invalid_reason(
+    source: str, name: str, exc: InvalidAction, locale: str = texts.DEFAULT_LOCALE
+) -> str:
+    """The card's invalid reason: which proposer ("rule pod-crash") and why, in `locale`."""
+    reason = invalid_text(exc, locale)
+    ctx = {"source": str(source), "name": name, "reason": reason}
+    return _plain(texts._macro(INVALID_TEMPLATE, "from_source", locale, ctx))
 
 
 class RuleFileError(ValueError):
@@ -114,13 +157,24 @@ def _as_count(value: str | None) -> int | None:
 
 
 class RuleEngine:
-    def __init__(self, rules: Sequence[Rule], limits: ActionLimits | None = None) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        limits: ActionLimits | None = None,
+        locale: str = texts.DEFAULT_LOCALE,
+    ) -> None:
         self.rules = list(rules)
         self.limits = limits or ActionLimits()
+        self.locale = locale
 
     @classmethod
-    def from_path(cls, path: str | Path | None, limits: ActionLimits | None = None) -> RuleEngine:
-        return cls(load_rules(path), limits)
+    def from_path(
+        cls,
+        path: str | Path | None,
+        limits: ActionLimits | None = None,
+        locale: str = texts.DEFAULT_LOCALE,
+    ) -> RuleEngine:
+        return cls(load_rules(path), limits, locale)
 
     def propose(self, incident: Incident, alerts: Sequence[Alert]) -> RuleOutcome:
         try:
@@ -128,10 +182,12 @@ class RuleEngine:
             for rule in self.rules:
                 if rule.matches(labels):
                     return self._apply(rule, incident, labels, incident_annotations(alerts))
-            return RuleOutcome(conservative_proposal(incident, "no rule matched"), None, "")
+            fallback = conservative_proposal(incident, "no_rule_matched", self.locale)
+            return RuleOutcome(fallback, None, "")
         except Exception:  # the floor of the cascade must always answer
             log.exception("rule engine failed for %s", incident.id)
-            return RuleOutcome(conservative_proposal(incident, "the rule engine failed"), None, "")
+            fallback = conservative_proposal(incident, "rule_engine_failed", self.locale)
+            return RuleOutcome(fallback, None, "")
 
     def _apply(
         self,
@@ -152,7 +208,8 @@ class RuleEngine:
             "namespace": namespace,
         }
 
-        manual = f"{incident.alertname}: investigate manually"
+        locale = self.locale
+        manual = decision_text("manual_summary", locale, alertname=incident.alertname)
 
         def proposal(action: Action | None, why: str = "") -> Proposal:
             reasoning = _fill(rule.reasoning, values)
@@ -168,11 +225,10 @@ class RuleEngine:
         if tpl is None:
             return RuleOutcome(proposal(None), None, rule.name)
         if not target or not namespace:
-            missing = "target" if not target else "namespace"
             why = (
-                f"No label names the {missing} ({', '.join(tpl.target_from)}): {NO_SAFE_ACTION}."
-                if missing == "target"
-                else f"No namespace label: {NO_SAFE_ACTION}."
+                decision_text("no_target_label", locale, labels=tuple(tpl.target_from))
+                if not target
+                else decision_text("no_namespace_label", locale)
             )
             return RuleOutcome(proposal(None, why), None, rule.name)
         params, why = self._params(tpl, labels, annotations)
@@ -188,7 +244,8 @@ class RuleEngine:
         try:
             self.limits.check(action)
         except InvalidAction as exc:
-            return RuleOutcome(None, f"rule {rule.name}: {exc.reason}", rule.name)
+            reason = invalid_reason(ProposalSource.RULE, rule.name, exc, locale)
+            return RuleOutcome(None, reason, rule.name)
         return RuleOutcome(proposal(action), None, rule.name)
 
     def _params(
@@ -206,24 +263,26 @@ class RuleEngine:
             if current is not None:
                 wanted = max(self.limits.replicas_min, min(cap, current + tpl.replicas_delta))
                 if wanted == current:
-                    return (
-                        None,
-                        f"Already at {current} replicas, the most allowed: {NO_SAFE_ACTION}.",
-                    )
+                    return None, decision_text("replicas_at_cap", self.locale, current=current)
                 # --current-replicas makes kubectl refuse if someone scaled in between.
                 return {"replicas": wanted, "current_replicas": current}, ""
         if tpl.replicas is not None:
             return {"replicas": min(cap, tpl.replicas)}, ""
-        return None, f"The current replica count is unknown: {NO_SAFE_ACTION}."
+        return None, decision_text("replicas_unknown", self.locale)
 
 
-def conservative_proposal(incident: Incident, why: str) -> Proposal:
-    """The answer when nothing else can be trusted: no action, a human looks."""
+def conservative_proposal(
+    incident: Incident, why: str, locale: str = texts.DEFAULT_LOCALE
+) -> Proposal:
+    """The answer when nothing else can be trusted: no action, a human looks.
+
+    `why` is a TEXT_KEYS key: "no_rule_matched" or "rule_engine_failed".
+    """
     return Proposal(
         action=None,
         risk=Risk.LOW,
-        summary=f"{incident.alertname}: investigate manually",
-        reasoning=f"{why.capitalize()}: {NO_SAFE_ACTION}.",
+        summary=decision_text("manual_summary", locale, alertname=incident.alertname),
+        reasoning=decision_text(why, locale),
         source=ProposalSource.RULE,
         source_name="fallback",
     )
