@@ -12,7 +12,6 @@ templates/<locale>/decisions/invalid.html (the only part that reads files).
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from dataclasses import dataclass
@@ -77,42 +76,23 @@ class Shown:
 Param = str | int | tuple[str, ...] | Shown
 
 
-class InvalidAction(ValueError):
+class InvalidAction(texts.TemplatedError):
     """An action that must not run: what is wrong as a code and its values.
 
     The words live in the templates: `invalid_text(exc, locale)` is what the chat sees.
     """
 
-    def __init__(self, code: str, **params: Param) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
-
-    @property
-    def message(self) -> str:
-        """English text, for logs and debugging; users get `invalid_text(exc, locale)`."""
-        return invalid_text(self, "en")
+    template = INVALID_TEMPLATE
 
     @property
     def reason(self) -> str:
-        """The English text (the executor's error field and older callers read this)."""
+        """The English text (the executor's error field reads this)."""
         return self.message
-
-    def __str__(self) -> str:
-        try:
-            return self.message
-        except Exception:  # a debugging aid must not raise while formatting a traceback
-            return f"{self.code} {self.params!r}"
 
 
 def invalid_text(exc: InvalidAction, locale: str = texts.DEFAULT_LOCALE) -> str:
-    """Why the action was refused, as plain text in `locale` (falling back to en).
-
-    The macros autoescape the values (label values: hostile); unescape so the caller gets
-    plain text back — the card template escapes it again.
-    """
-    rendered = texts._macro(INVALID_TEMPLATE, exc.code, locale, dict(exc.params))
-    return " ".join(html.unescape(rendered).split())
+    """Why the action was refused, as plain text in `locale`; the card escapes it again."""
+    return exc.text(locale)
 
 
 @dataclass(frozen=True)

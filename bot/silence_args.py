@@ -19,7 +19,6 @@ templates/<locale>/commands/args_errors.html (the only part that reads files).
 
 from __future__ import annotations
 
-import html
 import re
 import warnings
 from dataclasses import dataclass
@@ -93,37 +92,18 @@ CODES = (
 ARGS_ERRORS_TEMPLATE = "commands/args_errors.html"
 
 
-class ArgsError(ValueError):
+class ArgsError(texts.TemplatedError):
     """What is wrong, as a code and its values; the words live in the templates.
 
     `error_text(exc, locale)` is what a user sees (shown in chat before the usage line).
     """
 
-    def __init__(self, code: str, **params: str | int) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
-
-    @property
-    def message(self) -> str:
-        """English text, for logs and debugging; users get `error_text(exc, locale)`."""
-        return error_text(self, "en")
-
-    def __str__(self) -> str:
-        try:
-            return self.message
-        except Exception:  # a debugging aid must not raise while formatting a traceback
-            return f"{self.code} {self.params!r}"
+    template = ARGS_ERRORS_TEMPLATE
 
 
 def error_text(exc: ArgsError, locale: str = texts.DEFAULT_LOCALE) -> str:
-    """The error as plain text in `locale` (falling back to en).
-
-    The macros autoescape the values (user text); unescape so the caller gets the plain
-    text back — render_usage escapes it again for Telegram HTML.
-    """
-    rendered = texts._macro(ARGS_ERRORS_TEMPLATE, exc.code, locale, dict(exc.params))
-    return " ".join(html.unescape(rendered).split())
+    """The error as plain text in `locale` (falling back to en); render_usage escapes it."""
+    return exc.text(locale)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from jinja2 import (
@@ -185,10 +185,40 @@ def plain(html_text: str) -> str:
     return html.unescape(_TAG.sub("", html_text))
 
 
+def macro_text(file: str, key: str, locale: str = DEFAULT_LOCALE, **ctx: Any) -> str:
+    """One macro of a template file as plain one-line text (values are unescaped again:
+    the caller's own template escapes them once more for Telegram HTML)."""
+    return " ".join(html.unescape(_macro(file, key, locale, ctx)).split())
+
+
+class TemplatedError(ValueError):
+    """An error whose words live in a template file, one macro per code, so users read
+    it in their locale; `str()` gives English for logs."""
+
+    template: ClassVar[str]
+
+    def __init__(self, code: str, **params: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+    def text(self, locale: str = DEFAULT_LOCALE) -> str:
+        return macro_text(self.template, self.code, locale, **self.params)
+
+    @property
+    def message(self) -> str:
+        return self.text(DEFAULT_LOCALE)
+
+    def __str__(self) -> str:
+        try:
+            return self.message
+        except Exception:  # a debugging aid must not raise while formatting a traceback
+            return f"{self.code} {self.params!r}"
+
+
 def toast(key: str, /, locale: str = DEFAULT_LOCALE, **ctx: Any) -> str:
     """Plain-text callback answer (≤ 200 chars). Toasts are not parsed, so unescape."""
-    text = html.unescape(_macro("toasts.html", key, locale, ctx))
-    text = " ".join(text.split())
+    text = macro_text("toasts.html", key, locale, **ctx)
     return text if len(text) <= TOAST_MAX else text[: TOAST_MAX - 1] + "…"
 
 

@@ -12,7 +12,6 @@ reasons) comes from templates/<locale>/decisions/*.html.
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 import tomllib
@@ -51,15 +50,9 @@ TEXT_KEYS = (
 )
 
 
-def _plain(rendered: str) -> str:
-    # The macros autoescape the values (label values, names); give plain text back, on one
-    # line: the card template escapes it again.
-    return " ".join(html.unescape(rendered).split())
-
-
 def decision_text(key: str, locale: str = texts.DEFAULT_LOCALE, **params: object) -> str:
     """A built-in proposal text (TEXT_KEYS) as plain text in `locale` (falling back to en)."""
-    return _plain(texts._macro(PROPOSALS_TEMPLATE, key, locale, params))
+    return texts.macro_text(PROPOSALS_TEMPLATE, key, locale, **params)
 
 
 def invalid_reason(
@@ -67,8 +60,8 @@ def invalid_reason(
 ) -> str:
     """The card's invalid reason: which proposer ("rule pod-crash") and why, in `locale`."""
     reason = invalid_text(exc, locale)
-    ctx = {"source": str(source), "name": name, "reason": reason}
-    return _plain(texts._macro(INVALID_TEMPLATE, "from_source", locale, ctx))
+    return texts.macro_text(INVALID_TEMPLATE, "from_source", locale, source=str(source),
+                            name=name, reason=reason)
 
 
 class RuleFileError(ValueError):
