@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot import notes
+from bot import notes, texts
 from bot.approvals import ApprovalService
 from bot.models import Action, Alert, DecisionState, Incident, Proposal
 from bot.risk import required_approvals
@@ -166,7 +166,8 @@ class Workers:
         except Exception as exc:  # the engine promises a rule answer; be safe anyway
             log.exception("decision engine failed for %s", incident_id)
             analysis = None
-            failure = f"analysis failed: {exc}"
+            failure = texts.plain(texts.render("decisions/analysis_failed.html",
+                                               self.cfg.locale, error=str(exc)))
         auto = None
         if (self.auto_approver is not None and analysis is not None
                 and analysis.proposal is not None and analysis.proposal.action is not None):
@@ -175,7 +176,7 @@ class Workers:
         execute_after = False
         async with self.db.write() as conn:
             if analysis is None or analysis.proposal is None:
-                reason = failure or (analysis.invalid_reason if analysis else None) or "invalid"
+                reason = failure or (analysis.invalid_reason if analysis else None) or ""
                 won = await repo.transition(
                     conn, decision_id, DecisionState.ANALYZING, DecisionState.INVALID, now,
                     invalid_reason=reason,
