@@ -134,7 +134,7 @@ class App:
         topic_chats = await self._topic_chats(bot, routes) if s.thread_mode == "topic" \
             else frozenset()
         delivery = DeliveryWorker(
-            db, bot, card_renderer(db, s.tz, s.locale, clock),
+            db, bot, card_renderer(db, s.tz, s.locale),
             max_attempts=s.delivery_max_attempts,
             topics=TopicManager(db, bot, topic_chats, s.locale) if topic_chats else None,
             on_migrate=migrator.migrate,

@@ -53,7 +53,7 @@ class Inquiries:
                              detail=detail[:64])
 
     async def details(self, actor: Actor, incident_id: str) -> Outcome:
-        view = await load_view(self.db, incident_id, self.tz, self.locale, self.clock())
+        view = await load_view(self.db, incident_id, self.tz, self.locale)
         if view is None:
             await self._audit(actor, "details", "unknown_incident", incident_id)
             return Outcome("unknown_incident", alert=True)

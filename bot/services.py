@@ -46,6 +46,11 @@ class Services:
     downtime: float = 0.0  # seconds the bot was away before this start
     metrics: Counter[str] = field(default_factory=Counter)
 
+    def press_is_stale(self, backlog: bool) -> bool:
+        """A press that queued while we were away longer than CALLBACK_MAX_AGE.
+        A callback query carries no time, so the bot's downtime stands in for its age."""
+        return backlog and self.downtime > self.settings.callback_max_age.total_seconds()
+
     def served_chats(self) -> frozenset[int]:
         return self.routes.chats()
 

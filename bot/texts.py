@@ -142,7 +142,9 @@ ENV = _build_env()
 
 @cache
 def _locales() -> dict[str, str]:
-    return {p.name.lower(): p.name for p in TEMPLATES_DIR.iterdir() if p.is_dir()}
+    # Folders starting with "_" hold locale-free parts (icons), not a language.
+    return {p.name.lower(): p.name for p in TEMPLATES_DIR.iterdir()
+            if p.is_dir() and not p.name.startswith("_")}
 
 
 def resolve_locale(locale: str | None) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.cards import CardView, render_card
@@ -12,9 +10,10 @@ from storage import repo
 from storage.db import Database
 
 
-async def load_view(
-    db: Database, incident_id: str, tz: ZoneInfo, locale: str, now: datetime
-) -> CardView | None:
+async def load_view(db: Database, incident_id: str, tz: ZoneInfo, locale: str
+                    ) -> CardView | None:
+    """Everything the card shows, from SQLite only (no clock: an ended silence is lifted,
+    and the card re-rendered, by the silence sweep that clears incidents.silence_id)."""
     async with db.read() as conn:
         inc = await repo.get_incident(conn, incident_id)
         if inc is None:
@@ -25,21 +24,15 @@ async def load_view(
         effect = (await repo.decision_extras(conn, decision.id))[0] if decision else None
         silence = await repo.get_silence(conn, inc.silence_id) if inc.silence_id else None
         truncated = await repo.incident_truncated(conn, incident_id)
-    # An ended silence no longer shows. `now` only decides visibility, the card
-    # itself still holds no clock: the text depends on stored values alone.
-    if silence is not None and (silence.expired_at is not None or silence.ends_at <= now):
-        silence = None
     return CardView(
         incident=inc, alerts=alerts, decision=decision, approvals=approvals, silence=silence,
         effect=effect, tz=tz, locale=locale, truncated_alerts=truncated,
     )
 
 
-def card_renderer(
-    db: Database, tz: ZoneInfo, locale: str, clock: Callable[[], datetime]
-) -> CardRenderer:
+def card_renderer(db: Database, tz: ZoneInfo, locale: str) -> CardRenderer:
     async def render(incident_id: str, chat_id: int) -> RenderedCard | None:
-        view = await load_view(db, incident_id, tz, locale, clock())
+        view = await load_view(db, incident_id, tz, locale)
         if view is None:
             return None
         card = render_card(view)

@@ -50,7 +50,7 @@ async def on_card_button(
     svc = services.approvals
 
     if action in MUTATING:
-        if backlog and services.downtime > services.settings.callback_max_age.total_seconds():
+        if services.press_is_stale(backlog):
             # Queued while we were down: Telegram will not take an answer any more,
             # so the thread is the only way to tell the person.
             await _answer(query, services, Outcome("working"))
