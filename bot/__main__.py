@@ -46,7 +46,7 @@ def cmd_check_config(_: argparse.Namespace) -> int:
 
 
 def cmd_discover(_: argparse.Namespace) -> int:
-    from bot.discover import discover
+    from bot.telegram.discover import discover
 
     settings = _settings()
     if not settings.telegram_bot_token.get_secret_value():

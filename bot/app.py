@@ -22,22 +22,23 @@ from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot import command_views, notes
-from bot.alertmanager_sync import AlertmanagerSilences
-from bot.approvals import ApprovalConfig, ApprovalService, Authorizer
+from bot.alerts.ingest import IngestContext
+from bot.alerts.routing import RouteTable, load_routes
+from bot.cards import notes
+from bot.chat import replies as command_views
+from bot.chat.answers import Console
+from bot.chat.card_buttons import Inquiries
 from bot.config import Settings
-from bot.console import Console
 from bot.decisions.factory import build_decision_stack
-from bot.delivery import DeliveryWorker
-from bot.ingest import IngestContext
-from bot.inquiries import Inquiries
-from bot.migration import ChatMigrator
-from bot.pacing import Pacer, Rate
-from bot.routing import RouteTable, load_routes
+from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
 from bot.services import SERVICES, Services
-from bot.silences import SilenceService, announce_ended_silences
-from bot.topics import TopicManager
-from bot.views import card_renderer
+from bot.silences.alertmanager import AlertmanagerSilences
+from bot.silences.service import SilenceService, announce_ended_silences
+from bot.telegram.card_loading import card_renderer
+from bot.telegram.chat_migration import ChatMigrator
+from bot.telegram.delivery import DeliveryWorker
+from bot.telegram.pacing import Pacer, Rate
+from bot.telegram.topics import TopicManager
 from bot.workers import WorkerConfig, Workers
 from handlers import alerts as alert_routes
 from handlers import callbacks, commands

@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     @field_validator("telegram_group_rate", "telegram_private_rate", "telegram_global_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
-        from bot.pacing import Rate
+        from bot.telegram.pacing import Rate
 
         Rate.parse(value)
         return value

@@ -10,15 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.approvals import ApprovalService, Authorizer
+from bot.alerts.ingest import IngestContext
+from bot.alerts.routing import RouteTable
+from bot.chat.answers import Console
+from bot.chat.card_buttons import Inquiries
 from bot.config import Settings
-from bot.console import Console
-from bot.delivery import DeliveryWorker
-from bot.ingest import IngestContext
-from bot.inquiries import Inquiries
-from bot.migration import ChatMigrator
-from bot.routing import RouteTable
-from bot.silences import SilenceService
+from bot.incidents.approvals import ApprovalService, Authorizer
+from bot.silences.service import SilenceService
+from bot.telegram.chat_migration import ChatMigrator
+from bot.telegram.delivery import DeliveryWorker
 from bot.workers import Workers
 from storage import outbox
 from storage.db import Database

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot import notes, texts
-from bot.approvals import ApprovalService
+from bot import texts
+from bot.cards import notes
+from bot.incidents.approvals import ApprovalService
+from bot.incidents.risk import required_approvals
 from bot.models import Action, Alert, DecisionState, Incident, Proposal
-from bot.risk import required_approvals
 from storage import repo
 from storage.db import Database
 

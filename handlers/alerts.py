@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import ingest, payloads
+from bot.alerts import ingest, payloads
 from bot.services import SERVICES, Services
 from storage.db import StorageUnavailable
 

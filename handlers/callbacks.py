@@ -9,7 +9,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery
 
 from bot import texts
-from bot.approvals import MUTATING, Outcome
+from bot.incidents.approvals import MUTATING, Outcome
 from bot.services import Services
 from handlers.common import actor_of
 from handlers.middlewares import ServedChat

@@ -9,8 +9,9 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 
-from bot import cards, texts
-from bot.console import Answer
+from bot import texts
+from bot.cards import card as cards
+from bot.chat.answers import Answer
 from bot.models import Actor
 from bot.services import Services
 from handlers.common import actor_of, display_name

@@ -6,7 +6,7 @@ InlineKeyboardMarkup. Labels come from templates (bot.texts.button).
 
 from __future__ import annotations
 
-from bot.links import button_url_ok
+from bot.cards.links import button_url_ok
 from bot.models import (
     REANALYZABLE,
     Decision,

@@ -24,7 +24,8 @@ ALICE = {"id": 111, "first_name": "Alice", "username": "alice"}
 BOB = {"id": 222, "first_name": "Bob", "username": "bob"}
 MALLORY = {"id": 666, "first_name": "Mallory", "username": "mallory"}
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-REDIS_TEST_URL = "redis://127.0.0.1:6379/13"
+# OPSGATE_TEST_REDIS_DB lets several checkouts run their suites side by side.
+REDIS_TEST_URL = f"redis://127.0.0.1:6379/{os.environ.get('OPSGATE_TEST_REDIS_DB', '13')}"
 
 
 def fixture(name: str) -> dict[str, Any]:

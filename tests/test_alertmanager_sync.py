@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from am_standin import StandIn, start_am_standin
 
-from bot.alertmanager_sync import AlertmanagerSilences, AlertmanagerUnavailable, RemoteSilence
 from bot.models import Matcher
+from bot.silences.alertmanager import AlertmanagerSilences, AlertmanagerUnavailable, RemoteSilence
 
 API = Matcher(name="service", value="api")
 DISK = Matcher(name="alertname", value="Disk.*", is_regex=True)

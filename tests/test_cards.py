@@ -1,4 +1,4 @@
-"""bot.cards: the card and thread texts under hostile input, every state, limits."""
+"""bot.cards.card: the card and thread texts under hostile input, every state, limits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from factories import T0, UTC_TZ, make_incident
 
-from bot.cards import (
+from bot.cards.card import (
     THREAD_KINDS,
     CardView,
     HistoryItem,
@@ -20,7 +20,7 @@ from bot.cards import (
     render_thread,
     render_whoami,
 )
-from bot.links import button_url_ok
+from bot.cards.links import button_url_ok
 from bot.models import (
     Action,
     Alert,

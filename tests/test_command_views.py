@@ -1,4 +1,4 @@
-"""bot.command_views: chat-command answers in both locales, under hostile and huge input."""
+"""bot.chat.replies: chat-command answers in both locales, under hostile and huge input."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from factories import T0, UTC_TZ, make_incident
 
-from bot.alertmanager_sync import RemoteSilence
-from bot.command_views import (
+from bot.chat.replies import (
     COMMANDS,
     HISTORY_QUERY_MAX,
     MAX_EXPIRE_BUTTONS,
@@ -34,7 +33,8 @@ from bot.command_views import (
     render_usage,
 )
 from bot.models import Matcher, Silence
-from bot.silence_args import HISTORY_USAGE, SILENCE_USAGE, UNSILENCE_USAGE
+from bot.silences.alertmanager import RemoteSilence
+from bot.silences.arguments import HISTORY_USAGE, SILENCE_USAGE, UNSILENCE_USAGE
 from keyboards.callbacks import HistoryPageCB, SilenceAct, SilenceCB
 from sandbox.telegram_html import check_message_text
 
@@ -565,7 +565,7 @@ def test_migrated(locale: str) -> None:
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_start_text(locale: str) -> None:
-    from bot.cards import render_message
+    from bot.cards.card import render_message
 
     text = check(render_message("commands/start.html", tz=UTC_TZ, locale=locale, chat_id=-100777))
     assert "-100777" in text and "/whoami" in text and "TELEGRAM_CHAT_ID" in text

@@ -94,7 +94,7 @@ async def test_discover_prints_chat_and_user_ids(emu) -> None:  # type: ignore[n
 
     from harness import ALICE, CHAT
 
-    from bot.discover import discover
+    from bot.telegram.discover import discover
 
     settings = Settings(_env_file=None, telegram_bot_token=emu.emulator.token,  # type: ignore[call-arg]
                         telegram_api_base=emu.base_url)

@@ -245,8 +245,8 @@ async def test_alertmanager_sync_create_list_expire(start_app) -> None:  # type:
         assert remote["createdBy"] == "@alice" and remote["comment"] == "rolling deploy"
         assert remote["matchers"][0]["name"] == "service"
         # One made in Alertmanager directly shows up too.
-        from bot.alertmanager_sync import AlertmanagerSilences
         from bot.models import Matcher
+        from bot.silences.alertmanager import AlertmanagerSilences
 
         now = datetime.now(UTC)
         await AlertmanagerSilences(am.url).create([Matcher(name="job", value="node")], now,

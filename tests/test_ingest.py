@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from harness import fixture
 
-from bot.ingest import IngestContext, accept
+from bot.alerts.ingest import IngestContext, accept
+from bot.alerts.payloads import parse
+from bot.alerts.routing import load_routes
 from bot.models import AlertGroup, DecisionState, IncidentStatus
-from bot.payloads import parse
-from bot.routing import load_routes
 from storage import outbox, repo
 from storage.db import Database
 

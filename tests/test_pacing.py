@@ -7,7 +7,7 @@ import json
 import pytest
 from harness import CHAT, Harness, fixture
 
-from bot.pacing import Pacer, Rate
+from bot.telegram.pacing import Pacer, Rate
 from sandbox.emulator import wait_for
 
 

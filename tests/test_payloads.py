@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from harness import FIXTURES, fixture
 
+from bot.alerts.payloads import PayloadError, parse
 from bot.models import AlertStatus
-from bot.payloads import PayloadError, parse
 
 NOW = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.routing import RoutesFileError, RouteTable, load_routes
+from bot.alerts.routing import RoutesFileError, RouteTable, load_routes
 
 DEFAULT_CHAT = -1001000000001
 PAY_CHAT = -1002000000002

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from jinja2.runtime import Macro
 
-from bot import command_views as views
-from bot import silence_args, texts
+from bot import texts
+from bot.chat import replies as views
 from bot.models import Matcher
-from bot.silence_args import (
+from bot.silences import arguments as silence_args
+from bot.silences.arguments import (
     CODES,
     SILENCE_USAGE,
     ArgsError,
@@ -24,7 +25,7 @@ from bot.silence_args import (
     parse_silence_args,
     parse_unsilence_args,
 )
-from bot.silencing import matcher_matches
+from bot.silences.matching import matcher_matches
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 UTC_TZ = ZoneInfo("UTC")

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from bot.decisions.llm import LlmProposer
 from bot.decisions.playbooks import best_match, playbook_action, playbook_proposal
 from bot.decisions.rules import RuleEngine, RuleOutcome, invalid_reason
-from bot.executor import ExecutorConfig, describe
-from bot.k8s_names import InvalidAction
+from bot.execution.executor import ExecutorConfig, describe
+from bot.execution.names import InvalidAction
+from bot.incidents.risk import DEFAULT_MIN_RISK, effective_risk
 from bot.models import Alert, Incident, Proposal, Risk, Verb
-from bot.risk import DEFAULT_MIN_RISK, effective_risk
 from storage.playbooks import PlaybookRepo
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from bot.decisions import playbooks as pb
 from bot.decisions.engine import DecisionEngine
 from bot.decisions.llm import LlmProposer
 from bot.decisions.rules import RuleEngine
-from bot.executor import Executor, ExecutorConfig
+from bot.execution.executor import Executor, ExecutorConfig
+from bot.incidents.risk import min_risks
 from bot.models import Action, Alert, Incident, Proposal, ProposalSource, Risk
-from bot.risk import min_risks
 from storage.db import Database
 from storage.playbooks import PlaybookRepo
 

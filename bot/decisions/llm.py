@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.k8s_names import ActionLimits, InvalidAction
+from bot.execution.names import ActionLimits, InvalidAction
 from bot.models import Action, Alert, Incident, Proposal, ProposalSource, Risk, Verb
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from bot.decisions.context import first_present, incident_labels
 from bot.decisions.rules import DEFAULT_TARGET_LABELS, decision_text
-from bot.k8s_names import (
+from bot.execution.names import (
     ALLOWED_PARAMS,
     ALLOWED_TARGET_KINDS,
     is_dns1123_label,

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot import texts
 from bot.decisions.context import first_present, incident_annotations, incident_labels
-from bot.k8s_names import INVALID_TEMPLATE, ActionLimits, InvalidAction, invalid_text
+from bot.execution.names import INVALID_TEMPLATE, ActionLimits, InvalidAction, invalid_text
 from bot.models import Action, Alert, Incident, Proposal, ProposalSource, Risk, Verb
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from bot.decisions.rules import (
     default_rules,
     invalid_reason,
 )
-from bot.executor import ExecutorConfig
-from bot.k8s_names import InvalidAction, validate_action
+from bot.execution.executor import ExecutorConfig
+from bot.execution.names import InvalidAction, validate_action
 from bot.models import Action, ProposalSource, Risk, Verb
 from storage.db import Database
 from storage.playbooks import PlaybookRepo

@@ -9,9 +9,9 @@ from bot.decisions.engine import DecisionEngine
 from bot.decisions.llm import LlmProposer
 from bot.decisions.playbooks import ActionTemplate, Symptoms
 from bot.decisions.rules import RuleEngine, default_rules
-from bot.executor import ExecutorConfig
+from bot.execution.executor import ExecutorConfig
+from bot.incidents.risk import min_risks
 from bot.models import Action, Alert, Incident, Proposal, ProposalSource, Risk, Verb
-from bot.risk import min_risks
 from storage.db import Database
 from storage.playbooks import PlaybookRepo
 

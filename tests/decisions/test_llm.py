@@ -5,7 +5,7 @@ from fake_llm import FakeLlm, fake_llm_server
 from helpers import CRASHLOOP, alert, incident_for
 
 from bot.decisions.llm import MAX_ALERTS, LlmProposer
-from bot.k8s_names import ActionLimits
+from bot.execution.names import ActionLimits
 from bot.models import Action, ProposalSource, Risk, Verb
 
 GOOD = {

@@ -8,7 +8,7 @@ from bot.decisions.rules import (
     load_rules,
     parse_rules,
 )
-from bot.k8s_names import ActionLimits
+from bot.execution.names import ActionLimits
 from bot.models import Action, AlertStatus, ProposalSource, Risk, Verb
 
 

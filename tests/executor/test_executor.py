@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from aiohttp import web
 
-from bot.executor import (
+from bot.execution.executor import (
     SIGNATURE_HEADER,
     Executor,
     ExecutorConfig,
@@ -17,7 +17,7 @@ from bot.executor import (
     describe,
     kubectl_argv,
 )
-from bot.k8s_names import InvalidAction
+from bot.execution.names import InvalidAction
 from bot.models import Action, Verb
 
 RESTART = Action(verb=Verb.ROLLOUT_RESTART, target_name="cart", namespace="shop")

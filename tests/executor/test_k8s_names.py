@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 from jinja2.runtime import Macro
 
-from bot import k8s_names, texts
-from bot.k8s_names import (
+from bot import texts
+from bot.execution import names as k8s_names
+from bot.execution.names import (
     CODES,
     ActionLimits,
     InvalidAction,

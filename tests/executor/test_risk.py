@@ -1,7 +1,7 @@
 import pytest
 
+from bot.incidents.risk import DEFAULT_MIN_RISK, effective_risk, min_risks, required_approvals
 from bot.models import Action, Risk, Verb
-from bot.risk import DEFAULT_MIN_RISK, effective_risk, min_risks, required_approvals
 
 
 def act(verb: Verb) -> Action:

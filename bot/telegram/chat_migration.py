@@ -7,8 +7,9 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot import command_views, notes
-from bot.routing import RouteTable
+from bot.alerts.routing import RouteTable
+from bot.cards import notes
+from bot.chat import replies as command_views
 from storage import outbox, repo
 from storage.db import Database
 

@@ -12,9 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot import notes, texts
+from bot import texts
+from bot.cards import notes
 from bot.models import REANALYZABLE, Actor, Decision, DecisionState, Incident
-from bot.silences import SilenceService
+from bot.silences.service import SilenceService
 from storage import outbox, repo
 from storage.db import Database
 from storage.state import StateStore

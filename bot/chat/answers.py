@@ -13,11 +13,11 @@ from datetime import datetime
 from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
-from bot import command_views as views
 from bot import texts
-from bot.approvals import Authorizer
+from bot.chat import replies as views
+from bot.incidents.approvals import Authorizer
 from bot.models import Actor
-from bot.silence_args import (
+from bot.silences.arguments import (
     HISTORY_USAGE,
     SILENCE_USAGE,
     UNSILENCE_USAGE,
@@ -27,7 +27,7 @@ from bot.silence_args import (
     parse_silence_args,
     parse_unsilence_args,
 )
-from bot.silences import SilenceService
+from bot.silences.service import SilenceService
 from storage import repo
 from storage.db import Database
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from bot.cards import CardView, render_card
-from bot.delivery import CardRenderer, RenderedCard
+from bot.cards.card import CardView, render_card
+from bot.telegram.delivery import CardRenderer, RenderedCard
 from storage import repo
 from storage.db import Database
 

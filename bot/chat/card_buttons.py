@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import cards
-from bot.approvals import Outcome
+from bot.cards import card as cards
+from bot.incidents.approvals import Outcome
 from bot.models import Actor, DecisionState
-from bot.views import load_view
+from bot.telegram.card_loading import load_view
 from storage import outbox, repo
 from storage.db import Database
 

@@ -38,7 +38,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.pacing import Pacer
+from bot.telegram.pacing import Pacer
 from storage import outbox, repo
 from storage.db import Database, StorageUnavailable
 

@@ -237,7 +237,7 @@ def _parse_matcher(token: _Token) -> Matcher:
 
 
 def _check_regex(pattern: str) -> None:
-    """Compile like bot.silencing will, and refuse what Alertmanager's RE2 would reject."""
+    """Compile like bot.silences.matching will, and refuse what Alertmanager's RE2 would reject."""
     try:
         with warnings.catch_warnings():
             # e.g. "[[:alpha:]]" compiles in Python with a FutureWarning but means something else

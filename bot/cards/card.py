@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.links import button_url_ok
+from bot.cards.links import button_url_ok
 from bot.models import Alert, AlertStatus, Approval, Decision, Incident, IncidentStatus, Silence
 from bot.texts import line, parsed_length, render, since
 from keyboards.incident import incident_keyboard, is_dry_run

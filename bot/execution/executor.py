@@ -24,7 +24,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel
 
-from bot.k8s_names import ActionLimits, InvalidAction
+from bot.execution.names import ActionLimits, InvalidAction
 from bot.models import Action, Verb
 
 log = logging.getLogger(__name__)

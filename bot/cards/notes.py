@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import cards
+from bot.cards import card as cards
 from bot.models import Incident
 from storage import outbox, repo
 from storage.repo import Conn

@@ -1,6 +1,6 @@
 """Answers to the chat commands: pure functions of their arguments -> Telegram HTML.
 
-Like bot.cards, nothing here reads the clock or does I/O: "time left" is computed from an
+Like bot.cards.card, nothing here reads the clock or does I/O: "time left" is computed from an
 explicit `now`, times are shown in the given zone, and identical input renders identical
 bytes. Every text comes from templates/<locale>/commands/ (autoescaped), every value is
 clipped, and lists are capped with "… N more", so each answer fits one Telegram message
@@ -20,10 +20,10 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from bot.cards import fits, tidy
-from bot.links import button_url_ok
+from bot.cards.card import fits, tidy
+from bot.cards.links import button_url_ok
 from bot.models import Incident, Matcher, Silence
-from bot.silence_args import HISTORY_USAGE, SILENCE_USAGE, UNSILENCE_USAGE
+from bot.silences.arguments import HISTORY_USAGE, SILENCE_USAGE, UNSILENCE_USAGE
 from bot.texts import button, render
 from keyboards.callbacks import (
     MAX_CALLBACK_BYTES,
@@ -47,7 +47,7 @@ _MAX_LINK = 512  # an href longer than this is not one of ours: show the id as t
 
 
 class RemoteLike(Protocol):
-    """What the silence list needs of an Alertmanager silence (bot.alertmanager_sync)."""
+    """What the silence list needs of an Alertmanager silence (bot.silences.alertmanager)."""
 
     id: str
     matchers: list[Matcher]

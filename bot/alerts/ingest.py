@@ -12,7 +12,8 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot import notes
+from bot.alerts.routing import Route, RouteTable
+from bot.cards import notes
 from bot.models import (
     Alert,
     AlertGroup,
@@ -21,8 +22,7 @@ from bot.models import (
     Incident,
     IncidentStatus,
 )
-from bot.routing import Route, RouteTable
-from bot.silencing import covering_silence
+from bot.silences.matching import covering_silence
 from storage import outbox, repo
 from storage.db import Database
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot import command_views, notes
-from bot.alertmanager_sync import AlertmanagerSilences, AlertmanagerUnavailable, RemoteSilence
+from bot.cards import notes
+from bot.chat import replies as command_views
 from bot.models import Actor, Matcher, Silence
-from bot.silencing import group_matchers, silence_matches
+from bot.silences.alertmanager import AlertmanagerSilences, AlertmanagerUnavailable, RemoteSilence
+from bot.silences.matching import group_matchers, silence_matches
 from storage import repo
 from storage.db import Database
 
