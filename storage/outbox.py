@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.repo import Conn, ts
+from storage.repo.sql import Conn, ts
 
 CARD = "card"  # render the incident's card now and send or edit it
 REPLY = "reply"  # a message in the incident's thread (reply to its card)

@@ -10,7 +10,7 @@ import aiosqlite
 
 from bot.decisions.playbooks import RECENT_KEPT, ActionTemplate, Playbook, Symptoms
 from storage.db import Database
-from storage.repo import req_ts, ts
+from storage.repo.sql import req_ts, ts
 
 _COLUMNS = (
     "name, alertnames, services, namespaces, severities, verb, target_kind, target_name,"

@@ -1,0 +1,166 @@
+"""The incidents table: one row per group of alerts, open until nothing fires."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.models import Incident, IncidentStatus
+from storage.repo.sql import Conn, fetch_all, fetch_one, parse_ts, req_ts, to_json, ts
+
+
+def _incident(row: aiosqlite.Row) -> Incident:
+    return Incident(
+        id=row["id"],
+        group_key=row["group_key"],
+        group_labels=json.loads(row["group_labels"]),
+        title=row["title"],
+        alertname=row["alertname"],
+        severity=row["severity"],
+        target=row["target"],
+        namespace=row["namespace"],
+        status=IncidentStatus(row["status"]),
+        firing_count=row["firing_count"],
+        resolved_count=row["resolved_count"],
+        opened_at=req_ts(row["opened_at"]),
+        updated_at=req_ts(row["updated_at"]),
+        resolved_at=parse_ts(row["resolved_at"]),
+        silence_id=row["silence_id"],
+        chat_id=row["chat_id"],
+    )
+
+
+async def get_incident(conn: Conn, incident_id: str) -> Incident | None:
+    row = await fetch_one(conn, "SELECT * FROM incidents WHERE id = ?", (incident_id,))
+    return _incident(row) if row else None
+
+
+async def open_incident_for_group(conn: Conn, group_key: str) -> Incident | None:
+    row = await fetch_one(
+        conn, "SELECT * FROM incidents WHERE group_key = ? AND status = 'firing'", (group_key,)
+    )
+    return _incident(row) if row else None
+
+
+async def insert_incident(conn: Conn, inc: Incident, truncated: int = 0) -> None:
+    await conn.execute(
+        """INSERT INTO incidents (id, group_key, group_labels, title, alertname, severity,
+               target, namespace, status, firing_count, resolved_count, truncated_alerts,
+               opened_at, updated_at, resolved_at, silence_id, chat_id)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+        (
+            inc.id, inc.group_key, to_json(inc.group_labels), inc.title, inc.alertname,
+            inc.severity, inc.target, inc.namespace, inc.status.value, inc.firing_count,
+            inc.resolved_count, truncated, ts(inc.opened_at), ts(inc.updated_at),
+            ts(inc.resolved_at), inc.silence_id, inc.chat_id,
+        ),
+    )
+
+
+async def update_incident_counts(
+    conn: Conn,
+    incident_id: str,
+    *,
+    severity: str,
+    truncated: int,
+    updated_at: datetime,
+) -> Incident:
+    """Recompute counts from the alerts table; resolve when nothing fires any more."""
+    row = await fetch_one(
+        conn,
+        """SELECT SUM(status = 'firing') AS firing, SUM(status = 'resolved') AS resolved,
+                  MAX(ends_at) AS last_end
+           FROM alerts WHERE incident_id = ?""",
+        (incident_id,),
+    )
+    firing = int(row["firing"] or 0) if row else 0
+    resolved = int(row["resolved"] or 0) if row else 0
+    await conn.execute(
+        """UPDATE incidents SET firing_count = ?, resolved_count = ?, severity = ?,
+               truncated_alerts = ?, updated_at = ?
+           WHERE id = ?""",
+        (firing, resolved, severity, truncated, ts(updated_at), incident_id),
+    )
+    if firing == 0:
+        resolved_at = row["last_end"] if row and row["last_end"] else ts(updated_at)
+        await conn.execute(
+            """UPDATE incidents SET status = 'resolved', resolved_at = ?
+               WHERE id = ? AND status = 'firing'""",
+            (resolved_at, incident_id),
+        )
+    inc = await get_incident(conn, incident_id)
+    assert inc is not None
+    return inc
+
+
+async def incident_truncated(conn: Conn, incident_id: str) -> int:
+    row = await fetch_one(
+        conn, "SELECT truncated_alerts FROM incidents WHERE id = ?", (incident_id,)
+    )
+    return int(row[0]) if row else 0
+
+
+async def set_incident_silence(conn: Conn, incident_id: str, silence_id: str | None) -> None:
+    await conn.execute(
+        "UPDATE incidents SET silence_id = ? WHERE id = ?", (silence_id, incident_id)
+    )
+
+
+async def open_incidents(conn: Conn, chat_id: int | None = None) -> list[Incident]:
+    sql = "SELECT * FROM incidents WHERE status = 'firing'"
+    args: tuple[Any, ...] = ()
+    if chat_id is not None:
+        sql += " AND chat_id = ?"
+        args = (chat_id,)
+    return [_incident(r) for r in await fetch_all(conn, sql + " ORDER BY opened_at", args)]
+
+
+async def recent_incidents_for_target(
+    conn: Conn, target: str, *, exclude: str | None = None, limit: int = 5
+) -> list[Incident]:
+    rows = await fetch_all(
+        conn,
+        """SELECT * FROM incidents WHERE target = ? AND id != ?
+           ORDER BY opened_at DESC LIMIT ?""",
+        (target, exclude or "", limit),
+    )
+    return [_incident(r) for r in rows]
+
+
+async def incidents_without_card(conn: Conn) -> list[Incident]:
+    rows = await fetch_all(
+        conn,
+        """SELECT i.* FROM incidents i
+           LEFT JOIN cards c ON c.incident_id = i.id AND c.message_id IS NOT NULL
+           WHERE c.incident_id IS NULL AND i.silence_id IS NULL AND i.status = 'firing'""",
+    )
+    return [_incident(r) for r in rows]
+
+
+async def incidents_with_silence(conn: Conn, silence_id: str) -> list[Incident]:
+    rows = await fetch_all(conn, "SELECT * FROM incidents WHERE silence_id = ?", (silence_id,))
+    return [_incident(r) for r in rows]
+
+
+def _history_filter(query: str | None) -> tuple[str, tuple[Any, ...]]:
+    if not query:
+        return "", ()
+    if query.upper().startswith("INC-"):
+        return " WHERE id = ?", (query.upper(),)
+    return " WHERE target = ? OR alertname = ?", (query, query)
+
+
+async def history_page(
+    conn: Conn, query: str | None, limit: int, offset: int
+) -> tuple[list[Incident], int]:
+    where, args = _history_filter(query)
+    row = await fetch_one(conn, "SELECT COUNT(*) FROM incidents" + where, args)
+    total = int(row[0]) if row else 0
+    rows = await fetch_all(
+        conn, "SELECT * FROM incidents" + where + " ORDER BY opened_at DESC, id LIMIT ? OFFSET ?",
+        (*args, limit, offset),
+    )
+    return [_incident(r) for r in rows], total

@@ -1,0 +1,41 @@
+"""Running statements and converting column values, shared by every table's module."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+Conn = aiosqlite.Connection
+
+
+def ts(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat()
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def req_ts(value: str) -> datetime:
+    """A NOT NULL time column."""
+    return datetime.fromisoformat(value)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+async def fetch_one(conn: Conn, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
+    async with conn.execute(sql, tuple(args)) as cur:
+        return await cur.fetchone()
+
+
+async def fetch_all(conn: Conn, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+    async with conn.execute(sql, tuple(args)) as cur:
+        return list(await cur.fetchall())
