@@ -12,10 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ChatMemberStatus, ParseMode
+from aiogram.enums import ChatMemberStatus
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
@@ -36,6 +33,7 @@ from bot.silences.alertmanager import AlertmanagerSilences
 from bot.silences.service import SilenceService, announce_ended_silences
 from bot.telegram.card_loading import card_renderer
 from bot.telegram.chat_migration import ChatMigrator
+from bot.telegram.client import build_bot
 from bot.telegram.delivery import DeliveryWorker
 from bot.telegram.pacing import Pacer, Rate
 from bot.telegram.topics import TopicManager
@@ -59,15 +57,6 @@ TELEGRAM_WEBHOOK_PATH = "/telegram/webhook"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def build_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
-    return Bot(
-        token=settings.telegram_bot_token.get_secret_value(),
-        session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
-    )
 
 
 def build_dispatcher(services: Services) -> Dispatcher:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from bot.cards.card import CardView, render_card
-from bot.telegram.delivery import CardRenderer, RenderedCard
+from bot.telegram.card_sync import CardRenderer, RenderedCard
 from storage import repo
 from storage.db import Database
 

@@ -15,31 +15,21 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
-    TelegramBadRequest,
     TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import (
-    BotCommand,
-    BotCommandScopeAllGroupChats,
-    BotCommandScopeAllPrivateChats,
-    BotCommandScopeChat,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    LinkPreviewOptions,
-    ReplyParameters,
-)
 
+from bot.telegram import sending
+from bot.telegram.card_sync import CardRenderer, CardSync, Topics
+from bot.telegram.failures import Permanent
 from bot.telegram.pacing import Pacer
-from storage import outbox, repo
+from storage import outbox
 from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -47,50 +37,8 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
 IDLE_POLL = 1.0  # picks up rows written by another process on the same database
 
-
-@dataclass(frozen=True)
-class RenderedCard:
-    text: str
-    keyboard: list[list[dict[str, Any]]]
-    digest: str
-
-
-CardRenderer = Callable[[str, int], Awaitable[RenderedCard | None]]
 SentHook = Callable[[outbox.OutboxItem, int], Awaitable[None]]
 MigrateHook = Callable[[int, int], Awaitable[None]]
-
-
-class Topics(Protocol):
-    async def thread_for(self, incident_id: str, chat_id: int) -> int | None: ...
-    async def close(self, incident_id: str, chat_id: int) -> None: ...
-
-
-def markup_of(
-    rows: list[list[dict[str, Any]]], *, urls: bool = True
-) -> InlineKeyboardMarkup | None:
-    buttons = [
-        [InlineKeyboardButton(**button) for button in row if urls or "url" not in button]
-        for row in rows
-    ]
-    buttons = [row for row in buttons if row]
-    return InlineKeyboardMarkup(inline_keyboard=buttons) if buttons else None
-
-
-def _is_not_modified(exc: TelegramBadRequest) -> bool:
-    return "message is not modified" in exc.message
-
-
-def _is_bad_url(exc: TelegramBadRequest) -> bool:
-    return "BUTTON_URL_INVALID" in exc.message or "wrong http url" in exc.message.lower()
-
-
-def _is_edit_target_gone(exc: TelegramBadRequest) -> bool:
-    text = exc.message.lower()
-    return "message to edit not found" in text or "message can't be edited" in text
-
-
-class _Permanent(Exception):
-    pass
 
 
 class DeliveryWorker:
@@ -119,6 +67,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._chat_hold: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self.cards = CardSync(db, bot, render_card, topics, self.metrics)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -224,7 +173,7 @@ class DeliveryWorker:
             # Rewrites pending rows (this one included) to the new chat id.
             await self.on_migrate(item.chat_id, exc.migrate_to_chat_id)
             await self._retry(item, time.time(), "chat migrated", count=False)
-        except (TelegramAPIError, _Permanent) as exc:
+        except (TelegramAPIError, Permanent) as exc:
             await self._park(item, f"{type(exc).__name__}: {exc}")
         else:
             async with self.db.write() as conn:
@@ -249,162 +198,33 @@ class DeliveryWorker:
         async with self.db.write() as conn:
             await outbox.park(conn, item.id, error)
 
+
     async def _deliver(self, item: outbox.OutboxItem) -> int | None:
         if item.kind == outbox.CARD:
             assert item.incident_id is not None
-            return await self._sync_card(item.incident_id, item.chat_id)
+            return await self.cards.sync(item.incident_id, item.chat_id)
         if item.kind == outbox.REPLY:
-            return await self._send_reply(item)
+            sent = await sending.send_reply(self.bot, self.db, item)
+            self.metrics["replies"] += 1
+            return sent
         if item.kind == outbox.MESSAGE:
-            return await self._send_plain(item)
+            sent = await sending.send_plain(self.bot, item)
+            self.metrics["messages"] += 1
+            return sent
         if item.kind == outbox.EDIT:
-            await self._edit_plain(item)
+            await sending.edit_plain(self.bot, item)
+            self.metrics["edited"] += 1
             return None
         if item.kind == outbox.TOPIC_CLOSE:
             if self.topics is not None and item.incident_id:
                 await self.topics.close(item.incident_id, item.chat_id)
             return None
         if item.kind == outbox.COMMANDS:
-            await self._set_commands(item)
+            await sending.set_commands(self.bot, item)
             return None
-        raise _Permanent(f"unknown outbox kind {item.kind!r}")
-
-    async def _sync_card(self, incident_id: str, chat_id: int) -> int | None:
-        card = await self.render_card(incident_id, chat_id)
-        if card is None:
-            return None
-        async with self.db.read() as conn:
-            row = await repo.get_card(conn, incident_id, chat_id)
-        if row is not None and row.message_id is not None:
-            if row.last_rendered_hash == card.digest:
-                self.metrics["identical_skipped"] += 1
-                return None
-            try:
-                await self._send_with_url_fallback(
-                    lambda markup: self.bot.edit_message_text(
-                        text=card.text, chat_id=chat_id, message_id=row.message_id,
-                        reply_markup=markup, link_preview_options=_NO_PREVIEW,
-                    ),
-                    card.keyboard,
-                )
-                self.metrics["edited"] += 1
-            except TelegramBadRequest as exc:
-                if _is_not_modified(exc):
-                    self.metrics["not_modified"] += 1
-                elif _is_edit_target_gone(exc):
-                    # Someone deleted the card: post a fresh one rather than go silent.
-                    log.warning("card of %s is gone (%s); posting it again", incident_id, exc)
-                    return await self._post_card(incident_id, chat_id, card)
-                else:
-                    raise
-            async with self.db.write() as conn:
-                await repo.save_card(
-                    conn, incident_id, chat_id, message_id=row.message_id,
-                    thread_id=row.message_thread_id, rendered_hash=card.digest,
-                )
-            return None
-        return await self._post_card(incident_id, chat_id, card)
-
-    async def _post_card(self, incident_id: str, chat_id: int, card: RenderedCard) -> int:
-        async with self.db.read() as conn:
-            row = await repo.get_card(conn, incident_id, chat_id)
-        thread_id = row.message_thread_id if row else None
-        if thread_id is None and self.topics is not None:
-            thread_id = await self.topics.thread_for(incident_id, chat_id)
-        message = await self._send_with_url_fallback(
-            lambda markup: self.bot.send_message(
-                chat_id=chat_id, text=card.text, reply_markup=markup,
-                message_thread_id=thread_id, link_preview_options=_NO_PREVIEW,
-            ),
-            card.keyboard,
-        )
-        self.metrics["sent"] += 1
-        async with self.db.write() as conn:
-            await repo.save_card(
-                conn, incident_id, chat_id, message_id=message.message_id,
-                thread_id=thread_id, rendered_hash=card.digest,
-            )
-        return message.message_id
-
-    async def _send_with_url_fallback(self, call: Callable[[Any], Awaitable[Any]],
-                                      keyboard: list[list[dict[str, Any]]]) -> Any:
-        try:
-            return await call(markup_of(keyboard))
-        except TelegramBadRequest as exc:
-            if not _is_bad_url(exc):
-                raise
-            # One refused link must not cost the whole card.
-            log.warning("Telegram refused a button URL (%s); sending without URL buttons", exc)
-            self.metrics["url_fallback"] += 1
-            return await call(markup_of(keyboard, urls=False))
-
-    async def _send_reply(self, item: outbox.OutboxItem) -> int:
-        assert item.incident_id is not None
-        async with self.db.read() as conn:
-            card = await repo.get_card(conn, item.incident_id, item.chat_id)
-        reply_to = item.payload.get("reply_to") or (card.message_id if card else None)
-        thread_id = card.message_thread_id if card else None
-        message = await self.bot.send_message(
-            chat_id=item.chat_id,
-            text=item.payload["text"],
-            message_thread_id=thread_id,
-            reply_parameters=(
-                ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
-                if reply_to else None
-            ),
-            reply_markup=markup_of(item.payload.get("keyboard") or []),
-            link_preview_options=_NO_PREVIEW,
-        )
-        self.metrics["replies"] += 1
-        return message.message_id
-
-    async def _send_plain(self, item: outbox.OutboxItem) -> int:
-        payload = item.payload
-        reply_to = payload.get("reply_to")
-        message = await self.bot.send_message(
-            chat_id=item.chat_id,
-            text=payload["text"],
-            message_thread_id=payload.get("thread_id"),
-            reply_parameters=(
-                ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
-                if reply_to else None
-            ),
-            reply_markup=markup_of(payload.get("keyboard") or []),
-            link_preview_options=_NO_PREVIEW,
-        )
-        self.metrics["messages"] += 1
-        return message.message_id
-
-    async def _edit_plain(self, item: outbox.OutboxItem) -> None:
-        payload = item.payload
-        try:
-            await self.bot.edit_message_text(
-                text=payload["text"], chat_id=item.chat_id, message_id=payload["message_id"],
-                reply_markup=markup_of(payload.get("keyboard") or []),
-                link_preview_options=_NO_PREVIEW,
-            )
-        except TelegramBadRequest as exc:
-            if not _is_not_modified(exc):
-                raise
-        self.metrics["edited"] += 1
-
-    async def _set_commands(self, item: outbox.OutboxItem) -> None:
-        payload = item.payload
-        scope_name = str(payload.get("scope") or "")
-        scope: Any = {
-            "all_group_chats": BotCommandScopeAllGroupChats(),
-            "all_private_chats": BotCommandScopeAllPrivateChats(),
-        }.get(scope_name) or BotCommandScopeChat(chat_id=item.chat_id)
-        await self.bot.set_my_commands(
-            [BotCommand(**c) for c in payload["commands"]], scope=scope,
-            language_code=payload.get("language_code"),
-        )
-
-
-_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+        raise Permanent(f"unknown outbox kind {item.kind!r}")
 
 
 def _what(item: outbox.OutboxItem) -> str:
     subject = f"incident {item.incident_id}" if item.incident_id else "message"
     return f"{item.kind} for {subject} (outbox #{item.id})"
-

@@ -12,8 +12,8 @@ from typing import TextIO
 
 from aiogram.exceptions import TelegramAPIError
 
-from bot.app import build_bot
 from bot.config import Settings
+from bot.telegram.client import build_bot
 
 
 async def discover(settings: Settings, *, out: TextIO = sys.stdout, limit: int | None = None,
