@@ -10,23 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.durations import parse_duration, parse_rate
+
 TELEGRAM_API = "https://api.telegram.org"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """'30s', '15m', '1h', '2d', or a bare number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 1h)")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
 
 def _split_list(value: Any) -> Any:
     if isinstance(value, str):
@@ -109,9 +95,7 @@ class Settings(BaseSettings):
     @field_validator("telegram_group_rate", "telegram_private_rate", "telegram_global_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
-        from bot.telegram.pacing import Rate
-
-        Rate.parse(value)
+        parse_rate(value)
         return value
 
     @field_validator("timezone")

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.decisions.playbooks import RECENT_KEPT, ActionTemplate, Playbook, Symptoms
+from bot.playbook_types import RECENT_KEPT, ActionTemplate, Playbook, Symptoms
 from storage.db import Database
 from storage.repo.sql import req_ts, ts
 

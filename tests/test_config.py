@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.config import Settings, describe_validation_error, parse_duration
+from bot.config import Settings, describe_validation_error
+from bot.durations import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot import texts
+from bot.durations import duration_seconds
 from bot.models import Matcher
 
 SILENCE_USAGE = (
@@ -44,9 +45,6 @@ INCIDENT_ID = re.compile(r"INC-[0-9A-HJKMNP-TV-Z]{6}", re.IGNORECASE)  # Crockfo
 # "S-" + 6 characters; approvals.py generates hex, the wider set survives a change there.
 SILENCE_ID = re.compile(r"S-[0-9A-Z]{6}", re.IGNORECASE)
 
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+", re.IGNORECASE)
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])", re.IGNORECASE)
-_UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
 _DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _DAY_AND_CLOCK = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{1,2}:\d{2})", re.IGNORECASE)
@@ -281,10 +279,14 @@ def _matches_empty(matcher: Matcher) -> bool:
 # ---------------------------------------------------------------- duration
 
 
+def _is_duration(token: str) -> bool:
+    return duration_seconds(token, millis=False) is not None
+
+
 def _relative(token: str) -> timedelta | None:
-    if not _DURATION.fullmatch(token):
+    seconds = duration_seconds(token, millis=False)
+    if seconds is None:
         return None
-    seconds = sum(float(n) * _UNIT[u.lower()] for n, u in _DURATION_PART.findall(token))
     if seconds > MAX_SILENCE.total_seconds():  # before timedelta(): huge numbers overflow it
         raise ArgsError("too_long", days=MAX_SILENCE.days)
     return timedelta(seconds=seconds)
@@ -407,7 +409,7 @@ def parse_silence_args(text: str | None, now: datetime, tz: ZoneInfo) -> Silence
             matchers.append(_parse_matcher(token))
         else:
             if not matchers and incident_id is None:
-                if token.raw.lower() == "until" or _DURATION.fullmatch(token.raw):
+                if token.raw.lower() == "until" or _is_duration(token.raw):
                     raise ArgsError("order")
                 raise _not_a_matcher(token.raw)
             found = _read_duration(text, token, now, tz)

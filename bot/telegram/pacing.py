@@ -6,14 +6,11 @@ a second in a private chat (short bursts tolerated) and about 30 a second overal
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.config import parse_duration
-
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(.+)$")
+from bot.durations import parse_rate
 
 
 @dataclass(frozen=True)
@@ -24,13 +21,7 @@ class Rate:
     @classmethod
     def parse(cls, text: str) -> Rate:
         """'20/60s', '20/1m', '30/1s'."""
-        match = _RATE.match(text)
-        if not match or int(match.group(1)) < 1:
-            raise ValueError(f"not a rate: {text!r} (use e.g. 20/1m)")
-        per = parse_duration(match.group(2)).total_seconds()
-        if per <= 0:
-            raise ValueError(f"not a rate: {text!r} (the period must be positive)")
-        return cls(int(match.group(1)), per)
+        return cls(*parse_rate(text))
 
 
 @dataclass

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
-from bot.decisions.playbooks import ActionTemplate, Playbook, Symptoms
 from bot.models import Alert, AlertStatus, Incident, IncidentStatus, Risk, Verb
+from bot.playbook_types import ActionTemplate, Playbook, Symptoms
 
 T0 = datetime(2026, 11, 27, 13, 7, 56, tzinfo=UTC)
 

@@ -13,8 +13,6 @@ from bot.config import Settings
 from bot.decisions import factory
 from bot.decisions.engine import DecisionEngine
 from bot.decisions.playbooks import (
-    ActionTemplate,
-    Symptoms,
     auto_approve_eligible,
     playbook_proposal,
 )
@@ -29,6 +27,7 @@ from bot.decisions.rules import (
 from bot.execution.executor import ExecutorConfig
 from bot.execution.names import InvalidAction, validate_action
 from bot.models import Action, ProposalSource, Risk, Verb
+from bot.playbook_types import ActionTemplate, Symptoms
 from storage.db import Database
 from storage.playbooks import PlaybookRepo
 

@@ -7,11 +7,11 @@ from helpers import CRASHLOOP, DISK_FULL, ERROR_RATE, alert, incident_for, playb
 
 from bot.decisions.engine import DecisionEngine
 from bot.decisions.llm import LlmProposer
-from bot.decisions.playbooks import ActionTemplate, Symptoms
 from bot.decisions.rules import RuleEngine, default_rules
 from bot.execution.executor import ExecutorConfig
 from bot.incidents.risk import min_risks
 from bot.models import Action, Alert, Incident, Proposal, ProposalSource, Risk, Verb
+from bot.playbook_types import ActionTemplate, Symptoms
 from storage.db import Database
 from storage.playbooks import PlaybookRepo
 

@@ -5,9 +5,7 @@ import pytest
 from helpers import CRASHLOOP, alert, incident_for, playbook
 
 from bot.decisions.playbooks import (
-    ActionTemplate,
     PlaybookFileError,
-    Symptoms,
     auto_approve_eligible,
     best_match,
     create_from_decision,
@@ -20,6 +18,7 @@ from bot.decisions.playbooks import (
     similarity,
 )
 from bot.models import Action, Risk, Verb
+from bot.playbook_types import ActionTemplate, Symptoms
 from storage.db import Database
 from storage.playbooks import PlaybookRepo
 
