@@ -277,6 +277,7 @@ class Emulator:
         self._queries: dict[str, dict] = {}
         self._query_ids = itertools.count(4_000_000_000_000_000_001)
         self._refused_answers = 0
+        self._refused_url_hosts: set[str] = set()
         self._commands: dict[str, list[dict]] = {}
         self._calls: list[dict] = []
         self._faults: dict[str, list[dict]] = {}
@@ -415,6 +416,12 @@ class Emulator:
 
     def set_rate_limits(self, enabled: bool) -> None:
         self.rate_limits = enabled
+
+    def refuse_button_urls(self, *hosts: str) -> None:
+        """Refuse URL buttons to these hosts with BUTTON_URL_INVALID, as Telegram does for
+        links it will not open (hosts it cannot resolve, blocked sites) even when they look
+        valid; no hosts: accept again. Forgotten at reset()."""
+        self._refused_url_hosts = {h.lower() for h in hosts}
 
     # ------------------------------------------------------------ user actions
 
@@ -757,8 +764,7 @@ class Emulator:
         markup = _drop_none({"inline_keyboard": [r for r in rows if r]})
         return markup if markup["inline_keyboard"] else None
 
-    @staticmethod
-    def _check_button(button: Any) -> None:
+    def _check_button(self, button: Any) -> None:
         if not isinstance(button, dict):
             raise bad_request(
                 "can't parse inline keyboard button: InlineKeyboardButton must be an Object"
@@ -776,7 +782,10 @@ class Emulator:
             data = button["callback_data"]
             if not isinstance(data, str) or not 1 <= len(data.encode("utf-8")) <= 64:
                 raise bad_request("BUTTON_DATA_INVALID")
-        if "url" in kinds and not button_url_ok(str(button["url"])):
+        if "url" in kinds and (
+            not button_url_ok(str(button["url"]))
+            or (urlsplit(str(button["url"])).hostname or "") in self._refused_url_hosts
+        ):
             raise bad_request("BUTTON_URL_INVALID")
 
     def _check_rate(self, method: str, chat: _Chat) -> None:

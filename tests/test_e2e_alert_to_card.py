@@ -61,6 +61,33 @@ async def test_url_buttons_only_for_links_telegram_accepts(app: Harness) -> None
     assert "http://prometheus-0:9090/runbook" in card["text"]
 
 
+async def test_refused_button_url_keeps_the_link_as_text(app: Harness) -> None:
+    # The link looks acceptable, so it becomes a button; Telegram refuses it anyway.
+    link = "https://prometheus.example.com/graph?g0.expr=up"
+    app.em.refuse_button_urls("prometheus.example.com")
+    payload = fixture("single-firing.json")
+    payload["alerts"][0]["generatorURL"] = link
+    status, _ = await app.post("/alerts/alertmanager", payload)
+    assert status == 200
+    await app.settled()
+    (card,) = app.cards()
+    buttons = [b for row in card["reply_markup"]["inline_keyboard"] for b in row]
+    assert not any("url" in b for b in buttons)
+    assert any("Approve" in b["text"] for b in buttons)
+    assert link in card["text"]
+    assert app.services.delivery.metrics["url_fallback"] == 1
+    # Later edits of the same card keep the link too.
+    resolved = fixture("single-resolved.json")
+    resolved["alerts"][0]["generatorURL"] = link
+    status, _ = await app.post("/alerts/alertmanager", resolved)
+    assert status == 200
+    await app.settled()
+    edited = app.em.message(CHAT, card["message_id"])
+    assert edited["edit_count"] > card["edit_count"]
+    assert "RESOLVED" in edited["text"].upper()
+    assert link in edited["text"]
+
+
 async def test_redelivery_posts_nothing_new(app: Harness) -> None:
     await app.alert("two-alerts-firing.json")
     await app.settled()

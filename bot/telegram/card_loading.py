@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
-from bot.cards.card import CardView, render_card
-from bot.telegram.card_sync import CardRenderer, RenderedCard
+from bot.cards.card import Card, CardView, render_card
+from bot.telegram.card_sync import CardRenderer
 from storage import repo
 from storage.db import Database
 
@@ -31,11 +32,11 @@ async def load_view(db: Database, incident_id: str, tz: ZoneInfo, locale: str
 
 
 def card_renderer(db: Database, tz: ZoneInfo, locale: str) -> CardRenderer:
-    async def render(incident_id: str, chat_id: int) -> RenderedCard | None:
+    async def render(incident_id: str, chat_id: int, *, url_buttons: bool = True
+                     ) -> Card | None:
         view = await load_view(db, incident_id, tz, locale)
         if view is None:
             return None
-        card = render_card(view)
-        return RenderedCard(text=card.text, keyboard=card.keyboard, digest=card.digest)
+        return render_card(replace(view, url_buttons=url_buttons))
 
     return render

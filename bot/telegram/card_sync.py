@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 
+from bot.cards.card import Card
 from bot.telegram.failures import is_bad_url, is_edit_target_gone, is_not_modified
 from bot.telegram.sending import NO_PREVIEW, markup_of
 from storage import repo
@@ -20,14 +20,16 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RenderedCard:
-    text: str
-    keyboard: list[list[dict[str, Any]]]
-    digest: str
+class CardRenderer(Protocol):
+    """An incident's card for one chat from stored state; None if the incident is gone.
+    Without `url_buttons` every link is shown as text instead of as a button."""
+
+    async def __call__(self, incident_id: str, chat_id: int, *, url_buttons: bool = True
+                       ) -> Card | None: ...
 
 
-CardRenderer = Callable[[str, int], Awaitable[RenderedCard | None]]
+# A Bot API call that posts or edits a card, given its text and keyboard.
+CardCall = Callable[[str, Any], Awaitable[Any]]
 
 
 class Topics(Protocol):
@@ -55,13 +57,14 @@ class CardSync:
             if row.last_rendered_hash == card.digest:
                 self.metrics["identical_skipped"] += 1
                 return None
+            sent = card
             try:
-                await self._send_with_url_fallback(
-                    lambda markup: self.bot.edit_message_text(
-                        text=card.text, chat_id=chat_id, message_id=row.message_id,
+                _, sent = await self._send_with_url_fallback(
+                    lambda text, markup: self.bot.edit_message_text(
+                        text=text, chat_id=chat_id, message_id=row.message_id,
                         reply_markup=markup, link_preview_options=NO_PREVIEW,
                     ),
-                    card.keyboard,
+                    incident_id, chat_id, card,
                 )
                 self.metrics["edited"] += 1
             except TelegramBadRequest as exc:
@@ -76,40 +79,43 @@ class CardSync:
             async with self.db.write() as conn:
                 await repo.save_card(
                     conn, incident_id, chat_id, message_id=row.message_id,
-                    thread_id=row.message_thread_id, rendered_hash=card.digest,
+                    thread_id=row.message_thread_id, rendered_hash=sent.digest,
                 )
             return None
         return await self._post(incident_id, chat_id, card)
 
-    async def _post(self, incident_id: str, chat_id: int, card: RenderedCard) -> int:
+    async def _post(self, incident_id: str, chat_id: int, card: Card) -> int:
         async with self.db.read() as conn:
             row = await repo.get_card(conn, incident_id, chat_id)
         thread_id = row.message_thread_id if row else None
         if thread_id is None and self.topics is not None:
             thread_id = await self.topics.thread_for(incident_id, chat_id)
-        message = await self._send_with_url_fallback(
-            lambda markup: self.bot.send_message(
-                chat_id=chat_id, text=card.text, reply_markup=markup,
+        message, sent = await self._send_with_url_fallback(
+            lambda text, markup: self.bot.send_message(
+                chat_id=chat_id, text=text, reply_markup=markup,
                 message_thread_id=thread_id, link_preview_options=NO_PREVIEW,
             ),
-            card.keyboard,
+            incident_id, chat_id, card,
         )
         self.metrics["sent"] += 1
         async with self.db.write() as conn:
             await repo.save_card(
                 conn, incident_id, chat_id, message_id=message.message_id,
-                thread_id=thread_id, rendered_hash=card.digest,
+                thread_id=thread_id, rendered_hash=sent.digest,
             )
         return message.message_id
 
-    async def _send_with_url_fallback(self, call: Callable[[Any], Awaitable[Any]],
-                                      keyboard: list[list[dict[str, Any]]]) -> Any:
+    async def _send_with_url_fallback(self, call: CardCall, incident_id: str, chat_id: int,
+                                      card: Card) -> tuple[Any, Card]:
+        """The call's result and the card it sent: as rendered, or, when Telegram refuses
+        a button URL, rendered again with every link as text (the link stays on the card)."""
         try:
-            return await call(markup_of(keyboard))
+            return await call(card.text, markup_of(card.keyboard)), card
         except TelegramBadRequest as exc:
             if not is_bad_url(exc):
                 raise
             # One refused link must not cost the whole card.
-            log.warning("Telegram refused a button URL (%s); sending without URL buttons", exc)
+            log.warning("Telegram refused a button URL (%s); sending the links as text", exc)
             self.metrics["url_fallback"] += 1
-            return await call(markup_of(keyboard, urls=False))
+            plain = await self.render_card(incident_id, chat_id, url_buttons=False) or card
+            return await call(plain.text, markup_of(plain.keyboard, urls=False)), plain

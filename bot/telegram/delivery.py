@@ -18,16 +18,13 @@ from collections.abc import Awaitable, Callable
 
 from aiogram import Bot
 from aiogram.exceptions import (
-    TelegramAPIError,
     TelegramMigrateToChat,
-    TelegramNetworkError,
     TelegramRetryAfter,
-    TelegramServerError,
 )
 
 from bot.telegram import sending
 from bot.telegram.card_sync import CardRenderer, CardSync, Topics
-from bot.telegram.failures import Permanent
+from bot.telegram.failures import Failure, Permanent, sort_failure
 from bot.telegram.pacing import Pacer
 from storage import outbox
 from storage.db import Database, StorageUnavailable
@@ -151,19 +148,31 @@ class DeliveryWorker:
     async def _process(self, item: outbox.OutboxItem) -> None:
         try:
             sent_id = await self._deliver(item)
-        except TelegramRetryAfter as exc:
+        except Exception as exc:
+            failure = sort_failure(exc)
+            if failure is None:
+                raise
+            await self._failed(item, exc, failure)
+        else:
+            async with self.db.write() as conn:
+                await outbox.mark_done(conn, item.id, sent_id)
+            if sent_id is not None and self.on_sent is not None:
+                await self.on_sent(item, sent_id)
+
+    async def _failed(self, item: outbox.OutboxItem, exc: Exception, failure: Failure) -> None:
+        if isinstance(exc, TelegramRetryAfter):
             wait = float(exc.retry_after)
             self._chat_hold[item.chat_id] = time.time() + wait
             self.metrics["retry_after"] += 1
             log.warning("delivery: 429 for chat %s, waiting %ss", item.chat_id, wait)
             await self._retry(item, time.time() + wait, f"429 retry after {wait}s", count=False)
-        except (TelegramServerError, TelegramNetworkError, TimeoutError, OSError) as exc:
+        elif failure is Failure.TRANSIENT:
             self.metrics["transient_errors"] += 1
             delay = min(MAX_BACKOFF, 2.0 ** min(item.attempts, 10)) * (0.5 + random.random())
             log.warning("delivery: %s for %s (attempt %d), retrying in %.1fs",
                         type(exc).__name__, _what(item), item.attempts + 1, delay)
             await self._retry(item, time.time() + delay, f"{type(exc).__name__}: {exc}")
-        except TelegramMigrateToChat as exc:
+        elif isinstance(exc, TelegramMigrateToChat):
             if self.on_migrate is None:
                 await self._park(item, f"chat migrated to {exc.migrate_to_chat_id}")
                 return
@@ -173,13 +182,10 @@ class DeliveryWorker:
             # Rewrites pending rows (this one included) to the new chat id.
             await self.on_migrate(item.chat_id, exc.migrate_to_chat_id)
             await self._retry(item, time.time(), "chat migrated", count=False)
-        except (TelegramAPIError, Permanent) as exc:
-            await self._park(item, f"{type(exc).__name__}: {exc}")
         else:
-            async with self.db.write() as conn:
-                await outbox.mark_done(conn, item.id, sent_id)
-            if sent_id is not None and self.on_sent is not None:
-                await self.on_sent(item, sent_id)
+            # The sends that tolerate "not modified", a deleted card or a refused URL have
+            # done so already; here they are refusals like any other.
+            await self._park(item, f"{type(exc).__name__}: {exc}")
 
     async def _retry(self, item: outbox.OutboxItem, at: float, error: str, *, count: bool = True
                      ) -> None:
