@@ -21,13 +21,14 @@ from aiohttp import web
 
 from bot.alerts.ingest import IngestContext
 from bot.alerts.routing import RouteTable, load_routes
-from bot.cards import notes
+from bot.cards.notes import Voice
 from bot.chat import replies as command_views
 from bot.chat.answers import Console
 from bot.chat.card_buttons import Inquiries
 from bot.config import Settings
 from bot.decisions.factory import build_decision_stack
 from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
+from bot.pipeline import Pipeline
 from bot.services import SERVICES, Services
 from bot.silences.alertmanager import AlertmanagerSilences
 from bot.silences.service import SilenceService, announce_ended_silences
@@ -37,7 +38,6 @@ from bot.telegram.client import build_bot
 from bot.telegram.delivery import DeliveryWorker
 from bot.telegram.pacing import Pacer, Rate
 from bot.telegram.topics import TopicManager
-from bot.workers import WorkerConfig, Workers
 from handlers import alerts as alert_routes
 from handlers import callbacks, commands
 from storage import outbox, repo
@@ -114,7 +114,6 @@ class App:
         approvals = ApprovalService(
             db, authz, state,
             ApprovalConfig(locale=s.locale, tz_name=s.timezone,
-                           approval_timeout=s.approval_timeout,
                            reject_reason_window=s.reject_reason_window),
             clock,
             silences,
@@ -131,17 +130,10 @@ class App:
             pacer=Pacer(Rate.parse(s.telegram_group_rate), Rate.parse(s.telegram_private_rate),
                         Rate.parse(s.telegram_global_rate)) if s.telegram_pacing else None,
         )
-        services_ref: list[Services] = []
-
-        def on_change() -> None:
-            if services_ref:
-                services_ref[0].delivery.kick()
-
-        workers = Workers(
-            db, stack.engine, stack.executor, approvals,
-            WorkerConfig(locale=s.locale, tz_name=s.timezone,
-                         critical_approvals=s.critical_approvals),
-            clock, on_change,
+        pipeline = Pipeline.connect(
+            db, clock, Voice(s.locale, s.timezone),
+            engine=stack.engine, executor=stack.executor, delivery=delivery,
+            approval_timeout=s.approval_timeout, critical_approvals=s.critical_approvals,
             playbooks=stack.playbooks,
             auto_approver=stack.auto_approver if s.auto_approve else None,
         )
@@ -153,14 +145,13 @@ class App:
             ),
             routes=routes, silences=silences, migrator=migrator,
             console=Console(db, authz, silences, s.tz, s.locale, clock),
-            authz=authz, approvals=approvals, workers=workers, delivery=delivery,
+            authz=authz, approvals=approvals, pipeline=pipeline, delivery=delivery,
             inquiries=Inquiries(db, s.tz, s.locale, clock, stack.playbooks),
         )
-        services_ref.append(services)
         self.services = services
 
         services.bot_username = self._bot_username
-        workers.tick_hooks.append(lambda: announce_ended_silences(services))
+        pipeline.timers.sweeps.append(lambda: announce_ended_silences(services))
         async with db.read() as conn:
             beat = await repo.get_meta(conn, "heartbeat")
         if beat:
@@ -169,11 +160,8 @@ class App:
 
         self.dp = build_dispatcher(services)
         await self._start_web(services)
-        await workers.recover()
-        await self._redrive(services)
         await self._register_commands(services)
-        delivery.start()
-        workers.start(sweep_every=min(5.0, max(0.2, s.approval_timeout.total_seconds() / 4)))
+        await pipeline.start()
         if poll:
             await self._drain_backlog(bot, self.dp)
             if s.telegram_webhook_url:
@@ -245,7 +233,6 @@ class App:
             for scope in ("all_group_chats", "all_private_chats"):
                 await outbox.enqueue(conn, kind=outbox.COMMANDS, chat_id=0, now=now,
                                      payload={"scope": scope, "commands": menu})
-        services.delivery.kick()
 
     async def _start_web(self, services: Services) -> None:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
@@ -264,14 +251,6 @@ class App:
         await site.start()
         sockets = self.runner.addresses
         self.port = sockets[0][1] if sockets else self.settings.http_port
-
-    async def _redrive(self, services: Services) -> None:
-        """Incidents accepted but never carded (a crash after the 2xx) get their card."""
-        now = utcnow()
-        async with services.db.write() as conn:
-            for inc in await repo.incidents_without_card(conn):
-                await notes.card_changed(conn, inc, now)
-        services.kick()
 
     async def _drain_backlog(self, bot: Bot, dp: Dispatcher) -> None:
         """Updates queued while we were down are fed with backlog=True, so that
@@ -309,8 +288,7 @@ class App:
         if self.dp is not None:
             await self.dp.storage.close()
         if self.services is not None:
-            await self.services.workers.stop()
-            await self.services.delivery.stop()
+            await self.services.pipeline.stop()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.services is not None:

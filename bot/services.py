@@ -16,10 +16,10 @@ from bot.chat.answers import Console
 from bot.chat.card_buttons import Inquiries
 from bot.config import Settings
 from bot.incidents.approvals import ApprovalService, Authorizer
+from bot.pipeline import Pipeline
 from bot.silences.service import SilenceService
 from bot.telegram.chat_migration import ChatMigrator
 from bot.telegram.delivery import DeliveryWorker
-from bot.workers import Workers
 from storage import outbox
 from storage.db import Database
 from storage.state import StateStore
@@ -34,7 +34,7 @@ class Services:
     ingest_ctx: IngestContext
     authz: Authorizer
     approvals: ApprovalService
-    workers: Workers
+    pipeline: Pipeline
     delivery: DeliveryWorker
     inquiries: Inquiries
     routes: RouteTable
@@ -53,10 +53,6 @@ class Services:
 
     def served_chats(self) -> frozenset[int]:
         return self.routes.chats()
-
-    def kick(self) -> None:
-        self.workers.kick_analysis()
-        self.delivery.kick()
 
     async def health(self) -> dict[str, Any]:
         async with self.db.read() as conn:

@@ -58,7 +58,6 @@ async def _receive(request: web.Request, kind: str) -> web.Response:
             headers={"Retry-After": "30"},
         )
     services.metrics["alerts_received"] += result.alerts
-    services.kick()
     return web.json_response({"status": "accepted", **result.summary()})
 
 

@@ -55,7 +55,6 @@ async def on_card_button(
             # so the thread is the only way to tell the person.
             await _answer(query, services, Outcome("working"))
             await svc.stale_press(actor, action, inc, dec)
-            services.delivery.kick()
             return
         if not await services.authz.is_approver(chat_id, actor.user_id):
             outcome = await svc.refuse(actor, action, inc, dec)
@@ -75,11 +74,6 @@ async def on_card_button(
         outcome = await services.inquiries.history(actor, inc)
 
     await _answer(query, services, outcome)
-    if outcome.execute is not None:
-        services.workers.spawn_execution(outcome.execute)
-    if outcome.analyze:
-        services.workers.kick_analysis()
-    services.delivery.kick()
 
 
 async def on_unknown_button(query: CallbackQuery, services: Services) -> None:

@@ -25,7 +25,6 @@ async def _reply(message: Message, services: Services, answer: Answer) -> None:
         thread_id=message.message_thread_id if message.is_topic_message else None,
         keyboard=answer.keyboard,
     )
-    services.delivery.kick()
 
 
 async def whoami(message: Message, services: Services) -> None:
@@ -89,7 +88,6 @@ async def history_page(query: CallbackQuery, callback_data: HistoryPageCB,
                                                  callback_data.page)
     await services.inquiries.edit(query.message.chat.id, query.message.message_id,
                                   answer.text, answer.keyboard)
-    services.delivery.kick()
 
 
 async def expire_silence(query: CallbackQuery, callback_data: SilenceCB,
@@ -102,7 +100,6 @@ async def expire_silence(query: CallbackQuery, callback_data: SilenceCB,
     if answer.text:
         await services.inquiries.edit(query.message.chat.id, query.message.message_id,
                                       answer.text, answer.keyboard)
-    services.delivery.kick()
 
 
 async def _answer(query: CallbackQuery, services: Services, key: str, *, alert: bool = False,
@@ -117,7 +114,6 @@ async def migrated(message: Message, services: Services) -> None:
     """Service message in the old group: it is a supergroup now."""
     if message.migrate_to_chat_id:
         await services.migrator.migrate(message.chat.id, message.migrate_to_chat_id)
-        services.delivery.kick()
 
 
 async def reply_in_thread(message: Message, services: Services) -> None:
@@ -127,11 +123,9 @@ async def reply_in_thread(message: Message, services: Services) -> None:
     if message.text and message.text.startswith("/"):
         return
     actor = actor_of(message.from_user, message.chat.id)
-    if await services.approvals.add_reason(
+    await services.approvals.add_reason(
         actor, message.chat.id, message.reply_to_message.message_id, message.text or ""
-    ):
-        services.delivery.kick()
-
+    )
 
 def make_router() -> Router:
     """A fresh router per Dispatcher (several apps may share one process in tests)."""

@@ -5,6 +5,10 @@ Every write happens in `async with db.write() as conn:` — an explicit
 concurrent coroutines never interleave inside one transaction and a failed
 request leaves nothing half-written. Other processes on the same file are
 serialised by SQLite itself (busy_timeout).
+
+A write that creates work for a worker marks it (`mark(conn, Wake.X)`); the
+mark wakes the worker after COMMIT, never before, so it finds the rows. Marks
+are hints only: every worker also polls, for rows committed by another process.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +32,25 @@ BUSY_TIMEOUT_MS = 5000
 
 class StorageUnavailable(Exception):
     """The database cannot be written right now (disk full, locked, read-only...)."""
+
+
+class Wake(StrEnum):
+    """The worker a committed row concerns."""
+
+    DELIVERY = "delivery"  # outbox rows to send
+    ANALYSIS = "analysis"  # a decision waits for analysis
+    EXECUTION = "execution"  # a decision was approved
+
+
+# The Database whose write transaction a connection belongs to (for mark()).
+_OWNER: weakref.WeakKeyDictionary[aiosqlite.Connection, Database] = weakref.WeakKeyDictionary()
+
+
+def mark(conn: aiosqlite.Connection, wake: Wake) -> None:
+    """Wake `wake`'s worker once the current write transaction commits."""
+    db = _OWNER.get(conn)
+    if db is not None:
+        db._marked.add(wake)
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -44,11 +69,20 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._marked: set[Wake] = set()
+        self._wakes: dict[Wake, list[asyncio.Event]] = {wake: [] for wake in Wake}
+
+    def wake_event(self, wake: Wake) -> asyncio.Event:
+        """An event set after every commit that marked `wake` (one per subscriber)."""
+        event = asyncio.Event()
+        self._wakes[wake].append(event)
+        return event
 
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
+        _OWNER[self._writer] = self
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self._migrate(self._writer)
         self._reader = await self._connect()
@@ -95,9 +129,13 @@ class Database:
                 await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StorageUnavailable(str(exc)) from exc
+            self._marked.clear()
             try:
                 yield conn
                 await conn.commit()
+                for wake in self._marked:
+                    for event in self._wakes[wake]:
+                        event.set()
             except BaseException as exc:
                 try:
                     await conn.rollback()

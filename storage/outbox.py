@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from storage.db import Wake, mark
 from storage.repo.sql import Conn, ts
 
 CARD = "card"  # render the incident's card now and send or edit it
@@ -62,6 +63,7 @@ async def enqueue(
             json.dumps(payload or {}, ensure_ascii=False), now.timestamp(), ts(now),
         ),
     )
+    mark(conn, Wake.DELIVERY)
     return cur.lastrowid
 
 

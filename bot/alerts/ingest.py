@@ -14,11 +14,12 @@ from datetime import datetime
 
 from bot.alerts.routing import Route, RouteTable
 from bot.cards import notes
+from bot.cards.notes import Voice
+from bot.incidents.states import Event, transition
 from bot.models import (
     Alert,
     AlertGroup,
     AlertStatus,
-    DecisionState,
     Incident,
     IncidentStatus,
 )
@@ -62,6 +63,10 @@ class IngestContext:
     locale: str
     tz_name: str
     topic_chats: frozenset[int] = frozenset()  # chats in THREAD_MODE=topic
+
+    @property
+    def voice(self) -> Voice:
+        return Voice(self.locale, self.tz_name)
 
 
 def group_key_of(group: AlertGroup, group_by: tuple[str, ...]) -> str:
@@ -220,19 +225,10 @@ async def _after_alerts_changed(
     if before.status is IncidentStatus.FIRING and inc.status is IncidentStatus.RESOLVED:
         result.resolved.append(incident_id)
         decision = await repo.current_decision(conn, incident_id)
-        if decision is not None and await repo.transition(
-            conn,
-            decision.id,
-            (DecisionState.ANALYZING, DecisionState.PENDING),
-            DecisionState.CANCELLED,
-            now,
-        ):
-            await repo.audit(
-                conn, action="cancel", result="cancelled", now=now,
-                incident_id=incident_id, decision_id=decision.id, detail="incident resolved",
-            )
-            await notes.reply(conn, inc, "cancelled", now, ctx.locale, ctx.tz_name)
-        await notes.reply(conn, inc, "resolved", now, ctx.locale, ctx.tz_name)
+        if decision is not None:
+            await transition(conn, decision.id, Event.CANCEL, now, ctx.voice,
+                             detail="incident resolved")
+        await notes.reply(conn, inc, "resolved", now, ctx.voice)
         for chat_id in await notes.chats_of(conn, inc):
             if chat_id in ctx.topic_chats:
                 await outbox.enqueue(conn, kind=outbox.TOPIC_CLOSE, chat_id=chat_id,

@@ -3,6 +3,8 @@ the incident lives in (routing may put one incident in several chats)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,12 +15,16 @@ from storage import outbox, repo
 from storage.repo import Conn
 
 
-def seconds_between(start: datetime, end: datetime) -> float:
-    return max(0.0, (end - start).total_seconds())
+@dataclass(frozen=True)
+class Voice:
+    """How notes speak: their language and the time zone of the times they show."""
+
+    locale: str
+    tz_name: str
 
 
-def render(kind: str, locale: str, tz_name: str, **ctx: Any) -> str:
-    return cards.render_thread(kind, tz=ZoneInfo(tz_name), locale=locale, **ctx)
+def render(kind: str, voice: Voice, **ctx: Any) -> str:
+    return cards.render_thread(kind, tz=ZoneInfo(voice.tz_name), locale=voice.locale, **ctx)
 
 
 async def chats_of(conn: Conn, incident: Incident) -> list[int]:
@@ -27,25 +33,30 @@ async def chats_of(conn: Conn, incident: Incident) -> list[int]:
 
 
 async def reply(
+    conn: Conn, incident: Incident, kind: str, now: datetime, voice: Voice, **ctx: Any
+) -> None:
+    """The thread note `kind` (templates/<locale>/thread/), in every chat of the incident."""
+    text = render(kind, voice, incident=incident, **ctx)
+    await reply_texts(conn, incident, [text], now, note=kind)
+
+
+async def reply_texts(
     conn: Conn,
     incident: Incident,
-    kind: str,
+    texts: Sequence[str],
     now: datetime,
-    locale: str,
-    tz_name: str,
-    **ctx: Any,
+    *,
+    note: str,
+    chat_id: int | None = None,
 ) -> None:
-    text = render(kind, locale, tz_name, incident=incident, **ctx)
-    await reply_text(conn, incident, text, now, note=kind)
-
-
-async def reply_text(conn: Conn, incident: Incident, text: str, now: datetime,
-                     note: str = "text") -> None:
-    for chat_id in await chats_of(conn, incident):
-        await outbox.enqueue(
-            conn, kind=outbox.REPLY, chat_id=chat_id, incident_id=incident.id, now=now,
-            payload={"text": text, "note": note},
-        )
+    """Queue messages in the incident's thread: in `chat_id` only (an answer to
+    whoever asked there), or else in every chat the incident lives in."""
+    for chat in [chat_id] if chat_id is not None else await chats_of(conn, incident):
+        for text in texts:
+            await outbox.enqueue(
+                conn, kind=outbox.REPLY, chat_id=chat, incident_id=incident.id, now=now,
+                payload={"text": text, "note": note},
+            )
 
 
 async def card_changed(conn: Conn, incident: Incident, now: datetime) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
-from bot import texts
+from bot import audit, texts
 from bot.chat import replies as views
 from bot.incidents.approvals import Authorizer
 from bot.models import Actor
@@ -63,19 +63,13 @@ class Console:
         return Answer(views.render_not_allowed(user_id=actor.user_id, tz=self.tz,
                                                locale=self.locale))
 
-    async def _audit_refusal(self, actor: Actor, action: str) -> None:
-        async with self.db.write() as conn:
-            await repo.audit(conn, action=action, result="not_allowed", now=self.clock(),
-                             user_id=actor.user_id, user_name=actor.name,
-                             chat_id=actor.chat_id)
-
     async def help(self, actor: Actor) -> Answer:
         approver = await self.authz.is_approver(actor.chat_id or 0, actor.user_id)
         return Answer(views.render_help(is_approver=approver, tz=self.tz, locale=self.locale))
 
     async def silence(self, actor: Actor, args: str | None) -> Answer:
         if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
-            await self._audit_refusal(actor, "silence")
+            await audit.write(self.db, self.clock(), "silence", "not_allowed", actor=actor)
             return self._not_allowed(actor)
         now = self.clock()
         try:
@@ -110,7 +104,7 @@ class Console:
 
     async def unsilence(self, actor: Actor, args: str | None) -> Answer:
         if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
-            await self._audit_refusal(actor, "unsilence")
+            await audit.write(self.db, self.clock(), "unsilence", "not_allowed", actor=actor)
             return self._not_allowed(actor)
         try:
             sid = parse_unsilence_args(args)
@@ -121,7 +115,7 @@ class Console:
     async def expire_button(self, actor: Actor, sid: str) -> Answer:
         """The Expire button under /silences: answer, and the refreshed list."""
         if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
-            await self._audit_refusal(actor, "unsilence")
+            await audit.write(self.db, self.clock(), "unsilence", "not_allowed", actor=actor)
             return Answer("", toast="not_allowed")
         done = await self._expire(actor, sid)
         listing = await self.list_silences(actor)

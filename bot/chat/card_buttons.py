@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot import audit
 from bot.cards import card as cards
+from bot.cards import notes
 from bot.incidents.approvals import Outcome
 from bot.models import Actor, DecisionState
 from bot.telegram.card_loading import load_view
@@ -30,40 +32,28 @@ class Inquiries:
         self.clock = clock
         self.playbooks = playbooks
 
-    async def _audit(self, actor: Actor, action: str, result: str, incident_id: str,
-                     decision_id: int | None = None, detail: str | None = None) -> None:
-        async with self.db.write() as conn:
-            await repo.audit(conn, action=action, result=result, now=self.clock(),
-                             user_id=actor.user_id, user_name=actor.name, chat_id=actor.chat_id,
-                             incident_id=incident_id, decision_id=decision_id, detail=detail)
-
-    async def _replies(self, incident_id: str, chat_id: int, texts: list[str], note: str) -> None:
-        now = self.clock()
-        async with self.db.write() as conn:
-            for text in texts:
-                await outbox.enqueue(conn, kind=outbox.REPLY, chat_id=chat_id,
-                                     incident_id=incident_id, now=now,
-                                     payload={"text": text, "note": note})
-
     async def record_press(self, actor: Actor, action: str, detail: str) -> None:
         """A press that changed nothing still leaves a row (who pressed what, when)."""
-        async with self.db.write() as conn:
-            await repo.audit(conn, action=action, result="ignored", now=self.clock(),
-                             user_id=actor.user_id, user_name=actor.name, chat_id=actor.chat_id,
-                             detail=detail[:64])
+        await audit.write(self.db, self.clock(), action, "ignored", actor=actor,
+                          detail=detail[:64])
 
     async def details(self, actor: Actor, incident_id: str) -> Outcome:
+        now = self.clock()
         view = await load_view(self.db, incident_id, self.tz, self.locale)
         if view is None:
-            await self._audit(actor, "details", "unknown_incident", incident_id)
+            await audit.write(self.db, now, "details", "unknown_incident", actor=actor,
+                              incident_id=incident_id)
             return Outcome("unknown_incident", alert=True)
         messages = cards.render_details(view)
-        await self._replies(incident_id, actor.chat_id or view.incident.chat_id, messages,
-                            "details")
-        await self._audit(actor, "details", f"{len(messages)} messages", incident_id)
+        async with self.db.write() as conn:
+            await notes.reply_texts(conn, view.incident, messages, now, note="details",
+                                    chat_id=actor.chat_id or view.incident.chat_id)
+            await audit.record(conn, now, "details", f"{len(messages)} messages", actor=actor,
+                               incident_id=incident_id)
         return Outcome("working")
 
     async def history(self, actor: Actor, incident_id: str) -> Outcome:
+        now = self.clock()
         async with self.db.read() as conn:
             inc = await repo.get_incident(conn, incident_id)
             if inc is None:
@@ -76,19 +66,25 @@ class Inquiries:
                 cards.HistoryItem(p, await repo.current_decision(conn, p.id)) for p in past
             ]
         if inc is None:
-            await self._audit(actor, "history", "unknown_incident", incident_id)
+            await audit.write(self.db, now, "history", "unknown_incident", actor=actor,
+                              incident_id=incident_id)
             return Outcome("unknown_incident", alert=True)
         text = cards.render_history(inc.target, items, tz=self.tz, locale=self.locale)
-        await self._replies(incident_id, actor.chat_id or inc.chat_id, [text], "history")
-        await self._audit(actor, "history", f"{len(items)} incidents", incident_id)
+        async with self.db.write() as conn:
+            await notes.reply_texts(conn, inc, [text], now, note="history",
+                                    chat_id=actor.chat_id or inc.chat_id)
+            await audit.record(conn, now, "history", f"{len(items)} incidents", actor=actor,
+                               incident_id=incident_id)
         return Outcome("working")
 
     async def save_playbook(self, actor: Actor, incident_id: str, decision_id: int) -> Outcome:
+        now = self.clock()
         async with self.db.read() as conn:
             inc = await repo.get_incident(conn, incident_id)
             decision = await repo.get_decision(conn, decision_id)
         if inc is None or decision is None:
-            await self._audit(actor, "save_playbook", "unknown_incident", incident_id)
+            await audit.write(self.db, now, "save_playbook", "unknown_incident", actor=actor,
+                              incident_id=incident_id)
             return Outcome("unknown_incident", alert=True)
         if (
             self.playbooks is None
@@ -97,18 +93,21 @@ class Inquiries:
             or decision.proposal.action is None
             or (decision.result or {}).get("dry_run")
         ):
-            await self._audit(actor, "save_playbook", "refused", incident_id, decision_id)
+            await audit.write(self.db, now, "save_playbook", "refused", actor=actor,
+                              incident_id=incident_id, decision_id=decision_id)
             return Outcome("stale_card", alert=True)
         playbook = await self.playbooks.create_from_decision(
             inc, decision.proposal.action, decision.proposal.risk,
             decision.proposal.summary, actor.name,
         )
         name = getattr(playbook, "name", str(playbook))
-        await self._audit(actor, "save_playbook", "saved", incident_id, decision_id, detail=name)
-        await self._replies(incident_id, inc.chat_id, [
-            cards.render_thread("playbook_saved", tz=self.tz, locale=self.locale,
-                                name=actor.name, playbook=name)
-        ], "playbook_saved")
+        text = cards.render_thread("playbook_saved", tz=self.tz, locale=self.locale,
+                                   name=actor.name, playbook=name)
+        async with self.db.write() as conn:
+            await audit.record(conn, now, "save_playbook", "saved", actor=actor,
+                               incident_id=incident_id, decision_id=decision_id, detail=name)
+            await notes.reply_texts(conn, inc, [text], now, note="playbook_saved",
+                                    chat_id=inc.chat_id)
         return Outcome("playbook_saved", {"name": name})
 
     async def say(self, chat_id: int, text: str, *, reply_to: int | None = None,

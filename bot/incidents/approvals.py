@@ -1,8 +1,8 @@
-"""The approval state machine and who may drive it.
+"""What a press on a card does, and who may press.
 
-Every transition is a compare-and-set in SQLite inside one write transaction
-that also writes the audit row and queues the card edit and the thread note:
-two presses at once, from two processes even, give exactly one transition.
+The presses move the decision through bot.incidents.states (one transition
+each, in one write transaction with its audit row, card sync and thread note);
+what a press changes nothing with still leaves an audit row.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot import texts
+from bot import audit, texts
 from bot.cards import notes
-from bot.models import REANALYZABLE, Actor, Decision, DecisionState, Incident
+from bot.cards.notes import Voice
+from bot.incidents.states import Event, transition
+from bot.models import Actor, Decision, DecisionState, Incident
 from bot.silences.service import SilenceService
 from storage import outbox, repo
 from storage.db import Database
@@ -30,13 +32,11 @@ BUTTON_OF = {"save_playbook": "playbook"}
 
 @dataclass
 class Outcome:
-    """What to tell the presser (a toast key for bot.texts) and what to do next."""
+    """What to tell the presser: a toast key for bot.texts, shown as an alert or not."""
 
     toast: str
     ctx: dict[str, object] = field(default_factory=dict)
     alert: bool = False
-    execute: int | None = None  # decision id to execute after answering
-    analyze: bool = False  # a new decision waits for analysis
 
 
 class Authorizer:
@@ -80,8 +80,11 @@ def _reason_key(chat_id: int | None, user_id: int, incident_id: str) -> str:
 class ApprovalConfig:
     locale: str
     tz_name: str
-    approval_timeout: timedelta
     reject_reason_window: timedelta
+
+    @property
+    def voice(self) -> Voice:
+        return Voice(self.locale, self.tz_name)
 
 
 class ApprovalService:
@@ -101,32 +104,24 @@ class ApprovalService:
         self.cfg = cfg
         self.clock = clock
 
-    # ------------------------------------------------------------ helpers
-
-    async def _audit(self, conn: repo.Conn, actor: Actor | None, action: str, result: str,
-                     incident_id: str | None, decision_id: int | None,
-                     detail: str | None = None) -> None:
-        await repo.audit(
-            conn, action=action, result=result, now=self.clock(),
-            user_id=actor.user_id if actor else None, user_name=actor.name if actor else None,
-            chat_id=actor.chat_id if actor else None, incident_id=incident_id,
-            decision_id=decision_id, detail=detail,
-        )
-
-    async def _note(self, conn: repo.Conn, inc: Incident, kind: str, **ctx: object) -> None:
-        await notes.reply(conn, inc, kind, self.clock(), self.cfg.locale, self.cfg.tz_name, **ctx)
-
     async def _load(
-        self, conn: repo.Conn, actor: Actor, action: str, incident_id: str, decision_id: int
+        self, conn: repo.Conn, now: datetime, actor: Actor, action: str, incident_id: str,
+        decision_id: int,
     ) -> tuple[Incident, Decision] | Outcome:
+        """The incident and its current decision, if the press names both (callback
+        data is untrusted text); else the refusal, audited."""
         inc = await repo.get_incident(conn, incident_id)
+        decision = await repo.current_decision(conn, incident_id) if inc else None
+        refusal = None
         if inc is None:
-            await self._audit(conn, actor, action, "unknown_incident", incident_id, decision_id)
-            return Outcome("unknown_incident", alert=True)
-        decision = await repo.current_decision(conn, incident_id)
-        if decision is None or decision.id != decision_id:
-            await self._audit(conn, actor, action, "stale_card", incident_id, decision_id)
-            return Outcome("stale_card", alert=True)
+            refusal = "unknown_incident"
+        elif decision is None or decision.id != decision_id:
+            refusal = "stale_card"
+        if refusal is not None:
+            await audit.record(conn, now, action, refusal, actor=actor, incident_id=incident_id,
+                               decision_id=decision_id)
+            return Outcome(refusal, alert=True)
+        assert inc is not None and decision is not None
         return inc, decision
 
     # ------------------------------------------------------------ presses
@@ -134,81 +129,84 @@ class ApprovalService:
     async def refuse(self, actor: Actor, action: str, incident_id: str, decision_id: int
                      ) -> Outcome:
         async with self.db.write() as conn:
-            await self._audit(conn, actor, action, "not_allowed", incident_id, decision_id)
+            await audit.record(conn, self.clock(), action, "not_allowed", actor=actor,
+                               incident_id=incident_id, decision_id=decision_id)
         return Outcome("not_allowed", {"user_id": actor.user_id}, alert=True)
 
     async def stale_press(self, actor: Actor, action: str, incident_id: str, decision_id: int
                           ) -> None:
         """A press that waited too long (the bot was down): record it, ask again."""
-        async with self.db.write() as conn:
-            await self._audit(conn, actor, action, "stale_press", incident_id, decision_id)
-            inc = await repo.get_incident(conn, incident_id)
-            if inc is not None:
-                await self._note(conn, inc, "stale_press", name=actor.name,
-                                 button=BUTTON_OF.get(action, action))
-
-    async def approve(self, actor: Actor, incident_id: str, decision_id: int) -> Outcome:
         now = self.clock()
         async with self.db.write() as conn:
-            loaded = await self._load(conn, actor, "approve", incident_id, decision_id)
+            await audit.record(conn, now, action, "stale_press", actor=actor,
+                               incident_id=incident_id, decision_id=decision_id)
+            inc = await repo.get_incident(conn, incident_id)
+            if inc is not None:
+                await notes.reply(conn, inc, "stale_press", now, self.cfg.voice,
+                                  name=actor.name, button=BUTTON_OF.get(action, action))
+
+    async def approve(self, actor: Actor, incident_id: str, decision_id: int) -> Outcome:
+        """One approval; the last one needed approves, and the commit schedules the run."""
+        now = self.clock()
+        async with self.db.write() as conn:
+            loaded = await self._load(conn, now, actor, "approve", incident_id, decision_id)
             if isinstance(loaded, Outcome):
                 return loaded
             inc, decision = loaded
+
+            async def refused(result: str) -> None:
+                await audit.record(conn, now, "approve", result, actor=actor,
+                                   incident_id=incident_id, decision_id=decision.id)
+
             if decision.state is not DecisionState.PENDING or decision.proposal is None or (
                 decision.proposal.action is None
             ):
-                await self._audit(conn, actor, "approve", f"already_{decision.state}",
-                                  incident_id, decision.id)
+                await refused(f"already_{decision.state}")
                 return Outcome("already_decided", {"state": decision.state.value})
             added = await repo.add_approval(conn, decision.id, actor.user_id, actor.name, now)
             approvals = await repo.approvals_of(conn, decision.id)
             if not added:
-                await self._audit(conn, actor, "approve", "already_approved", incident_id,
-                                  decision.id)
+                await refused("already_approved")
                 return Outcome("already_approved")
             if len(approvals) < decision.required_approvals:
-                await self._audit(conn, actor, "approve",
-                                  f"recorded {len(approvals)}/{decision.required_approvals}",
-                                  incident_id, decision.id)
+                # Not a transition: the decision stays pending, the card shows the count.
+                progress: dict[str, object] = {"count": len(approvals),
+                                               "required": decision.required_approvals}
+                await audit.record(conn, now, "approve",
+                                   f"recorded {len(approvals)}/{decision.required_approvals}",
+                                   actor=actor, incident_id=incident_id, decision_id=decision.id)
                 await notes.card_changed(conn, inc, now)
-                await self._note(conn, inc, "approval_progress", name=actor.name,
-                                 count=len(approvals), required=decision.required_approvals)
-                return Outcome("approval_recorded",
-                               {"count": len(approvals), "required": decision.required_approvals})
+                await notes.reply(conn, inc, "approval_progress", now, self.cfg.voice,
+                                  name=actor.name, **progress)
+                return Outcome("approval_recorded", progress)
             names = [a.user_name for a in approvals]
-            won = await repo.transition(
-                conn, decision.id, DecisionState.PENDING, DecisionState.APPROVED, now,
-                decided_by=", ".join(names), decided_by_id=actor.user_id, decided_at=now,
-            )
-            if not won:
-                await self._audit(conn, actor, "approve", "lost_race", incident_id, decision.id)
+            if await transition(
+                conn, decision.id, Event.APPROVE, now, self.cfg.voice, actor=actor,
+                fields={"decided_by": ", ".join(names), "decided_by_id": actor.user_id,
+                        "decided_at": now},
+                note={"names": names, "at": now},
+            ) is None:
+                await refused("lost_race")
                 return Outcome("already_decided", {"state": "approved"})
-            await self._audit(conn, actor, "approve", "approved", incident_id, decision.id)
-            await notes.card_changed(conn, inc, now)
-            await self._note(conn, inc, "approved", names=names, at=now)
-        return Outcome("approved_executing", execute=decision.id)
+        return Outcome("approved_executing")
 
     async def reject(self, actor: Actor, incident_id: str, decision_id: int) -> Outcome:
         now = self.clock()
         async with self.db.write() as conn:
-            loaded = await self._load(conn, actor, "reject", incident_id, decision_id)
+            loaded = await self._load(conn, now, actor, "reject", incident_id, decision_id)
             if isinstance(loaded, Outcome):
                 return loaded
             inc, decision = loaded
-            won = await repo.transition(
-                conn, decision.id, DecisionState.PENDING, DecisionState.REJECTED, now,
-                decided_by=actor.name, decided_by_id=actor.user_id, decided_at=now,
-            )
-            if not won:
-                await self._audit(conn, actor, "reject", f"already_{decision.state}",
-                                  incident_id, decision.id)
+            if await transition(
+                conn, decision.id, Event.REJECT, now, self.cfg.voice, actor=actor,
+                fields={"decided_by": actor.name, "decided_by_id": actor.user_id,
+                        "decided_at": now},
+                note={"name": actor.name,
+                      "minutes": int(self.cfg.reject_reason_window.total_seconds() // 60)},
+            ) is None:
+                await audit.record(conn, now, "reject", f"already_{decision.state}",
+                                   actor=actor, incident_id=incident_id, decision_id=decision.id)
                 return Outcome("already_decided", {"state": decision.state.value})
-            await self._audit(conn, actor, "reject", "rejected", incident_id, decision.id)
-            await notes.card_changed(conn, inc, now)
-            await self._note(
-                conn, inc, "rejected", name=actor.name,
-                minutes=int(self.cfg.reject_reason_window.total_seconds() // 60),
-            )
         # Losing this only loses the chance to add a reason.
         await self.state.set(
             _reason_key(actor.chat_id, actor.user_id, inc.id), {"decision_id": decision.id},
@@ -235,50 +233,50 @@ class ApprovalService:
                 return False
             inc = await repo.get_incident(conn, incident_id)
             assert inc is not None
-            await self._audit(conn, actor, "reject_reason", "recorded", inc.id,
-                              waiting["decision_id"], detail=reason)
+            # Not a transition: the decision stays rejected, with its reason.
+            await audit.record(conn, now, "reject_reason", "recorded", actor=actor,
+                               incident_id=inc.id, decision_id=waiting["decision_id"],
+                               detail=reason)
             await notes.card_changed(conn, inc, now)
-            await self._note(conn, inc, "reason_recorded", name=actor.name, reason=reason)
+            await notes.reply(conn, inc, "reason_recorded", now, self.cfg.voice,
+                              name=actor.name, reason=reason)
         await self.state.delete(key)
         return True
 
     async def reanalyze(self, actor: Actor, incident_id: str, decision_id: int) -> Outcome:
+        """Supersede the decision; the commit wakes analysis for its successor."""
         now = self.clock()
         async with self.db.write() as conn:
-            loaded = await self._load(conn, actor, "reanalyze", incident_id, decision_id)
+            loaded = await self._load(conn, now, actor, "reanalyze", incident_id, decision_id)
             if isinstance(loaded, Outcome):
                 return loaded
-            inc, decision = loaded
-            if decision.state not in REANALYZABLE or not await repo.transition(
-                conn, decision.id, list(REANALYZABLE), DecisionState.SUPERSEDED, now
-            ):
-                await self._audit(conn, actor, "reanalyze", "refused", incident_id, decision.id)
+            _, decision = loaded
+            if await transition(conn, decision.id, Event.REANALYZE, now, self.cfg.voice,
+                                actor=actor, note={"name": actor.name}) is None:
+                await audit.record(conn, now, "reanalyze", "refused", actor=actor,
+                                   incident_id=incident_id, decision_id=decision.id)
                 return Outcome("reanalyze_refused", {"state": decision.state.value}, alert=True)
-            new_id = await repo.insert_decision(conn, incident_id, now)
-            await self._audit(conn, actor, "reanalyze", "superseded", incident_id, decision.id,
-                              detail=f"new decision {new_id}")
-            await notes.card_changed(conn, inc, now)
-            await self._note(conn, inc, "reanalyzing", name=actor.name)
-        return Outcome("reanalyzing", analyze=True)
+        return Outcome("reanalyzing")
 
     async def silence_incident(self, actor: Actor, incident_id: str, decision_id: int,
                                duration: timedelta = timedelta(hours=1)) -> Outcome:
         """Silence 1h: equality matchers on the incident's group labels."""
+        now = self.clock()
         async with self.db.read() as conn:
             inc = await repo.get_incident(conn, incident_id)
             existing = await repo.get_silence(conn, inc.silence_id) if inc and inc.silence_id \
                 else None
+        refusal = None
         if inc is None:
+            refusal = "unknown_incident"
+        elif existing and existing.expired_at is None and existing.ends_at > now:
+            refusal = "already_silenced"
+        if refusal is not None:
             async with self.db.write() as conn:
-                await self._audit(conn, actor, "silence", "unknown_incident", incident_id,
-                                  decision_id)
-            return Outcome("unknown_incident", alert=True)
-        now = self.clock()
-        if existing and existing.expired_at is None and existing.ends_at > now:
-            async with self.db.write() as conn:
-                await self._audit(conn, actor, "silence", "already_silenced", incident_id,
-                                  decision_id)
-            return Outcome("already_silenced")
+                await audit.record(conn, now, "silence", refusal, actor=actor,
+                                   incident_id=incident_id, decision_id=decision_id)
+            return Outcome(refusal, alert=inc is None)
+        assert inc is not None
         matchers = await self.silences.group_matchers(incident_id) or []
         await self.silences.create(
             actor, actor.chat_id, matchers, now + duration,
@@ -287,26 +285,3 @@ class ApprovalService:
             incident_id=inc.id,
         )
         return Outcome("silenced", {"hours": int(duration.total_seconds() // 3600)})
-
-    # ------------------------------------------------------------ timers
-
-    async def expire_due(self) -> int:
-        now = self.clock()
-        cutoff = now - self.cfg.approval_timeout
-        expired = 0
-        async with self.db.read() as conn:
-            candidates = await repo.pending_older_than(conn, cutoff)
-        for decision in candidates:
-            async with self.db.write() as conn:
-                if not await repo.transition(
-                    conn, decision.id, DecisionState.PENDING, DecisionState.EXPIRED, now,
-                    decided_at=now,
-                ):
-                    continue
-                inc = await repo.get_incident(conn, decision.incident_id)
-                assert inc is not None
-                await self._audit(conn, None, "expire", "expired", inc.id, decision.id)
-                await notes.card_changed(conn, inc, now)
-                await self._note(conn, inc, "expired", at=now)
-                expired += 1
-        return expired

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot import audit
 from bot.cards import notes
+from bot.cards.notes import Voice
 from bot.chat import replies as command_views
 from bot.models import Actor, Matcher, Silence
 from bot.silences.alertmanager import AlertmanagerSilences, AlertmanagerUnavailable, RemoteSilence
@@ -85,11 +87,11 @@ class SilenceService:
                 await repo.set_incident_silence(conn, inc.id, silence.id)
                 inc = inc.model_copy(update={"silence_id": silence.id})
                 await notes.card_changed(conn, inc, now)
-                await notes.reply(conn, inc, "silenced", now, self.locale, self.tz_name,
+                await notes.reply(conn, inc, "silenced", now, Voice(self.locale, self.tz_name),
                                   name=actor.name, until=ends_at, reason=reason)
-            await repo.audit(
-                conn, action="silence", result="created", now=now, user_id=actor.user_id,
-                user_name=actor.name, chat_id=chat_id, incident_id=incident_id,
+            await audit.record(
+                conn, now, "silence", "created",
+                actor=actor.model_copy(update={"chat_id": chat_id}), incident_id=incident_id,
                 detail=f"{silence.id} until {ends_at.isoformat()}: "
                        + " ".join(f"{m.name}{'=~' if m.is_regex else '='}{m.value}"
                                   for m in matchers),
@@ -116,12 +118,8 @@ class SilenceService:
             if silence is None or not await repo.expire_silence(conn, silence_id, now):
                 return None
             await self._lift(conn, silence, now)
-            await repo.audit(
-                conn, action="unsilence", result="expired", now=now,
-                user_id=actor.user_id if actor else None,
-                user_name=actor.name if actor else None,
-                chat_id=actor.chat_id if actor else None, detail=silence_id,
-            )
+            await audit.record(conn, now, "unsilence", "expired", actor=actor,
+                               detail=silence_id)
             _, am_id = await repo.silence_extras(conn, silence_id)
         if self.am is not None and am_id:
             try:
@@ -171,8 +169,7 @@ class SilenceService:
                     continue
                 await self._lift(conn, silence, now)
                 chat_id, _ = await repo.silence_extras(conn, silence.id)
-                await repo.audit(conn, action="unsilence", result="ended", now=now,
-                                 detail=silence.id)
+                await audit.record(conn, now, "unsilence", "ended", detail=silence.id)
             ended.append((silence, chat_id))
         return ended
 

@@ -27,7 +27,7 @@ from bot.telegram.card_sync import CardRenderer, CardSync, Topics
 from bot.telegram.failures import Failure, Permanent, sort_failure
 from bot.telegram.pacing import Pacer
 from storage import outbox
-from storage.db import Database, StorageUnavailable
+from storage.db import Database, StorageUnavailable, Wake
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,12 @@ class DeliveryWorker:
         self.max_attempts = max_attempts
         self.on_sent = on_sent
         self.metrics: Counter[str] = Counter()
-        self._wake = asyncio.Event()
+        self._wake = db.wake_event(Wake.DELIVERY)  # set by commits that queue rows
         self._chat_hold: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self.cards = CardSync(db, bot, render_card, topics, self.metrics)
 
     # ------------------------------------------------------------ lifecycle
-
-    def kick(self) -> None:
-        self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="delivery")
@@ -90,6 +87,7 @@ class DeliveryWorker:
             log.warning("delivery: %d writes were in flight at the last stop; sending again",
                         released)
         while True:
+            self._wake.clear()  # before looking: a row committed meanwhile wakes the wait
             try:
                 worked = await self.run_once()
             except StorageUnavailable as exc:
@@ -112,7 +110,6 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 pass
-            self._wake.clear()
 
     async def run_once(self) -> bool:
         """Process what is due now. True if anything was attempted."""

@@ -27,7 +27,6 @@ from storage.repo.decisions import (
     insert_decision,
     pending_older_than,
     set_reason,
-    transition,
 )
 from storage.repo.incidents import (
     get_incident,
@@ -69,5 +68,5 @@ __all__ = [
     "open_incident_for_group", "open_incidents", "parse_ts", "pending_older_than", "plan_card",
     "recent_incidents_for_target", "record_migration", "req_ts", "save_card", "save_topic",
     "set_card_thread", "set_incident_silence", "set_meta", "set_reason", "set_silence_am_id",
-    "silence_extras", "transition", "ts", "update_incident_counts", "upsert_alert",
+    "silence_extras", "ts", "update_incident_counts", "upsert_alert",
 ]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import aiosqlite
 
 from bot.models import Approval, Decision, DecisionState, Proposal
-from storage.repo.sql import Conn, fetch_all, fetch_one, parse_ts, req_ts, to_json, ts
+from storage.db import Wake, mark
+from storage.repo.sql import Conn, fetch_all, fetch_one, parse_ts, req_ts, ts
 
 
 def _decision(row: aiosqlite.Row) -> Decision:
@@ -38,6 +37,7 @@ async def insert_decision(conn: Conn, incident_id: str, now: datetime) -> int:
            VALUES (?, 'analyzing', ?, ?)""",
         (incident_id, ts(now), ts(now)),
     )
+    mark(conn, Wake.ANALYSIS)
     assert cur.lastrowid is not None
     return cur.lastrowid
 
@@ -78,38 +78,6 @@ async def pending_older_than(conn: Conn, cutoff: datetime) -> list[Decision]:
         (ts(cutoff),),
     )
     return [_decision(r) for r in rows]
-
-
-async def transition(
-    conn: Conn,
-    decision_id: int,
-    expected: DecisionState | Iterable[DecisionState],
-    new: DecisionState,
-    now: datetime,
-    **fields: Any,
-) -> bool:
-    """Compare-and-set: exactly one caller wins; the row count says who."""
-    states = [expected] if isinstance(expected, DecisionState) else list(expected)
-    sets = ["state = ?", "updated_at = ?"]
-    args: list[Any] = [new.value, ts(now)]
-    for name, value in fields.items():
-        sets.append(f"{name} = ?")
-        if isinstance(value, datetime):
-            value = ts(value)
-        elif isinstance(value, Proposal):
-            value = value.model_dump_json()
-        elif isinstance(value, dict):
-            value = to_json(value)
-        elif isinstance(value, bool):
-            value = int(value)
-        args.append(value)
-    placeholders = ",".join("?" for _ in states)
-    args.extend([decision_id, *(s.value for s in states)])
-    cur = await conn.execute(
-        f"UPDATE decisions SET {', '.join(sets)} WHERE id = ? AND state IN ({placeholders})",
-        args,
-    )
-    return cur.rowcount == 1
 
 
 async def set_reason(conn: Conn, decision_id: int, reason: str) -> bool:

@@ -12,8 +12,9 @@ from harness import fixture
 from bot.alerts.ingest import IngestContext, accept
 from bot.alerts.payloads import parse
 from bot.alerts.routing import load_routes
+from bot.cards.notes import Voice
+from bot.decisions.analysis import AnalysisWorker
 from bot.models import Alert, DecisionState, Incident
-from bot.workers import WorkerConfig, Workers
 from storage import repo
 from storage.db import Database
 
@@ -36,10 +37,8 @@ async def test_engine_failure_becomes_an_invalid_decision(tmp_path: Path, locale
                             locale=locale, tz_name="UTC")
         group = parse("alertmanager", json.dumps(fixture("single-firing.json")).encode(), NOW)
         inc_id = (await accept(db, group, ctx, NOW)).opened[0]
-        workers = Workers(db, BrokenEngine(), executor=None, approvals=None,  # type: ignore[arg-type]
-                          cfg=WorkerConfig(locale=locale, tz_name="UTC"),
-                          clock=lambda: NOW, on_change=lambda: None)
-        assert await workers.analyze_pending() == 1
+        worker = AnalysisWorker(db, BrokenEngine(), lambda: NOW, Voice(locale, "UTC"))
+        assert await worker.analyze_pending() == 1
         async with db.read() as conn:
             decision = await repo.current_decision(conn, inc_id)
         assert decision is not None and decision.state is DecisionState.INVALID

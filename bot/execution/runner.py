@@ -1,0 +1,116 @@
+"""Execution: every approved decision runs, at most once.
+
+Taking a decision is the compare-and-set approved -> executing, so of two
+runners (two processes on one database) only one runs it. A decision left
+`executing` by a crash is never run again (bot.incidents.recovery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot import polling
+from bot.cards.notes import Voice
+from bot.incidents.states import Event, transition
+from bot.models import Action, DecisionState
+from storage import repo
+from storage.db import Database, Wake
+
+log = logging.getLogger(__name__)
+
+POLL_EVERY = 2.0  # seconds; approvals committed by another process
+
+
+class ExecutorLike(Protocol):
+    async def run(
+        self, action: Action, *, incident_id: str | None = None, decision_id: int | None = None
+    ) -> Any: ...
+
+
+class PlaybookStats(Protocol):
+    async def record_execution(self, playbook_id: int, success: bool, dry_run: bool) -> None: ...
+
+
+class ExecutionRunner:
+    def __init__(
+        self,
+        db: Database,
+        executor: ExecutorLike,
+        clock: Callable[[], datetime],
+        voice: Voice,
+        playbooks: PlaybookStats | None = None,
+    ) -> None:
+        self.db = db
+        self.executor = executor
+        self.clock = clock
+        self.voice = voice
+        self.playbooks = playbooks
+        self._wake = db.wake_event(Wake.EXECUTION)
+        self._loop: asyncio.Task[None] | None = None
+        self._running: dict[int, asyncio.Task[bool]] = {}
+
+    def start(self) -> None:
+        self._loop = asyncio.create_task(
+            polling.run_forever("execution", self.run_approved, self._wake, POLL_EVERY),
+            name="execution",
+        )
+
+    async def stop(self) -> None:
+        """Executions cut short here are found `executing` at the next start."""
+        tasks = [t for t in (self._loop, *self._running.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop = None
+        self._running.clear()
+
+    async def run_approved(self) -> int:
+        """Start every approved decision not already running; they run side by side."""
+        async with self.db.read() as conn:
+            approved = await repo.decisions_in_state(conn, DecisionState.APPROVED)
+        for decision in approved:
+            if decision.id not in self._running:
+                self._start(decision.id)
+        return len(approved)
+
+    def _start(self, decision_id: int) -> None:
+        task = asyncio.create_task(self.execute(decision_id), name=f"execute-{decision_id}")
+        self._running[decision_id] = task
+        task.add_done_callback(lambda _t: self._running.pop(decision_id, None))
+
+    async def execute(self, decision_id: int) -> bool:
+        """Run an approved decision at most once. True if this call ran it."""
+        async with self.db.write() as conn:
+            decision = await transition(conn, decision_id, Event.START, self.clock(), self.voice)
+        if decision is None:
+            return False
+        assert decision.proposal is not None and decision.proposal.action is not None
+        try:
+            result = await self.executor.run(
+                decision.proposal.action, incident_id=decision.incident_id,
+                decision_id=decision_id,
+            )
+            result_data = result.model_dump(mode="json")
+            ok = bool(result.ok)
+            dry_run = bool(getattr(result, "dry_run", False))
+        except Exception as exc:
+            log.exception("executor raised for decision %s", decision_id)
+            result_data = {"ok": False, "error": f"executor error: {exc}"}
+            ok, dry_run = False, False
+        async with self.db.read() as conn:
+            effect, playbook_id = await repo.decision_extras(conn, decision_id)
+        error = str(result_data.get("error") or "")
+        async with self.db.write() as conn:
+            won = await transition(
+                conn, decision_id, Event.SUCCEED if ok else Event.FAIL, self.clock(),
+                self.voice, fields={"result": result_data}, detail=error[:500] or None,
+                note={"succeeded": ok, "unknown": False, "dry_run": dry_run, "effect": effect,
+                      "output": str(result_data.get("output") or ""), "error": error},
+            ) is not None
+        if won and self.playbooks is not None and playbook_id is not None:
+            await self.playbooks.record_execution(playbook_id, ok, dry_run)
+        return True
