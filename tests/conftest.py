@@ -12,6 +12,7 @@ from harness import ALICE, BOB, CHAT, REDIS_TEST_URL, Harness, in_ci, redis_avai
 
 from bot.app import App
 from sandbox.server import RunningEmulator, start_emulator
+from storage.db import Database
 
 AppFactory = Callable[..., Awaitable[Harness]]
 
@@ -67,3 +68,14 @@ async def state_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database file in tmp_path."""
+    database = Database(tmp_path / "unit.db")
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()

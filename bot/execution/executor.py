@@ -232,6 +232,11 @@ class Executor:
             proc.kill()
             await proc.wait()
             result.error = f"timed out after {cfg.timeout:g}s"
+        except asyncio.CancelledError:  # shutdown: leave no kubectl running behind us
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
         output.feed(b"", final=True)
         result.output = output.text()
         result.exit_code = proc.returncode
