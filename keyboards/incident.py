@@ -80,7 +80,9 @@ def incident_keyboard(
         _cb("details", CardAct.DETAILS, inc, dec, locale),
         _cb("history", CardAct.HISTORY, inc, dec, locale),
     ]
-    if decision is not None and decision.state in REANALYZABLE:
+    # Re-analysis is for open incidents only (the state machine refuses the others).
+    if (decision is not None and decision.state in REANALYZABLE
+            and incident.status == IncidentStatus.FIRING):
         info.append(_cb("reanalyze", CardAct.REANALYZE, inc, dec, locale))
     rows.append(info)
 

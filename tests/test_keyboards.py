@@ -189,7 +189,8 @@ def test_playbook_button_for_llm_success() -> None:
 def test_silence_hidden_when_silenced_or_resolved() -> None:
     dec = decision(DecisionState.REJECTED)
     assert texts_of(incident_keyboard(incident(), dec, SILENCE)) == [INFO_RE]
-    assert texts_of(incident_keyboard(incident("resolved"), dec, None)) == [INFO_RE]
+    # Resolved: no silence, and no re-analysis either (open incidents only).
+    assert texts_of(incident_keyboard(incident("resolved"), dec, None)) == [INFO]
 
 
 def test_url_buttons_only_for_acceptable_links() -> None:
