@@ -8,6 +8,7 @@ process; the interval is what finds work committed by another process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -27,7 +28,15 @@ async def run_forever(
         if wake is None:
             await asyncio.sleep(every)
             continue
-        try:
-            await asyncio.wait_for(wake.wait(), every)
-        except TimeoutError:
-            pass
+        await wait_for_wake(wake, every)
+
+
+async def wait_for_wake(wake: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109
+    """Return when `wake` is set or after `timeout` seconds.
+
+    Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives in the
+    same loop turn as the event, and the cancelled loop then runs on forever.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await wake.wait()

@@ -26,6 +26,7 @@ from bot.telegram import sending
 from bot.telegram.card_sync import CardRenderer, CardSync, Topics
 from bot.telegram.failures import Failure, Permanent, sort_failure
 from bot.telegram.pacing import Pacer
+from bot.polling import wait_for_wake
 from storage import outbox
 from storage.db import Database, StorageUnavailable, Wake
 
@@ -106,10 +107,7 @@ class DeliveryWorker:
                 if nxt <= time.time() and self._skipped_until is not None:
                     nxt = self._skipped_until
                 timeout = max(0.0, min(IDLE_POLL, nxt - time.time()))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_for_wake(self._wake, timeout)
 
     async def run_once(self) -> bool:
         """Process what is due now. True if anything was attempted."""
