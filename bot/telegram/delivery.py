@@ -22,11 +22,11 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 
+from bot.polling import wait_for_wake
 from bot.telegram import sending
 from bot.telegram.card_sync import CardRenderer, CardSync, Topics
 from bot.telegram.failures import Failure, Permanent, sort_failure
 from bot.telegram.pacing import Pacer
-from bot.polling import wait_for_wake
 from storage import outbox
 from storage.db import Database, StorageUnavailable, Wake
 
