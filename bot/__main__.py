@@ -1,4 +1,4 @@
-"""python -m bot [run | sandbox | check-config | discover | playbooks ...]"""
+"""python -m bot [run | sandbox | check-config | discover | playbooks ... | kb ...]"""
 
 from __future__ import annotations
 
@@ -71,6 +71,12 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     return asyncio.run(playbooks_command(_settings(), args.action, args.file))
 
 
+def cmd_kb(args: argparse.Namespace) -> int:
+    from bot.decisions.cli import kb_command
+
+    return asyncio.run(kb_command(_settings(), args.action))
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -94,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     pb.add_argument("action", choices=["list", "import", "export"])
     pb.add_argument("file", nargs="?", help="TOML file (import: read, export: write; - = stdout)")
     pb.set_defaults(fn=cmd_playbooks)
+    kb = sub.add_parser("kb", help="knowledge index: reindex (rebuild) or status")
+    kb.add_argument("action", choices=["reindex", "status"])
+    kb.set_defaults(fn=cmd_kb)
     args = parser.parse_args(argv)
     fn = getattr(args, "fn", cmd_run)
     return int(fn(args))

@@ -76,6 +76,24 @@ class Settings(BaseSettings):
     auto_approve: bool = False
     auto_approve_min_runs: int = Field(default=5, ge=1)
 
+    # Proposals: knowledge, investigation tools, redaction, consensus
+    kb_enabled: bool = True
+    kb_path: str = ""
+    kb_timeout: Duration = timedelta(seconds=5)
+    kb_results: int = Field(default=3, ge=1, le=10)
+    embeddings_base_url: str = ""
+    embeddings_model: str = ""
+    embeddings_api_key: SecretStr = Field(default=SecretStr(""))
+    llm_redact_path: str = ""
+    llm_tools: bool = True
+    llm_tool_max_calls: int = Field(default=5, ge=0, le=20)
+    llm_tool_timeout: Duration = timedelta(seconds=10)
+    llm_tool_output_max: int = Field(default=4000, ge=200, le=50_000)
+    prometheus_url: str = ""
+    consensus_severity: str = "critical"
+    consensus_models: StrList = Field(default_factory=list)
+    consensus_path: str = ""
+
     # Chat layout
     routes_path: str = ""
     thread_mode: Literal["reply", "topic"] = "reply"

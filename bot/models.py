@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,10 @@ class Risk(StrEnum):
     def at_least(self, other: Risk) -> Risk:
         """The higher of the two: a proposer may raise risk, never lower it."""
         return self if self.rank >= other.rank else other
+
+    def raised(self) -> Risk:
+        """One level higher (critical stays critical)."""
+        return _RISK_ORDER[min(self.rank + 1, len(_RISK_ORDER) - 1)]
 
 
 _RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
@@ -95,6 +99,64 @@ class ProposalSource(StrEnum):
     LLM = "llm"
 
 
+class RelatedItem(BaseModel):
+    """A past incident or runbook section the knowledge index found similar."""
+
+    kind: Literal["incident", "runbook"]
+    ref: str  # incident id, or "file.md#section"
+    title: str
+    similarity: float  # 0..1: cosine with embeddings, else a squashed BM25 score
+    outcome: str = ""  # past incidents: the last decision's state ("succeeded", "rejected")
+    detail: str = ""  # the proposed action, a rejection reason, or the section's first line
+
+
+class ToolRecord(BaseModel):
+    """One investigation tool call of the model, as stored with the decision."""
+
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    excerpt: str = ""  # redacted, bounded result (or the refusal)
+    refused: bool = False
+    ok: bool = True
+
+
+class Evidence(BaseModel):
+    """What the proposers saw besides the alerts; shown in Details."""
+
+    related: list[RelatedItem] = Field(default_factory=list)
+    related_note: str = ""  # "" | "timeout" | "error": why Related is missing
+    tools: list[ToolRecord] = Field(default_factory=list)
+
+
+class Dissent(BaseModel):
+    """One engine's answer in a consensus round (absent when it timed out or failed)."""
+
+    engine: str
+    source: ProposalSource
+    action_line: str = ""  # "rollout-restart deployment/cart" or "" for no action
+    absent: bool = False
+    absent_reason: str = ""  # "timeout" | "error" | "no_answer"
+    risk: Risk | None = None
+    summary: str = ""
+    reasoning: str = ""
+    agrees: bool = False  # with the chosen proposal
+
+
+class Consensus(BaseModel):
+    agree: int  # engines proposing the chosen answer
+    asked: int  # engines asked, absent ones included
+    answers: list[Dissent] = Field(default_factory=list)
+    raised_from: Risk | None = None  # the risk before disagreement raised it
+
+    @property
+    def disagreement(self) -> bool:
+        return any(not a.agrees and not a.absent for a in self.answers)
+
+    @property
+    def dissents(self) -> list[Dissent]:
+        return [a for a in self.answers if not a.agrees]
+
+
 class Proposal(BaseModel):
     """What a proposer suggests. `action` is None when nothing safe can be automated."""
 
@@ -105,6 +167,8 @@ class Proposal(BaseModel):
     confidence: float | None = None  # None: a rule answer, shown as "rule"
     source: ProposalSource = ProposalSource.RULE
     source_name: str = ""
+    evidence: Evidence | None = None
+    consensus: Consensus | None = None
 
 
 class Alert(BaseModel):

@@ -1,37 +1,100 @@
-"""A local OpenAI-compatible chat-completions server for tests."""
+"""A local OpenAI-compatible server for tests: chat completions (with tools) and embeddings.
+
+By default it answers every chat request with `content`. A test that needs a
+conversation sets `respond`: a function from the request body to the assistant
+message (a dict with "content" and/or "tool_calls"), or None to answer `content`.
+Every request body is kept as parsed JSON (`requests`) and as raw text (`raw`), so a
+test can prove what did and did not leave the bot.
+"""
 
 import asyncio
+import hashlib
 import json
-from collections.abc import AsyncIterator
+import math
+import re
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
 
+EMBED_DIM = 256
+
+Responder = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def embed_text(text: str) -> list[float]:
+    """A deterministic bag-of-words vector (hashed words), unit length."""
+    vec = [0.0] * EMBED_DIM
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        h = int(hashlib.sha256(word.encode()).hexdigest(), 16)
+        vec[h % EMBED_DIM] += 1.0
+    norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+    return [x / norm for x in vec]
+
+
+def tool_call(name: str, arguments: dict[str, Any], call_id: str = "call_1") -> dict[str, Any]:
+    return {"id": call_id, "type": "function",
+            "function": {"name": name, "arguments": json.dumps(arguments)}}
+
+
+def tool_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in body["messages"] if m.get("role") == "tool"]
+
 
 class FakeLlm:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.raw: list[str] = []
         self.headers: list[dict[str, str]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
         self.content: str = "{}"
         self.status = 200
         self.hang = False
+        self.refuse_tools = False  # answer 400 to a request that carries `tools`
+        self.respond: Responder | None = None
         self.release = asyncio.Event()  # tests never set it; teardown does
         self.url = ""
 
     def answer(self, obj: Any) -> None:
         self.content = obj if isinstance(obj, str) else json.dumps(obj)
 
+    def model_requests(self, model: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r.get("model") == model]
+
     async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append(await request.json())
+        text = await request.text()
+        self.raw.append(text)
+        body = json.loads(text)
+        self.requests.append(body)
         self.headers.append(dict(request.headers))
         if self.hang:
             await self.release.wait()
         if self.status != 200:
             return web.Response(status=self.status, text="upstream exploded")
+        if self.refuse_tools and "tools" in body:
+            return web.json_response({"error": {"message": "tools are not supported"}},
+                                     status=400)
+        message = self.respond(body) if self.respond else None
+        if message is None:
+            message = {"content": self.content}
         return web.json_response(
-            {"choices": [{"index": 0, "message": {"role": "assistant", "content": self.content}}]}
+            {"choices": [{"index": 0, "message": {"role": "assistant", **message}}]}
         )
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        text = await request.text()
+        self.raw.append(text)
+        body = json.loads(text)
+        self.embedding_requests.append(body)
+        if self.hang:
+            await self.release.wait()
+        if self.status != 200:
+            return web.Response(status=self.status, text="upstream exploded")
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response({"data": [
+            {"index": i, "embedding": embed_text(t)} for i, t in enumerate(inputs)
+        ]})
 
 
 @asynccontextmanager
@@ -39,6 +102,7 @@ async def fake_llm_server() -> AsyncIterator[FakeLlm]:
     fake = FakeLlm()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.handle)
+    app.router.add_post("/v1/embeddings", fake.embeddings)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

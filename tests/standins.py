@@ -5,11 +5,19 @@ import sys
 from pathlib import Path
 
 # A stand-in kubectl: records its argv as one JSON line, then behaves as told by
-# the environment (sleep past the timeout, print a lot, fail).
+# the environment (print a fresh nonce and note it, print given text, sleep past the
+# timeout, print a lot, fail).
 FAKE_KUBECTL = f"""#!{sys.executable}
-import json, os, sys, time
+import json, os, secrets, sys, time
 with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
+if os.environ.get("FAKE_KUBECTL_NONCES"):
+    nonce = secrets.token_hex(8)
+    with open(os.environ["FAKE_KUBECTL_NONCES"], "a") as out:
+        out.write(nonce + "\\n")
+    print("nonce " + nonce)
+if os.environ.get("FAKE_KUBECTL_PRINT"):
+    print(os.environ["FAKE_KUBECTL_PRINT"])
 if os.environ.get("FAKE_KUBECTL_SLEEP"):
     time.sleep(float(os.environ["FAKE_KUBECTL_SLEEP"]))
 if os.environ.get("FAKE_KUBECTL_BIG"):

@@ -410,7 +410,8 @@ def _details_alert(view: CardView, alert: Alert, index: int, alerts: list[Alert]
 
 def render_details(view: CardView) -> list[str]:
     """The Details answer: shared facts, distinct label values, then the first few
-    alerts in full; at most 3 messages, each within Telegram's limit."""
+    alerts in full (at most 3 messages), then what the proposers saw (related knowledge,
+    tool calls, each engine's answer) in one more; each within Telegram's limit."""
     alerts = sorted_alerts(view.alerts)
     keys = varying_keys(alerts)
     messages = [_details_head(view, alerts, keys)]
@@ -430,7 +431,23 @@ def render_details(view: CardView) -> list[str]:
             render("thread/details_more.html", locale=view.locale, count=len(alerts) - shown)
         )
         messages[-1] = messages[-1] + "\n\n" + more
+    evidence = _details_evidence(view)
+    if evidence:
+        messages.append(evidence)
     return messages
+
+
+def _details_evidence(view: CardView) -> str:
+    """Related knowledge, the tool transcript and each engine's answer, if any."""
+    prop = view.decision.proposal if view.decision else None
+    if prop is None or (prop.evidence is None and prop.consensus is None):
+        return ""
+
+    def draw(lim: Limits) -> str:
+        return tidy(render("thread/details_evidence.html", locale=view.locale, tz=view.tz,
+                           lim=lim, inc=view.incident, ev=prop.evidence, c=prop.consensus))
+
+    return _fit(draw, _DETAILS_BUDGET)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`python -m bot playbooks list | import FILE | export [FILE]`."""
+"""`python -m bot playbooks list | import FILE | export [FILE]` and `python -m bot kb reindex`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.decisions.playbooks import PlaybookFileError, export_toml, import_toml
+from storage import knowledge as kb_store
 from storage.db import Database
 from storage.playbooks import PlaybookRepo
 
@@ -41,6 +42,36 @@ async def playbooks_command(settings: Settings, action: str, file: str | None) -
             print(f"exported to {file}")
         else:
             sys.stdout.write(text)
+        return 0
+    finally:
+        await db.close()
+
+
+async def kb_command(settings: Settings, action: str) -> int:
+    """`python -m bot kb reindex`: rebuild the knowledge index from the database and KB_PATH."""
+    from bot.decisions.factory import build_knowledge
+    from bot.decisions.redact import RedactFileError, Redactor
+
+    try:
+        redactor = Redactor.from_path(settings.llm_redact_path or None)
+    except RedactFileError as exc:
+        print(f"opsgate: {exc}", file=sys.stderr)
+        return 2
+    if settings.kb_path and not await asyncio.to_thread(Path(settings.kb_path).is_dir):
+        print(f"opsgate: KB_PATH {settings.kb_path} is not a folder", file=sys.stderr)
+        return 2
+    db = Database(settings.database_path)
+    await db.open()
+    try:
+        knowledge = build_knowledge(settings, db, redactor)
+        if action == "reindex":
+            counts = await knowledge.reindex()
+            print(f"indexed {counts['incidents']} incident(s) and {counts['runbooks']} "
+                  f"runbook section(s); {counts['embedded']} embedded")
+        async with db.read() as conn:
+            stored = await kb_store.count(conn)
+        print(f"knowledge index: {stored.get('incident', 0)} incident(s), "
+              f"{stored.get('runbook', 0)} runbook section(s)")
         return 0
     finally:
         await db.close()

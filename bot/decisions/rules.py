@@ -5,7 +5,9 @@ always answers and never raises. Label values reach an action only after
 `validate_action`; a value that fails it gives an invalid reason instead of a
 proposal. The file format is described at the top of default_rules.toml.
 
-The rule's summary and reasoning are the team's words, used as written. What this
+The rule's summary and reasoning are the team's words, used as written, unless the rule
+names `texts` (the built-in rules do): then they come from
+templates/<locale>/decisions/rules.html in the configured locale. What this
 module adds itself (the conservative fallback, why there is no safe action, invalid
 reasons) comes from templates/<locale>/decisions/*.html.
 """
@@ -64,6 +66,22 @@ def invalid_reason(
                             name=name, reason=reason)
 
 
+RULE_TEXTS_TEMPLATE = "decisions/rules.html"
+
+
+def rule_text(rule: Rule, part: str, locale: str, values: Mapping[str, str]) -> str:
+    """The rule's summary or reasoning: its `texts` macros in `locale` when it names them
+    (built-in rules do), else the words of the rule file with {placeholders} filled."""
+    if rule.texts:
+        try:
+            return texts.macro_text(RULE_TEXTS_TEMPLATE, f"{rule.texts}_{part}", locale,
+                                    **values)
+        except KeyError:
+            log.warning("rule %s: no text %s_%s; using the rule file's words", rule.name,
+                        rule.texts, part)
+    return _fill(getattr(rule, part), values)
+
+
 class RuleFileError(ValueError):
     """The rule file cannot be used; the message names the file and the problem."""
 
@@ -90,6 +108,7 @@ class Rule(BaseModel):
     risk: Risk
     summary: str
     reasoning: str
+    texts: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
     action: ActionTemplate | None = None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -205,11 +224,12 @@ class RuleEngine:
         manual = decision_text("manual_summary", locale, alertname=incident.alertname)
 
         def proposal(action: Action | None, why: str = "") -> Proposal:
-            reasoning = _fill(rule.reasoning, values)
+            reasoning = rule_text(rule, "reasoning", locale, values)
             return Proposal(
                 action=action,
                 risk=rule.risk,
-                summary=_fill(rule.summary, values) if action or not tpl else manual,
+                summary=rule_text(rule, "summary", locale, values) if action or not tpl
+                else manual,
                 reasoning=f"{reasoning}\n{why}" if why else reasoning,
                 source=ProposalSource.RULE,
                 source_name=rule.name,

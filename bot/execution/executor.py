@@ -147,7 +147,7 @@ def bounded(text: str, limit: int, more: int = 0) -> str:
     return f"{text}… ({more} more characters)" if more else text
 
 
-class _BoundedText:
+class BoundedText:
     """Collects decoded text up to a limit while counting what it drops."""
 
     def __init__(self, limit: int) -> None:
@@ -221,7 +221,7 @@ class Executor:
         except OSError as exc:
             result.error = f"cannot start {argv[0]}: {exc.strerror or exc}"
             return result
-        output = _BoundedText(cfg.output_limit)
+        output = BoundedText(cfg.output_limit)
         try:
             async with asyncio.timeout(cfg.timeout):
                 assert proc.stdout is not None
@@ -262,7 +262,7 @@ class Executor:
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(body, cfg.http_secret),
         }
-        output = _BoundedText(cfg.output_limit)
+        output = BoundedText(cfg.output_limit)
         try:
             # httpx's timeout is per network operation; asyncio.timeout bounds the whole call.
             async with (

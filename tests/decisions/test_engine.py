@@ -30,7 +30,8 @@ class StubLlm(LlmProposer):
         self.calls: list[Proposal | None] = []
 
     async def propose(
-        self, incident: Incident, alerts: Sequence[Alert], suggestion: Proposal | None
+        self, incident: Incident, alerts: Sequence[Alert], suggestion: Proposal | None,
+        related: object = None, *, budget: float | None = None,
     ) -> Proposal | None:
         self.calls.append(suggestion)
         if self.hang:
