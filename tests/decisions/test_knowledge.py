@@ -29,6 +29,7 @@ from bot.models import (
 from storage import knowledge as kb
 from storage import repo
 from storage.db import Database
+from storage.transitions import compare_and_set
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -81,7 +82,7 @@ async def store_incident(
         await repo.insert_incident(conn, inc)
         await repo.upsert_alert(conn, a, inc.id, now)
         decision_id = await repo.insert_decision(conn, inc.id, now)
-        await repo.transition(conn, decision_id, DecisionState.ANALYZING, state, now,
+        await compare_and_set(conn, decision_id, [DecisionState.ANALYZING], state, now,
                               proposal=proposal, reason=reason)
 
 
