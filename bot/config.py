@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    webhook_read_timeout: Duration = timedelta(seconds=10)
     group_by_labels: StrList = Field(default_factory=lambda: ["alertname", "namespace", "service"])
 
     # Storage

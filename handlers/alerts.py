@@ -6,6 +6,7 @@ committed; analysis and Telegram happen afterwards, driven from the database.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from typing import Any
@@ -21,6 +22,28 @@ log = logging.getLogger(__name__)
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
+
+
+def _hang_up(status: int, message: str) -> web.Response:
+    # No keep-alive after a body we did not read (aiohttp drains it briefly, then closes).
+    response = _error(status, message)
+    response.force_close()
+    return response
+
+
+def _json_content_type(request: web.Request) -> str | None:
+    """Why the declared type is not JSON, or None. No Content-Type at all is taken
+    as JSON: Alertmanager and Grafana always send one, simple scripts often omit it."""
+    if "Content-Type" not in request.headers:
+        return None
+    mime = request.content_type
+    if mime != "application/json" and not (mime.startswith("application/")
+                                            and mime.endswith("+json")):
+        return f"Content-Type must be application/json, not {mime}"
+    charset = request.charset
+    if charset is not None and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        return f"JSON must be UTF-8, not charset={charset}"
+    return None
 
 
 def _authorized(request: web.Request, token: str) -> bool:
@@ -39,11 +62,22 @@ async def _receive(request: web.Request, kind: str) -> web.Response:
         return _error(401, "missing or wrong bearer token (ALERT_WEBHOOK_TOKEN)")
     limit = services.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return _error(413, f"body larger than {limit} bytes")
+        return _hang_up(413, f"body larger than {limit} bytes")
+    wrong_type = _json_content_type(request)
+    if wrong_type is not None:
+        return _hang_up(415, wrong_type)
+    timeout = services.settings.webhook_read_timeout.total_seconds()
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"body larger than {limit} bytes")
+        return _hang_up(413, f"body larger than {limit} bytes")
+    except TimeoutError:
+        return _hang_up(408, f"body not received within {timeout:g} s (WEBHOOK_READ_TIMEOUT)")
+    except ConnectionError as exc:
+        # The sender went away mid-body: nothing to answer, nothing stored.
+        log.debug("webhook client %s dropped the connection mid-body: %s", request.remote, exc)
+        return _hang_up(400, "connection lost")
     now = services.clock()
     try:
         group = payloads.parse(kind, raw, now)

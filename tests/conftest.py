@@ -9,12 +9,21 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from harness import ALICE, BOB, CHAT, REDIS_TEST_URL, Harness, in_ci, redis_available, settings_for
+from hypothesis import settings
+
 
 from bot.app import App
 from sandbox.server import RunningEmulator, start_emulator
 from storage.db import Database
 
 AppFactory = Callable[..., Awaitable[Harness]]
+
+# Property tests drive the real app on two shared, noisy cores: no deadline, and in CI a
+# fixed, derandomized set of examples so its time stays bounded and a failure reproduces.
+settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None,
+                          database=None, print_blob=True)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile("ci" if in_ci() else "dev")
 
 
 @pytest.fixture

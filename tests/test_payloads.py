@@ -95,3 +95,94 @@ def test_grafana_and_generic_shapes() -> None:
     # The same id is the same alert episode (so a re-send updates it).
     assert again.alerts[0].fingerprint == generic.alerts[0].fingerprint
     assert again.group_key == generic.group_key
+
+
+def _with(raw: bytes, marker: bytes, replacement: bytes) -> bytes:
+    assert marker in raw
+    return raw.replace(marker, replacement, 1)
+
+
+def _body(**top: object) -> bytes:
+    return _raw(fixture("single-firing.json") | top)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        # A lone surrogate, escaped in JSON or as raw bytes (ED A0 80), never reaches storage.
+        (_with(_body(), b'"severity": "critical"', b'"severity": "\\ud800"'),
+         "alerts[0].labels.severity: text holds a lone UTF-16 surrogate"),
+        (_with(_body(), b'"severity": "critical"', b'"\\udc00": "x"'),
+         "alerts[0].labels: a key holds a lone UTF-16 surrogate"),
+        (_with(_body(), b'"critical"', b'"\xed\xa0\x80"'), "body is not UTF-8"),
+        (json.dumps(fixture("single-firing.json")).encode("utf-16"), "body is not UTF-8"),
+        (_body(truncatedAlerts=2**63), "truncatedAlerts: integer outside the 64-bit range"),
+        (_with(_body(x=0), b'"x": 0', b'"x": ' + b"7" * 4301),
+         "x: integer outside the 64-bit range"),
+        (_with(_body(x=0), b'"x": 0', b'"x": -9223372036854775809'),
+         "x: integer outside the 64-bit range"),
+        (_with(_body(x=0), b'"x": 0', b'"x": 1e400'), "x: number too large"),
+        (_with(_body(x=0), b'"x": 0', b'"x": NaN'), "x: NaN is not JSON"),
+        (_with(_body(x=0), b'"x": 0', b'"x": ' + b"[" * 1000 + b"]" * 1000),
+         "nested deeper than 32 levels"),
+        (_with(_body(x=0), b'"x": 0', b'"x": ' + b'{"a":' * 40 + b"1" + b"}" * 40),
+         "nested deeper than 32 levels"),
+    ],
+)
+def test_hostile_bodies_are_refused_naming_the_problem(raw: bytes, problem: str) -> None:
+    with pytest.raises(PayloadError) as err:
+        parse("alertmanager", raw, NOW)
+    assert problem in err.value.message
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    group = parse("alertmanager", _body(note="[" * 5000 + '\\"{' * 100), NOW)
+    assert group.alerts
+
+
+def test_the_largest_64_bit_integer_is_accepted() -> None:
+    group = parse("alertmanager", _body(truncatedAlerts=2**63 - 1), NOW)
+    assert group.truncated_alerts == 2**63 - 1
+
+
+@pytest.mark.parametrize("offset", ["Z", "+01:00", "-01:00", "+14:00", "-12:00"])
+def test_go_zero_time_means_not_ended_in_any_zone(offset: str) -> None:
+    data = fixture("single-firing.json")
+    data["alerts"][0]["endsAt"] = "0001-01-01T00:00:00" + offset
+    assert parse("alertmanager", _raw(data), NOW).alerts[0].ends_at is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("startsAt", "0001-01-01T00:00:00+01:00"),
+        ("startsAt", "0001-01-01T00:00:00Z"),
+        ("startsAt", "1969-12-31T23:59:59Z"),
+        ("startsAt", "2199-12-31T23:30:00-01:00"),
+        ("startsAt", "9999-12-31T23:59:59-01:00"),
+        ("endsAt", "9999-12-31T23:59:59-01:00"),
+        ("endsAt", "0002-01-01T00:00:00Z"),
+    ],
+)
+def test_times_outside_the_window_are_refused(field: str, value: str) -> None:
+    data = fixture("single-resolved.json")
+    data["alerts"][0][field] = value
+    with pytest.raises(PayloadError) as err:
+        parse("alertmanager", _raw(data), NOW)
+    assert err.value.fields[0]["field"] == f"alerts[0].{field}"
+    assert err.value.message.endswith("time must be from 1970-01-01 to before 2200-01-01 UTC")
+
+
+def test_edges_of_the_window_convert_to_utc() -> None:
+    data = fixture("single-resolved.json")
+    data["alerts"][0]["startsAt"] = "1970-01-01T00:30:00+00:30"
+    data["alerts"][0]["endsAt"] = "2199-12-31T23:59:59-00:00"
+    alert = parse("alertmanager", _raw(data), NOW).alerts[0]
+    assert alert.starts_at == datetime(1970, 1, 1, tzinfo=UTC)
+    assert alert.ends_at == datetime(2199, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def test_generic_start_time_is_bounded_too() -> None:
+    with pytest.raises(PayloadError) as err:
+        parse("generic", _raw({"title": "t", "starts_at": "0001-01-01T00:00:00+01:00"}), NOW)
+    assert err.value.fields[0]["field"] == "starts_at"

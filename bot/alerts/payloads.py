@@ -3,31 +3,73 @@
 Alertmanager's v4 webhook is the reference shape; Grafana's v1 contact point
 shares its base, and a small generic JSON shape covers everything else.
 Unknown extra fields are accepted (senders add fields over time).
+
+Everything a client sends is checked before anything is stored, so a body is
+either stored whole or refused with the field that is wrong: strict UTF-8 (no
+surrogates, escaped or raw), at most MAX_DEPTH levels of nesting, integers in
+SQLite's 64-bit range, no NaN/Infinity, and times within TIME_WINDOW. Go's zero
+time (year 1, any offset) as endsAt means "not ended"; any other time outside
+the window is refused rather than clamped: no real clock produces one, and a
+guessed time would show on the card as if it were true.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from bot.models import Alert, AlertGroup, AlertStatus
 
-# Alertmanager sends this for "not ended yet".
+# Alertmanager sends Go's zero time (year 1, in any zone) for "not ended yet".
 _ZERO_YEAR = 1
+# Times a real sender produces; outside it the arithmetic of zones (and SQLite's
+# text times) stops being safe, so those are refused.
+TIME_WINDOW = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+MAX_DEPTH = 32
+INT64 = (-(2**63), 2**63 - 1)
+
+_STRING = re.compile(r'"(?:[^"\\]+|\\.)*"', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _ends(value: datetime | None) -> datetime | None:
+def _in_window(value: datetime) -> datetime:
+    # Checked on the wall clock first: converting year 1 or 9999 to UTC overflows.
+    low, high = TIME_WINDOW
+    if not low.year - 1 < value.year < high.year + 1:
+        raise ValueError(_window_message())
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not low <= utc < high:
+        raise ValueError(_window_message())
+    return utc
+
+
+def _window_message() -> str:
+    low, high = TIME_WINDOW
+    return f"time must be from {low:%Y-%m-%d} to before {high:%Y-%m-%d} UTC"
+
+
+def _end_or_unset(value: datetime | None) -> datetime | None:
     if value is None or value.year <= _ZERO_YEAR:
         return None
-    return value
+    return _in_window(value)
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+Time = Annotated[datetime, AfterValidator(_in_window)]
+EndTime = Annotated[datetime | None, AfterValidator(_end_or_unset)]
 
 
 class _Base(BaseModel):
@@ -38,8 +80,8 @@ class AMAlert(_Base):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    startsAt: Time
+    endsAt: EndTime = None
     generatorURL: str = ""
     fingerprint: str = ""
 
@@ -56,8 +98,8 @@ class AMAlert(_Base):
             status=AlertStatus(self.status),
             labels=self.labels,
             annotations=self.annotations,
-            starts_at=_utc(self.startsAt),
-            ends_at=_ends(_utc(self.endsAt)) if self.endsAt else None,
+            starts_at=self.startsAt,
+            ends_at=self.endsAt,
             generator_url=self.generatorURL,
             source=source,
         )
@@ -66,7 +108,7 @@ class AMAlert(_Base):
 class AlertmanagerPayload(_Base):
     version: str = "4"
     groupKey: str = Field(min_length=1, max_length=4096)
-    truncatedAlerts: int = Field(default=0, ge=0)
+    truncatedAlerts: int = Field(default=0, ge=0, le=INT64[1])
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupLabels: dict[str, str] = Field(default_factory=dict)
@@ -117,7 +159,7 @@ class GenericPayload(_Base):
     id: str = Field(default="", max_length=500)
     labels: dict[str, str] = Field(default_factory=dict)
     url: str = ""
-    starts_at: datetime | None = None
+    starts_at: Time | None = None
 
     def to_group(self, received_at: datetime) -> AlertGroup:
         labels = {"alertname": self.title, "severity": self.severity, **self.labels}
@@ -128,7 +170,7 @@ class GenericPayload(_Base):
             labels=labels,
             annotations={"summary": self.title, "description": self.message},
             # Without a start time, one id is one episode; the id anchors it.
-            starts_at=_utc(self.starts_at) if self.starts_at else datetime(1970, 1, 1, tzinfo=UTC),
+            starts_at=self.starts_at or TIME_WINDOW[0],
             ends_at=received_at if self.status == "resolved" else None,
             generator_url=self.url,
             source="generic",
@@ -166,12 +208,81 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out or "(body)"
 
 
+class _Unfit:
+    """A JSON number we cannot hold, kept in place so the walk can name its field."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_int(text: str) -> int | _Unfit:
+    # Bounded before int(): a 5,000-digit literal would hit Python's int-string limit.
+    if len(text.lstrip("-")) > 19 or not INT64[0] <= (value := int(text)) <= INT64[1]:
+        return _Unfit("integer outside the 64-bit range")
+    return value
+
+
+def _parse_float(text: str) -> float | _Unfit:
+    value = float(text)
+    return value if math.isfinite(value) else _Unfit("number too large")
+
+
+def _parse_constant(text: str) -> _Unfit:
+    return _Unfit(f"{text} is not JSON")
+
+
+def _too_deep(text: str) -> bool:
+    depth = 0
+    for bracket in _BRACKET.finditer(_STRING.sub('""', text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
+
+
+def _unfit_field(data: Any) -> tuple[str, str] | None:
+    """The first value no store can hold: (field path, reason)."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, _Unfit):
+            return _field_path(loc), value.reason
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return _field_path(loc), "text holds a lone UTF-16 surrogate (not UTF-8)"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    return _field_path(loc), "a key holds a lone UTF-16 surrogate (not UTF-8)"
+                stack.append(((*loc, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), item) for i, item in enumerate(value))
+    return None
+
+
+def decode_json(raw: bytes) -> Any:
+    """Strict UTF-8 JSON within the bounds above, or PayloadError naming the problem."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"body is not UTF-8 (byte {exc.start}): {exc.reason}") from exc
+    text = text.removeprefix("\ufeff")
+    if _too_deep(text):
+        raise PayloadError(f"body is nested deeper than {MAX_DEPTH} levels")
+    try:
+        data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
+                          parse_constant=_parse_constant)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from exc
+    unfit = _unfit_field(data)
+    if unfit is not None:
+        field, reason = unfit
+        raise PayloadError(f"{field}: {reason}", [{"field": field, "message": reason}])
+    return data
+
+
 def parse(kind: str, raw: bytes, received_at: datetime) -> AlertGroup:
     """Bytes of a webhook body -> AlertGroup, or PayloadError naming what is wrong."""
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}") from exc
+    data = decode_json(raw)
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object")
     try:
@@ -182,7 +293,9 @@ def parse(kind: str, raw: bytes, received_at: datetime) -> AlertGroup:
         return GenericPayload.model_validate(data).to_group(received_at)
     except ValidationError as exc:
         fields = [
-            {"field": _field_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()
+            {"field": _field_path(tuple(e["loc"])),
+             "message": e["msg"].removeprefix("Value error, ")}
+            for e in exc.errors()
         ]
         first = fields[0]
         raise PayloadError(
