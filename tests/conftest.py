@@ -11,7 +11,6 @@ import redis.asyncio as aioredis
 from harness import ALICE, BOB, CHAT, REDIS_TEST_URL, Harness, in_ci, redis_available, settings_for
 from hypothesis import settings
 
-
 from bot.app import App
 from sandbox.server import RunningEmulator, start_emulator
 from storage.db import Database
