@@ -75,8 +75,8 @@ async def test_refused_button_url_keeps_the_link_as_text(app: Harness) -> None:
     assert not any("url" in b for b in buttons)
     assert any("Approve" in b["text"] for b in buttons)
     assert link in card["text"]
-    # Once for the post, and again for the edit when analysis lands after it.
-    assert app.services.delivery.metrics["url_fallback"] in (1, 2)
+    # Once for the post, and again for each edit that lands after it (analysis).
+    assert app.services.delivery.metrics["url_fallback"] >= 1
     # Later edits of the same card keep the link too.
     resolved = fixture("single-resolved.json")
     resolved["alerts"][0]["generatorURL"] = link
