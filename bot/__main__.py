@@ -35,23 +35,27 @@ def cmd_run(_: argparse.Namespace) -> int:
     return asyncio.run(serve_until_signal(settings))
 
 
-def cmd_check_config(_: argparse.Namespace) -> int:
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from bot.checks import all_checks, table
+
     settings = _settings()
-    problems = settings.problems_for_run()
-    for problem in problems:
-        print(f"opsgate: {problem}", file=sys.stderr)
-    if not problems:
-        print("configuration OK")
-    return 2 if problems else 0
+    checks = asyncio.run(all_checks(settings, offline=args.offline))
+    print(table(checks))
+    failed = [c for c in checks if not c.ok]
+    for check in failed:
+        print(f"opsgate: {check.line()}", file=sys.stderr)
+    if failed:
+        return 2
+    print("configuration OK" + (" (Telegram not checked: --offline)" if args.offline else ""))
+    return 0
 
 
 def cmd_discover(_: argparse.Namespace) -> int:
+    from bot.checks import require, token_check
     from bot.telegram.discover import discover
 
     settings = _settings()
-    if not settings.telegram_bot_token.get_secret_value():
-        print("opsgate: TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)", file=sys.stderr)
-        return 2
+    require([token_check(settings)])
     try:
         return asyncio.run(discover(settings))
     except KeyboardInterrupt:
@@ -66,9 +70,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
+    from bot.checks import database_check, require
     from bot.decisions.cli import playbooks_command
 
-    return asyncio.run(playbooks_command(_settings(), args.action, args.file))
+    settings = _settings()
+    require([database_check(settings.database_path)])
+    return asyncio.run(playbooks_command(settings, args.action, args.file))
 
 
 def cmd_kb(args: argparse.Namespace) -> int:
@@ -90,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     sb.add_argument("--emulator-port", type=int, default=8081, help="emulator and chat page")
     sb.add_argument("--data-dir", default="data", help="where the SQLite file goes")
     sb.set_defaults(fn=cmd_sandbox)
-    sub.add_parser("check-config", help="validate settings and exit").set_defaults(
-        fn=cmd_check_config
-    )
+    cc = sub.add_parser("check-config", help="make every check `run` makes, print a table")
+    cc.add_argument("--offline", action="store_true",
+                    help="skip the Telegram checks (getMe, getChat, the bot's rights)")
+    cc.set_defaults(fn=cmd_check_config)
     sub.add_parser(
         "discover", help="print chat and user ids of messages the bot receives (set-up)"
     ).set_defaults(fn=cmd_discover)
@@ -105,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     kb.set_defaults(fn=cmd_kb)
     args = parser.parse_args(argv)
     fn = getattr(args, "fn", cmd_run)
-    return int(fn(args))
+    from bot.checks import StartupError
+
+    try:
+        return int(fn(args))
+    except StartupError as exc:
+        print(f"opsgate: cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -12,19 +13,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiogram import Bot, Dispatcher
-from aiogram.enums import ChatMemberStatus
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.alerts.ingest import IngestContext
-from bot.alerts.routing import RouteTable, load_routes
 from bot.cards.notes import Voice
 from bot.chat import replies as command_views
 from bot.chat.answers import Console
 from bot.chat.card_buttons import Inquiries
+from bot.checks import (
+    StartupError,
+    bind_fix,
+    bind_problem,
+    fail,
+    require,
+    startup_checks,
+    telegram_checks,
+)
 from bot.config import Settings
 from bot.decisions.factory import build_decision_stack
 from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
@@ -41,14 +49,10 @@ from bot.telegram.topics import TopicManager
 from handlers import alerts as alert_routes
 from handlers import callbacks, commands
 from storage import outbox, repo
-from storage.db import Database
+from storage.db import Database, SchemaTooNew
 from storage.state import build_state
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(Exception):
-    """A problem that stops start-up, said in one clear line."""
 
 
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
@@ -89,8 +93,16 @@ class App:
     async def start(self, *, poll: bool = True) -> None:
         s = self.settings
         clock = self.clock
+        checks, routes = startup_checks(s)
+        require(checks)
+        assert routes is not None
         db = Database(s.database_path, int(s.database_busy_timeout.total_seconds() * 1000))
-        await db.open()
+        try:
+            await db.open()
+        except (OSError, sqlite3.Error, SchemaTooNew) as exc:
+            await db.close()
+            raise StartupError(fail("DATABASE_PATH", f"cannot open {s.database_path}: {exc}",
+                                    "point DATABASE_PATH at a writable file")) from exc
         self._db = db
         state = build_state(s.redis_url)
         bot = build_bot(s)
@@ -100,7 +112,6 @@ class App:
             admins = await bot.get_chat_administrators(chat_id)
             return [m.user.id for m in admins]
 
-        routes = load_routes(s.routes_path or None, s.telegram_chat_id, s.approver_ids)
         migrator = ChatMigrator(db, clock, routes, s.locale, s.timezone)
         await migrator.load()
         silences = SilenceService(
@@ -119,9 +130,14 @@ class App:
             silences,
         )
         stack = build_decision_stack(s, db)
-        await self._check_telegram(bot, routes)
-        topic_chats = await self._topic_chats(bot, routes) if s.thread_mode == "topic" \
-            else frozenset()
+        try:
+            telegram, facts = await telegram_checks(s, bot, routes)
+        except TelegramAPIError as exc:
+            raise StartupError(fail("Telegram", f"unexpected answer: {exc}",
+                                    "run `python -m bot check-config`")) from exc
+        require(telegram)
+        self._bot_username, self._bot_id = facts.username, facts.bot_id
+        topic_chats = facts.topic_chats
         delivery = DeliveryWorker(
             db, bot, card_renderer(db, s.tz, s.locale),
             max_attempts=s.delivery_max_attempts,
@@ -174,56 +190,6 @@ class App:
         log.info("opsgate is up: alerts on http://%s:%s/alerts/alertmanager, chat %s",
                  s.http_host, self.port, s.telegram_chat_id)
 
-    async def _check_telegram(self, bot: Bot, routes: RouteTable) -> None:
-        s = self.settings
-        try:
-            me = await bot.get_me()
-        except TelegramNetworkError as exc:
-            raise StartupError(f"cannot reach the Bot API at {s.telegram_api_base}: {exc}") from exc
-        except TelegramAPIError as exc:
-            raise StartupError(f"Telegram refused TELEGRAM_BOT_TOKEN: {exc.message}") from exc
-        self._bot_username = me.username or ""
-        self._bot_id = me.id
-        for chat_id in sorted(routes.chats()):
-            try:
-                await bot.get_chat(chat_id)
-                member = await bot.get_chat_member(chat_id, me.id)
-            except TelegramAPIError as exc:
-                raise StartupError(
-                    f"the bot cannot reach chat {chat_id}: {exc.message} (check "
-                    "TELEGRAM_CHAT_ID / ROUTES_PATH; add the bot to the chat, then send "
-                    "/whoami there to see its id)"
-                ) from exc
-            if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR,
-                                     ChatMemberStatus.MEMBER):
-                raise StartupError(
-                    f"the bot is not a member of chat {chat_id} (status: {member.status})"
-                )
-            approvers = routes.approvers_for(chat_id)
-            if len(approvers) < s.critical_approvals and not s.approvers_from_chat_admins:
-                log.warning(
-                    "chat %s has %d approver(s): critical-risk proposals need %d different "
-                    "approvers and could never be approved there (APPROVER_IDS)",
-                    chat_id, len(approvers), s.critical_approvals,
-                )
-
-    async def _topic_chats(self, bot: Bot, routes: RouteTable) -> frozenset[int]:
-        """Chats where THREAD_MODE=topic can work; the others fall back to replies."""
-        usable = set()
-        for chat_id in sorted(routes.chats()):
-            chat = await bot.get_chat(chat_id)
-            member = await bot.get_chat_member(chat_id, self._bot_id)
-            if not chat.is_forum:
-                log.warning("THREAD_MODE=topic: chat %s is not a forum (topics off); "
-                            "falling back to reply threads there", chat_id)
-            elif not getattr(member, "can_manage_topics", False):
-                log.warning("THREAD_MODE=topic: the bot lacks the can_manage_topics right in "
-                            "chat %s; falling back to reply threads there (make the bot an "
-                            "admin with 'Manage topics')", chat_id)
-            else:
-                usable.add(chat_id)
-        return frozenset(usable)
-
     async def _register_commands(self, services: Services) -> None:
         """Telegram's command menu, per scope (through the outbox, like every write)."""
         s = self.settings
@@ -247,8 +213,13 @@ class App:
             ).register(app, path=TELEGRAM_WEBHOOK_PATH)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port)
-        await site.start()
+        host, port = self.settings.http_host, self.settings.http_port
+        site = web.TCPSite(self.runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(fail("HTTP_PORT", bind_problem(host, port, exc),
+                                    bind_fix("HTTP_PORT"))) from exc
         sockets = self.runner.addresses
         self.port = sockets[0][1] if sockets else self.settings.http_port
 
@@ -312,9 +283,14 @@ async def serve_until_signal(
     try:
         await app.start()
     except StartupError as exc:
-        print(f"{label}: cannot start: {exc}", file=sys.stderr)
         await app.stop()
+        print(f"{label}: cannot start: {exc}", file=sys.stderr)
         return 1
+    except BaseException:
+        # Whatever else went wrong, close what was opened (the database threads would
+        # otherwise keep the process alive and a supervisor would never restart it).
+        await app.stop()
+        raise
     if on_started is not None:
         on_started(app)
     await stop.wait()

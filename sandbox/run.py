@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bot.checks import StartupError
 from bot.config import Settings
 from sandbox.server import start_emulator
 
@@ -52,8 +53,15 @@ def sandbox_settings(api_base: str, token: str, http_port: int, data_dir: Path) 
 
 async def run_sandbox(http_port: int, emulator_port: int, data_dir: Path) -> int:
     from bot.app import App, serve_until_signal
+    from bot.checks import bind_problem, database_check, fail, require
 
-    emu = await start_emulator(port=emulator_port)
+    require([database_check(str(data_dir / "opsgate.db"), name="--data-dir",
+                            fix_path="pass --data-dir DIR with a directory this user can write")])
+    try:
+        emu = await start_emulator(port=emulator_port)
+    except OSError as exc:
+        raise StartupError(fail("--emulator-port", bind_problem("127.0.0.1", emulator_port, exc),
+                                "stop what listens there or pass --emulator-port N")) from exc
     emu.emulator.add_chat(
         SANDBOX_CHAT_ID,
         type="supergroup",

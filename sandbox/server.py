@@ -266,7 +266,11 @@ async def start_emulator(
     runner = web.AppRunner(build_app(emulator), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
     bound_port = runner.addresses[0][1]
     url_host = f"[{host}]" if ":" in host else host
     return RunningEmulator(emulator, runner, f"http://{url_host}:{bound_port}", bound_port)

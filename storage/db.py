@@ -53,6 +53,19 @@ def mark(conn: aiosqlite.Connection, wake: Wake) -> None:
         db._marked.add(wake)
 
 
+class SchemaTooNew(Exception):
+    """The database was written by a newer opsgate; running older code on it could lose data."""
+
+    FIX = "run the opsgate version that wrote it, or restore a backup taken before the upgrade"
+
+    def __init__(self, path: str | Path, version: int, known: int) -> None:
+        super().__init__(f"{path} has schema {version}, this opsgate knows up to {known}")
+
+
+def known_schema_version() -> int:
+    return max(version for version, _, _ in _migrations())
+
+
 def _migrations() -> list[tuple[int, str, str]]:
     found = []
     for entry in resources.files("storage").joinpath("migrations").iterdir():
@@ -100,6 +113,8 @@ class Database:
         async with conn.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         current = int(row[0]) if row else 0
+        if current > known_schema_version():
+            raise SchemaTooNew(self.path, current, known_schema_version())
         for version, name, sql in _migrations():
             if version <= current:
                 continue

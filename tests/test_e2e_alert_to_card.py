@@ -296,5 +296,5 @@ async def test_startup_says_clearly_when_the_chat_is_unreachable(start_app) -> N
 
     from bot.app import StartupError
 
-    with pytest.raises(StartupError, match=r"cannot reach chat -100777.*chat not found"):
+    with pytest.raises(StartupError, match=r"chat -100777: the bot cannot reach it.*not found"):
         await start_app(chat=-100777)

@@ -335,4 +335,4 @@ async def test_standalone_module_serves(http: aiohttp.ClientSession) -> None:
             assert (await resp.json())["result"]["username"] == "opsgate_sandbox_bot"
     finally:
         proc.terminate()
-        await proc.wait()
+        await proc.communicate()  # read stdout to its end, or its transport outlives the test
