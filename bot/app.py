@@ -7,19 +7,18 @@ import logging
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
-from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.alerts.ingest import IngestContext
+from bot.alerts.routing import RouteTable
 from bot.cards.notes import Voice
 from bot.chat import replies as command_views
 from bot.chat.answers import Console
@@ -36,8 +35,8 @@ from bot.checks import (
 from bot.config import Settings
 from bot.decisions.factory import build_decision_stack
 from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
+from bot.incidents.stale_press import StalePressRule
 from bot.pipeline import Pipeline
-from bot.services import SERVICES, Services
 from bot.silences.alertmanager import AlertmanagerSilences
 from bot.silences.service import SilenceService, announce_ended_silences
 from bot.telegram.card_loading import card_renderer
@@ -50,7 +49,7 @@ from handlers import alerts as alert_routes
 from handlers import callbacks, commands
 from storage import outbox, repo
 from storage.db import Database, SchemaTooNew
-from storage.state import build_state
+from storage.state import StateStore, build_state
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +62,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_dispatcher(services: Services) -> Dispatcher:
-    # aiogram's FSM storage shares Redis with the short-lived state when REDIS_URL is set.
-    storage = RedisStorage.from_url(services.settings.redis_url) if services.settings.redis_url \
-        else MemoryStorage()
-    dp = Dispatcher(storage=storage, services=services, backlog=False)
+def build_dispatcher(
+    *, approvals: ApprovalService, authz: Authorizer, inquiries: Inquiries, console: Console,
+    migrator: ChatMigrator, routes: RouteTable, stale_press: StalePressRule, tz: ZoneInfo,
+    locale: str,
+) -> Dispatcher:
+    """Every service reaches the handlers as its own keyword argument (aiogram passes each
+    handler the ones it names). No FSM: no conversation here has steps to remember."""
+    dp = Dispatcher(
+        disable_fsm=True, backlog=False,
+        approvals=approvals, authz=authz, inquiries=inquiries, console=console,
+        migrator=migrator, routes=routes, stale_press=stale_press, tz=tz, locale=locale,
+    )
     # Commands first: their callback filters (history pages, silence expiry) must win
     # over the card router's catch-all for unknown buttons.
     dp.include_router(commands.make_router())
@@ -81,14 +87,16 @@ class App:
     clock: Callable[[], datetime] = utcnow
     bot: Bot | None = None
     dp: Dispatcher | None = None
-    services: Services | None = None
+    # The parts start() built, kept to stop them (and for tests to look inside).
+    db: Database | None = None
+    state: StateStore | None = None
+    approvals: ApprovalService | None = None
+    pipeline: Pipeline | None = None
+    delivery: DeliveryWorker | None = None
     runner: web.AppRunner | None = None
     port: int = 0
     _polling: asyncio.Task[None] | None = None
-    _bot_username: str = ""
     _bot_id: int = 0
-    _db: Database | None = None
-    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self, *, poll: bool = True) -> None:
         s = self.settings
@@ -103,8 +111,9 @@ class App:
             await db.close()
             raise StartupError(fail("DATABASE_PATH", f"cannot open {s.database_path}: {exc}",
                                     "point DATABASE_PATH at a writable file")) from exc
-        self._db = db
+        self.db = db
         state = build_state(s.redis_url)
+        self.state = state
         bot = build_bot(s)
         self.bot = bot
 
@@ -136,7 +145,7 @@ class App:
             raise StartupError(fail("Telegram", f"unexpected answer: {exc}",
                                     "run `python -m bot check-config`")) from exc
         require(telegram)
-        self._bot_username, self._bot_id = facts.username, facts.bot_id
+        self._bot_id = facts.bot_id
         topic_chats = facts.topic_chats
         delivery = DeliveryWorker(
             db, bot, card_renderer(db, s.tz, s.locale),
@@ -153,30 +162,26 @@ class App:
             playbooks=stack.playbooks,
             auto_approver=stack.auto_approver if s.auto_approve else None,
         )
-        services = Services(
-            settings=s, db=db, state=state, clock=clock,
-            ingest_ctx=IngestContext(
-                routes=routes, group_by=tuple(s.group_by_labels),
-                locale=s.locale, tz_name=s.timezone, topic_chats=topic_chats,
-            ),
-            routes=routes, silences=silences, migrator=migrator,
-            console=Console(db, authz, silences, s.tz, s.locale, clock),
-            authz=authz, approvals=approvals, pipeline=pipeline, delivery=delivery,
-            inquiries=Inquiries(db, s.tz, s.locale, clock, stack.playbooks),
-        )
-        self.services = services
-
-        services.bot_username = self._bot_username
-        pipeline.timers.sweeps.append(lambda: announce_ended_silences(services))
+        self.approvals, self.pipeline, self.delivery = approvals, pipeline, delivery
+        inquiries = Inquiries(db, s.tz, s.locale, clock, stack.playbooks)
+        pipeline.timers.sweeps.append(
+            lambda: announce_ended_silences(silences, inquiries.say, s.tz, s.locale))
         async with db.read() as conn:
             beat = await repo.get_meta(conn, "heartbeat")
-        if beat:
-            services.downtime = max(0.0, (utcnow() - datetime.fromisoformat(beat)).total_seconds())
-        services.started_at = time.time()
 
-        self.dp = build_dispatcher(services)
-        await self._start_web(services)
-        await self._register_commands(services)
+        self.dp = build_dispatcher(
+            approvals=approvals, authz=authz, inquiries=inquiries,
+            console=Console(db, authz, silences, s.tz, s.locale, clock),
+            migrator=migrator, routes=routes,
+            stale_press=StalePressRule.since_heartbeat(beat, utcnow(), s.callback_max_age),
+            tz=s.tz, locale=s.locale,
+        )
+        ingest_ctx = IngestContext(
+            routes=routes, group_by=tuple(s.group_by_labels),
+            locale=s.locale, tz_name=s.timezone, topic_chats=topic_chats,
+        )
+        await self._start_web(ingest_ctx, db, delivery)
+        await self._register_commands(db)
         await pipeline.start()
         if poll:
             await self._drain_backlog(bot, self.dp)
@@ -190,20 +195,25 @@ class App:
         log.info("opsgate is up: alerts on http://%s:%s/alerts/alertmanager, chat %s",
                  s.http_host, self.port, s.telegram_chat_id)
 
-    async def _register_commands(self, services: Services) -> None:
+    async def _register_commands(self, db: Database) -> None:
         """Telegram's command menu, per scope (through the outbox, like every write)."""
         s = self.settings
         now = utcnow()
         menu = command_views.command_menu(s.locale)
-        async with services.db.write() as conn:
+        async with db.write() as conn:
             for scope in ("all_group_chats", "all_private_chats"):
                 await outbox.enqueue(conn, kind=outbox.COMMANDS, chat_id=0, now=now,
                                      payload={"scope": scope, "commands": menu})
 
-    async def _start_web(self, services: Services) -> None:
-        app = web.Application(client_max_size=self.settings.max_body_bytes)
-        app[SERVICES] = services
-        alert_routes.setup_routes(app)
+    async def _start_web(self, ingest_ctx: IngestContext, db: Database,
+                         delivery: DeliveryWorker) -> None:
+        s = self.settings
+        app = web.Application(client_max_size=s.max_body_bytes)
+        alert_routes.setup_routes(
+            app, db=db, ingest_ctx=ingest_ctx, clock=self.clock,
+            token=s.alert_webhook_token.get_secret_value(), max_body_bytes=s.max_body_bytes,
+            read_timeout=s.webhook_read_timeout.total_seconds(), delivery=delivery,
+        )
         if self.settings.telegram_webhook_url:
             # Updates pushed by Telegram; the secret header tells them from forgeries.
             assert self.dp is not None and self.bot is not None
@@ -256,16 +266,14 @@ class App:
                 await self._polling
             except (asyncio.CancelledError, Exception):
                 pass
-        if self.dp is not None:
-            await self.dp.storage.close()
-        if self.services is not None:
-            await self.services.pipeline.stop()
+        if self.pipeline is not None:
+            await self.pipeline.stop()
         if self.runner is not None:
             await self.runner.cleanup()
-        if self.services is not None:
-            await self.services.state.close()
-        if self._db is not None:
-            await self._db.close()
+        if self.state is not None:
+            await self.state.close()
+        if self.db is not None:
+            await self.db.close()
         if self.bot is not None:
             await self.bot.session.close()
 

@@ -9,15 +9,28 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from bot import health
 from bot.alerts import ingest, payloads
-from bot.services import SERVICES, Services
-from storage.db import StorageUnavailable
+from bot.telegram.delivery import DeliveryWorker
+from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
+
+DB = web.AppKey("db", Database)
+INGEST = web.AppKey("ingest", ingest.IngestContext)
+CLOCK = web.AppKey[Callable[[], datetime]]("clock")
+TOKEN = web.AppKey("token", str)  # ALERT_WEBHOOK_TOKEN; empty: no authentication
+MAX_BODY = web.AppKey("max_body", int)
+READ_TIMEOUT = web.AppKey("read_timeout", float)  # seconds (WEBHOOK_READ_TIMEOUT)
+INTAKE_COUNTS = web.AppKey[Counter[str]]("intake_counts")
+DELIVERY = web.AppKey("delivery", DeliveryWorker)
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -57,16 +70,16 @@ def _authorized(request: web.Request, token: str) -> bool:
 
 
 async def _receive(request: web.Request, kind: str) -> web.Response:
-    services: Services = request.app[SERVICES]
-    if not _authorized(request, services.settings.alert_webhook_token.get_secret_value()):
+    app = request.app
+    if not _authorized(request, app[TOKEN]):
         return _error(401, "missing or wrong bearer token (ALERT_WEBHOOK_TOKEN)")
-    limit = services.settings.max_body_bytes
+    limit = app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         return _hang_up(413, f"body larger than {limit} bytes")
     wrong_type = _json_content_type(request)
     if wrong_type is not None:
         return _hang_up(415, wrong_type)
-    timeout = services.settings.webhook_read_timeout.total_seconds()
+    timeout = app[READ_TIMEOUT]
     try:
         async with asyncio.timeout(timeout):
             raw = await request.read()
@@ -78,20 +91,20 @@ async def _receive(request: web.Request, kind: str) -> web.Response:
         # The sender went away mid-body: nothing to answer, nothing stored.
         log.debug("webhook client %s dropped the connection mid-body: %s", request.remote, exc)
         return _hang_up(400, "connection lost")
-    now = services.clock()
+    now = app[CLOCK]()
     try:
         group = payloads.parse(kind, raw, now)
     except payloads.PayloadError as exc:
         return web.json_response(exc.body(), status=400)
     try:
-        result = await ingest.accept(services.db, group, services.ingest_ctx, now)
+        result = await ingest.accept(app[DB], group, app[INGEST], now)
     except StorageUnavailable as exc:
         log.error("cannot store alerts (answering 503 so the sender retries): %s", exc)
         return web.json_response(
             {"error": "storage unavailable, retry later"}, status=503,
             headers={"Retry-After": "30"},
         )
-    services.metrics["alerts_received"] += result.alerts
+    app[INTAKE_COUNTS]["alerts_received"] += result.alerts
     return web.json_response({"status": "accepted", **result.summary()})
 
 
@@ -108,16 +121,29 @@ async def generic(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    services: Services = request.app[SERVICES]
-    return web.json_response(await services.health())
+    return web.json_response(await health.health(request.app[DB]))
 
 
 async def metrics(request: web.Request) -> web.Response:
-    services: Services = request.app[SERVICES]
-    return web.Response(text=await services.metrics_text(), content_type="text/plain")
+    app = request.app
+    intake: Counter[str] = app[INTAKE_COUNTS]
+    text = await health.metrics_text(app[DB], intake=intake, delivery=app[DELIVERY].metrics)
+    return web.Response(text=text, content_type="text/plain")
 
 
-def setup_routes(app: web.Application) -> None:
+def setup_routes(
+    app: web.Application, *, db: Database, ingest_ctx: ingest.IngestContext,
+    clock: Callable[[], datetime], token: str, max_body_bytes: int, read_timeout: float,
+    delivery: DeliveryWorker,
+) -> None:
+    app[DB] = db
+    app[INGEST] = ingest_ctx
+    app[CLOCK] = clock
+    app[TOKEN] = token
+    app[MAX_BODY] = max_body_bytes
+    app[READ_TIMEOUT] = read_timeout
+    app[INTAKE_COUNTS] = Counter[str]()
+    app[DELIVERY] = delivery
     app.router.add_post("/alerts/alertmanager", alertmanager)
     app.router.add_post("/alerts/grafana", grafana)
     app.router.add_post("/alerts/generic", generic)

@@ -9,10 +9,11 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery
 
 from bot import texts
-from bot.incidents.approvals import MUTATING, Outcome
-from bot.services import Services
-from handlers.common import actor_of
-from handlers.middlewares import ServedChat
+from bot.chat.card_buttons import Inquiries
+from bot.incidents.approvals import MUTATING, ApprovalService, Authorizer, Outcome
+from bot.incidents.stale_press import StalePressRule
+from handlers.actors import actor_of
+from handlers.filters import ServedChat
 from keyboards.callbacks import CardAct, CardCB
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,9 @@ ACTION_OF = {
 }
 
 
-async def _answer(query: CallbackQuery, services: Services, outcome: Outcome) -> bool:
+async def _answer(query: CallbackQuery, locale: str, outcome: Outcome) -> bool:
     """Answer exactly once. False when Telegram says the query is too old."""
-    text = texts.toast(outcome.toast, services.settings.locale, **outcome.ctx)
+    text = texts.toast(outcome.toast, locale, **outcome.ctx)
     try:
         await query.answer(text=text, show_alert=outcome.alert)
     except TelegramBadRequest as exc:
@@ -40,23 +41,25 @@ async def _answer(query: CallbackQuery, services: Services, outcome: Outcome) ->
 
 
 async def on_card_button(
-    query: CallbackQuery, callback_data: CardCB, services: Services, backlog: bool = False
+    query: CallbackQuery, callback_data: CardCB, approvals: ApprovalService,
+    authz: Authorizer, inquiries: Inquiries, stale_press: StalePressRule, locale: str,
+    backlog: bool = False,
 ) -> None:
     assert query.message is not None
     chat_id = query.message.chat.id
     actor = actor_of(query.from_user, chat_id)
     action = ACTION_OF[callback_data.act]
     inc, dec = callback_data.inc, callback_data.dec
-    svc = services.approvals
+    svc = approvals
 
     if action in MUTATING:
-        if services.press_is_stale(backlog):
+        if stale_press.is_stale(backlog):
             # Queued while we were down: Telegram will not take an answer any more,
             # so the thread is the only way to tell the person.
-            await _answer(query, services, Outcome("working"))
+            await _answer(query, locale, Outcome("working"))
             await svc.stale_press(actor, action, inc, dec)
             return
-        if not await services.authz.is_approver(chat_id, actor.user_id):
+        if not await authz.is_approver(chat_id, actor.user_id):
             outcome = await svc.refuse(actor, action, inc, dec)
         elif action == "approve":
             outcome = await svc.approve(actor, inc, dec)
@@ -67,20 +70,20 @@ async def on_card_button(
         elif action == "silence":
             outcome = await svc.silence_incident(actor, inc, dec)
         else:
-            outcome = await services.inquiries.save_playbook(actor, inc, dec)
+            outcome = await inquiries.save_playbook(actor, inc, dec)
     elif action == "details":
-        outcome = await services.inquiries.details(actor, inc)
+        outcome = await inquiries.details(actor, inc)
     else:
-        outcome = await services.inquiries.history(actor, inc)
+        outcome = await inquiries.history(actor, inc)
 
-    await _answer(query, services, outcome)
+    await _answer(query, locale, outcome)
 
 
-async def on_unknown_button(query: CallbackQuery, services: Services) -> None:
+async def on_unknown_button(query: CallbackQuery, inquiries: Inquiries, locale: str) -> None:
     """Buttons from an older format or another bot version."""
-    await _answer(query, services, Outcome("stale_card", alert=True))
+    await _answer(query, locale, Outcome("stale_card", alert=True))
     chat_id = query.message.chat.id if query.message else None
-    await services.inquiries.record_press(actor_of(query.from_user, chat_id),
+    await inquiries.record_press(actor_of(query.from_user, chat_id),
                                           "unknown_button", query.data or "")
 
 

@@ -4,6 +4,8 @@ everything else only in served chats. aiogram's Command filter accepts
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, CommandStart
@@ -11,40 +13,43 @@ from aiogram.types import CallbackQuery, Message
 
 from bot import texts
 from bot.cards import card as cards
-from bot.chat.answers import Answer
+from bot.chat.answers import Answer, Console
+from bot.chat.card_buttons import Inquiries
+from bot.incidents.approvals import ApprovalService, Authorizer
 from bot.models import Actor
-from bot.services import Services
-from handlers.common import actor_of, display_name
-from handlers.middlewares import ServedChat
+from bot.telegram.chat_migration import ChatMigrator
+from handlers.actors import actor_of, display_name
+from handlers.filters import ServedChat
 from keyboards.callbacks import HistoryPageCB, SilenceCB
 
 
-async def _reply(message: Message, services: Services, answer: Answer) -> None:
-    await services.inquiries.say(
+async def _reply(message: Message, inquiries: Inquiries,
+                 answer: Answer) -> None:
+    await inquiries.say(
         message.chat.id, answer.text, reply_to=message.message_id,
         thread_id=message.message_thread_id if message.is_topic_message else None,
         keyboard=answer.keyboard,
     )
 
 
-async def whoami(message: Message, services: Services) -> None:
+async def whoami(message: Message, authz: Authorizer, inquiries: Inquiries, tz: ZoneInfo,
+                 locale: str) -> None:
     user = message.from_user
     if user is None:
         return
-    approver = await services.authz.is_approver(message.chat.id, user.id)
+    approver = await authz.is_approver(message.chat.id, user.id)
     text = cards.render_whoami(
         user_id=user.id, name=display_name(user), is_approver=approver,
-        chat_id=message.chat.id, tz=services.settings.tz, locale=services.settings.locale,
+        chat_id=message.chat.id, tz=tz, locale=locale,
     )
-    await _reply(message, services, Answer(text))
+    await _reply(message, inquiries, Answer(text))
 
 
-async def start(message: Message, services: Services) -> None:
-    text = cards.render_message(
-        "commands/start.html", tz=services.settings.tz, locale=services.settings.locale,
-        chat_id=message.chat.id,
-    )
-    await _reply(message, services, Answer(text))
+async def start(message: Message, inquiries: Inquiries,
+                tz: ZoneInfo, locale: str) -> None:
+    text = cards.render_message("commands/start.html", tz=tz, locale=locale,
+                                chat_id=message.chat.id)
+    await _reply(message, inquiries, Answer(text))
 
 
 def _actor(message: Message) -> Actor:
@@ -52,80 +57,83 @@ def _actor(message: Message) -> Actor:
     return actor_of(message.from_user, message.chat.id)
 
 
-async def help_(message: Message, services: Services) -> None:
-    await _reply(message, services, await services.console.help(_actor(message)))
+async def help_(message: Message, console: Console, inquiries: Inquiries) -> None:
+    await _reply(message, inquiries, await console.help(_actor(message)))
 
 
-async def silence(message: Message, command: CommandObject, services: Services) -> None:
-    answer = await services.console.silence(_actor(message), command.args)
-    await _reply(message, services, answer)
+async def silence(message: Message, command: CommandObject, console: Console,
+                  inquiries: Inquiries) -> None:
+    answer = await console.silence(_actor(message), command.args)
+    await _reply(message, inquiries, answer)
 
 
-async def silences(message: Message, services: Services) -> None:
-    await _reply(message, services, await services.console.list_silences(_actor(message)))
+async def silences(message: Message, console: Console, inquiries: Inquiries) -> None:
+    await _reply(message, inquiries, await console.list_silences(_actor(message)))
 
 
-async def unsilence(message: Message, command: CommandObject, services: Services) -> None:
-    await _reply(message, services, await services.console.unsilence(_actor(message),
-                                                                     command.args))
+async def unsilence(message: Message, command: CommandObject, console: Console,
+                    inquiries: Inquiries) -> None:
+    await _reply(message, inquiries,
+                 await console.unsilence(_actor(message), command.args))
 
 
-async def history(message: Message, command: CommandObject, services: Services) -> None:
-    await _reply(message, services, await services.console.history(command.args))
+async def history(message: Message, command: CommandObject, console: Console,
+                  inquiries: Inquiries) -> None:
+    await _reply(message, inquiries, await console.history(command.args))
 
 
-async def incidents(message: Message, services: Services) -> None:
-    await _reply(message, services, await services.console.incidents(message.chat.id))
+async def incidents(message: Message, console: Console, inquiries: Inquiries) -> None:
+    await _reply(message, inquiries, await console.incidents(message.chat.id))
 
 
-async def history_page(query: CallbackQuery, callback_data: HistoryPageCB,
-                       services: Services) -> None:
-    await _answer(query, services, "working")
+async def history_page(query: CallbackQuery, callback_data: HistoryPageCB, console: Console,
+                       inquiries: Inquiries, locale: str) -> None:
+    await _answer(query, locale, "working")
     if query.message is None:
         return
-    answer = await services.console.history_page(callback_data.query or None,
-                                                 max(1, min(50, callback_data.n)),
-                                                 callback_data.page)
-    await services.inquiries.edit(query.message.chat.id, query.message.message_id,
-                                  answer.text, answer.keyboard)
+    answer = await console.history_page(callback_data.query or None,
+                                        max(1, min(50, callback_data.n)), callback_data.page)
+    await inquiries.edit(query.message.chat.id, query.message.message_id,
+                         answer.text, answer.keyboard)
 
 
-async def expire_silence(query: CallbackQuery, callback_data: SilenceCB,
-                         services: Services) -> None:
+async def expire_silence(query: CallbackQuery, callback_data: SilenceCB, console: Console,
+                         inquiries: Inquiries, locale: str) -> None:
     assert query.message is not None
     actor = actor_of(query.from_user, query.message.chat.id)
-    answer = await services.console.expire_button(actor, callback_data.sid)
-    await _answer(query, services, answer.toast or "working",
+    answer = await console.expire_button(actor, callback_data.sid)
+    await _answer(query, locale, answer.toast or "working",
                   alert=answer.toast == "not_allowed", user_id=actor.user_id)
     if answer.text:
-        await services.inquiries.edit(query.message.chat.id, query.message.message_id,
-                                      answer.text, answer.keyboard)
+        await inquiries.edit(query.message.chat.id, query.message.message_id,
+                             answer.text, answer.keyboard)
 
 
-async def _answer(query: CallbackQuery, services: Services, key: str, *, alert: bool = False,
+async def _answer(query: CallbackQuery, locale: str, key: str, *, alert: bool = False,
                   **ctx: object) -> None:
     try:
-        await query.answer(texts.toast(key, services.settings.locale, **ctx), show_alert=alert)
+        await query.answer(texts.toast(key, locale, **ctx), show_alert=alert)
     except TelegramBadRequest:
         pass
 
 
-async def migrated(message: Message, services: Services) -> None:
+async def migrated(message: Message, migrator: ChatMigrator) -> None:
     """Service message in the old group: it is a supergroup now."""
     if message.migrate_to_chat_id:
-        await services.migrator.migrate(message.chat.id, message.migrate_to_chat_id)
+        await migrator.migrate(message.chat.id, message.migrate_to_chat_id)
 
 
-async def reply_in_thread(message: Message, services: Services) -> None:
+async def reply_in_thread(message: Message, approvals: ApprovalService) -> None:
     """A reply to one of our thread messages may be a rejection reason."""
     if message.from_user is None or message.reply_to_message is None:
         return
     if message.text and message.text.startswith("/"):
         return
     actor = actor_of(message.from_user, message.chat.id)
-    await services.approvals.add_reason(
+    await approvals.add_reason(
         actor, message.chat.id, message.reply_to_message.message_id, message.text or ""
     )
+
 
 def make_router() -> Router:
     """A fresh router per Dispatcher (several apps may share one process in tests)."""

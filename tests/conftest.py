@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from harness import ALICE, BOB, CHAT, REDIS_TEST_URL, Harness, in_ci, redis_available, settings_for
+from harness import (
+    ALICE,
+    BOB,
+    CHAT,
+    REDIS_TEST_URL,
+    AppFactory,
+    Harness,
+    in_ci,
+    redis_available,
+    settings_for,
+)
 from hypothesis import settings
 
 from bot.app import App
 from sandbox.server import RunningEmulator, start_emulator
 from storage.db import Database
-
-AppFactory = Callable[..., Awaitable[Harness]]
 
 # Property tests drive the real app on two shared, noisy cores: no deadline, and in CI a
 # fixed, derandomized set of examples so its time stays bounded and a failure reproduces.

@@ -7,17 +7,22 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import redis.asyncio as aioredis
 
 from bot.app import App
 from bot.config import Settings
-from bot.models import DecisionState
+from bot.incidents.approvals import ApprovalService
+from bot.models import Decision, DecisionState
+from bot.pipeline import Pipeline
+from bot.telegram.delivery import DeliveryWorker
 from sandbox.emulator import Emulator, wait_for
 from sandbox.server import RunningEmulator
 from storage import outbox, repo
+from storage.db import Database
+from storage.state import StateStore
 
 CHAT = -1001000000001
 ALICE = {"id": 111, "first_name": "Alice", "username": "alice"}
@@ -87,10 +92,31 @@ class Harness:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.app.port}"
 
+    # The parts of the running app that tests look into.
     @property
-    def services(self):  # type: ignore[no-untyped-def]
-        assert self.app.services is not None
-        return self.app.services
+    def db(self) -> Database:
+        assert self.app.db is not None
+        return self.app.db
+
+    @property
+    def state(self) -> StateStore:
+        assert self.app.state is not None
+        return self.app.state
+
+    @property
+    def approvals(self) -> ApprovalService:
+        assert self.app.approvals is not None
+        return self.app.approvals
+
+    @property
+    def pipeline(self) -> Pipeline:
+        assert self.app.pipeline is not None
+        return self.app.pipeline
+
+    @property
+    def delivery(self) -> DeliveryWorker:
+        assert self.app.delivery is not None
+        return self.app.delivery
 
     async def post(self, path: str, body: bytes | dict[str, Any], *,
                    headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
@@ -112,7 +138,7 @@ class Harness:
 
     async def settled(self, timeout: float = 15.0) -> None:
         """Ingest finished, nothing analyzing or executing, outbox drained."""
-        db = self.services.db
+        db = self.db
 
         async def quiet() -> bool:
             async with db.read() as conn:
@@ -169,8 +195,22 @@ class Harness:
         return await wait_for(find, timeout, message="card not found")
 
     async def audit(self, incident_id: str | None = None) -> list[dict[str, Any]]:
-        async with self.services.db.read() as conn:
+        async with self.db.read() as conn:
             return await repo.audit_rows(conn, incident_id)
+
+    async def decision(self, incident_id: str) -> Decision:
+        """The incident's current decision, as stored (it must have one)."""
+        async with self.db.read() as conn:
+            decision = await repo.current_decision(conn, incident_id)
+        assert decision is not None, f"{incident_id} has no decision"
+        return decision
+
+
+class AppFactory(Protocol):
+    """The start_app fixture: start one more real app (same emulator, same tmp_path)."""
+
+    async def __call__(self, db_name: str = "opsgate.db", poll: bool = True, chat: int = CHAT,
+                       **overrides: Any) -> Harness: ...
 
 
 def now() -> datetime:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from bot.config import Settings, describe_validation_error
 from bot.durations import parse_duration
+from sandbox.server import RunningEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +91,7 @@ def test_startup_refuses_with_one_clear_line(tmp_path: Path) -> None:
     assert unsafe.returncode == 2 and "ALERT_WEBHOOK_TOKEN" in unsafe.stderr
 
 
-async def test_discover_prints_chat_and_user_ids(emu) -> None:  # type: ignore[no-untyped-def]
+async def test_discover_prints_chat_and_user_ids(emu: RunningEmulator) -> None:
     import io
 
     from harness import ALICE, CHAT

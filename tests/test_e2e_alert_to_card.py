@@ -7,9 +7,11 @@ import json
 import sqlite3
 from pathlib import Path
 
-from harness import CHAT, Harness, fixture, fixture_bytes
+import pytest
+from harness import CHAT, AppFactory, Harness, fixture, fixture_bytes
 
 from sandbox.emulator import wait_for
+from sandbox.server import RunningEmulator
 
 
 async def _db_snapshot(path: Path) -> dict[str, int]:
@@ -76,7 +78,7 @@ async def test_refused_button_url_keeps_the_link_as_text(app: Harness) -> None:
     assert any("Approve" in b["text"] for b in buttons)
     assert link in card["text"]
     # Once for the post, and again for each edit that lands after it (analysis).
-    assert app.services.delivery.metrics["url_fallback"] >= 1
+    assert app.delivery.metrics["url_fallback"] >= 1
     # Later edits of the same card keep the link too.
     resolved = fixture("single-resolved.json")
     resolved["alerts"][0]["generatorURL"] = link
@@ -101,7 +103,7 @@ async def test_redelivery_posts_nothing_new(app: Harness) -> None:
     assert len(app.cards()) == 1
     assert len(app.em.calls("sendMessage")) == sends
     assert len(app.em.calls("editMessageText")) == edits
-    async with app.services.db.read() as conn:
+    async with app.db.read() as conn:
         async with conn.execute("SELECT COUNT(*) FROM alerts") as cur:
             assert (await cur.fetchone())[0] == 2
 
@@ -147,7 +149,9 @@ async def test_refire_after_resolve_opens_new_incident(app: Harness) -> None:
     assert len(app.cards()) == 2
 
 
-async def test_restart_between_firing_and_resolving(start_app, emu) -> None:  # type: ignore[no-untyped-def]
+async def test_restart_between_firing_and_resolving(
+    start_app: AppFactory, emu: RunningEmulator
+) -> None:
     first = await start_app()
     await first.alert("crashloop-firing.json")
     await first.settled()
@@ -178,7 +182,9 @@ async def test_429_and_500_still_deliver_exactly_once(app: Harness) -> None:
     assert [c["error_code"] for c in failed] == [429, 500]
 
 
-async def test_permanent_error_is_parked_and_does_not_block(app: Harness, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_permanent_error_is_parked_and_does_not_block(
+    app: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     app.em.inject_fault("sendMessage", 400, "Bad Request: chat not found")
     first = await app.alert("single-firing.json")
     await app.alert("crashloop-firing.json")
@@ -187,12 +193,12 @@ async def test_permanent_error_is_parked_and_does_not_block(app: Harness, caplog
     assert any("LabPodCrashLooping" in c["text"] for c in app.cards())
     assert any("DELIVERY PARKED" in r.message and first["opened"][0] in r.message
                for r in caplog.records)
-    async with app.services.db.read() as conn:
+    async with app.db.read() as conn:
         async with conn.execute("SELECT COUNT(*) FROM outbox WHERE state='parked'") as cur:
             assert (await cur.fetchone())[0] == 1
 
 
-async def test_bad_requests_change_nothing(start_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_requests_change_nothing(start_app: AppFactory, tmp_path: Path) -> None:
     h = await start_app(alert_webhook_token="s3cret", max_body_bytes=64 * 1024)
     db_path = tmp_path / "opsgate.db"
     auth = {"Authorization": "Bearer s3cret"}
@@ -228,7 +234,9 @@ async def test_bad_requests_change_nothing(start_app, tmp_path: Path) -> None:  
     assert status == 200
 
 
-async def test_database_locked_answers_503_and_writes_nothing(start_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_database_locked_answers_503_and_writes_nothing(
+    start_app: AppFactory, tmp_path: Path
+) -> None:
     h = await start_app(database_busy_timeout="200ms")
     db_path = tmp_path / "opsgate.db"
     before = await _db_snapshot(db_path)
@@ -291,7 +299,7 @@ async def test_healthz_and_metrics(app: Harness) -> None:
     await wait_for(lambda: True)
 
 
-async def test_startup_says_clearly_when_the_chat_is_unreachable(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_startup_says_clearly_when_the_chat_is_unreachable(start_app: AppFactory) -> None:
     import pytest
 
     from bot.app import StartupError

@@ -6,10 +6,11 @@ import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiogram.types import Update
-from harness import ALICE, BOB, CHAT, MALLORY, Harness
+from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness
 
 from bot.models import DecisionState
 from sandbox.emulator import wait_for
@@ -44,11 +45,6 @@ async def pending_card(h: Harness, name: str = "crashloop-firing.json",
     return inc, card
 
 
-async def decision_of(h: Harness, inc: str):  # type: ignore[no-untyped-def]
-    async with h.services.db.read() as conn:
-        return await repo.current_decision(conn, inc)
-
-
 def answer_of(h: Harness, query_id: str) -> dict:
     answer = h.em.callback_answer(query_id)
     assert answer is not None
@@ -71,7 +67,7 @@ async def test_approve_executes_dry_run_and_threads_each_step(app: Harness) -> N
     assert any("Done" in t and "dry-run" in t for t in replies)
     assert any("kubectl rollout restart deployment/cart --namespace shop" in t for t in replies)
     assert any(t.startswith("✅ Done") and "changed)\nkubectl rollout" in t for t in replies)
-    decision = await decision_of(app, inc)
+    decision = await app.decision(inc)
     assert decision.state is DecisionState.SUCCEEDED
     assert decision.result["dry_run"] is True
     assert decision.result["argv"] == [
@@ -83,7 +79,7 @@ async def test_approve_executes_dry_run_and_threads_each_step(app: Harness) -> N
     callbacks_clean(app)
 
 
-async def test_reject_with_reason_reply(start_app, state_url: str) -> None:  # type: ignore[no-untyped-def]
+async def test_reject_with_reason_reply(start_app: AppFactory, state_url: str) -> None:
     app = await start_app(redis_url=state_url)
     inc, card = await pending_card(app)
     qid = await app.press(card["message_id"], "Reject", BOB)
@@ -100,7 +96,7 @@ async def test_reject_with_reason_reply(start_app, state_url: str) -> None:  # t
                    in app.em.message(CHAT, card["message_id"])["text"], 15)
     await app.settled()
     assert "not my call" not in app.em.message(CHAT, card["message_id"])["text"]
-    decision = await decision_of(app, inc)
+    decision = await app.decision(inc)
     assert decision.state is DecisionState.REJECTED
     assert decision.reason == "deploy is being rolled back by hand"
     assert ("reject_reason", "recorded") in [(r["action"], r["result"]) for r in await app.audit()]
@@ -111,7 +107,7 @@ async def test_reject_without_reason(app: Harness) -> None:
     inc, card = await pending_card(app)
     await app.press(card["message_id"], "Reject", ALICE)
     await app.settled()
-    decision = await decision_of(app, inc)
+    decision = await app.decision(inc)
     assert decision.state is DecisionState.REJECTED and decision.reason is None
     assert "Rejected by @alice" in app.em.message(CHAT, card["message_id"])["text"]
     callbacks_clean(app)
@@ -128,7 +124,7 @@ async def test_non_approver_is_refused_and_audited(app: Harness, word: str) -> N
     assert "not allowed" in answer["text"] and str(MALLORY["id"]) in answer["text"]
     after = app.em.message(CHAT, card["message_id"])
     assert after["text"] == before["text"] and after["edit_count"] == before["edit_count"]
-    assert (await decision_of(app, inc)).state is DecisionState.PENDING
+    assert (await app.decision(inc)).state is DecisionState.PENDING
     rows = [r for r in await app.audit(inc) if r["user_id"] == MALLORY["id"]]
     assert [r["result"] for r in rows] == ["not_allowed"]
     callbacks_clean(app)
@@ -148,7 +144,7 @@ async def test_anyone_may_press_details_and_history(app: Harness) -> None:
     callbacks_clean(app)
 
 
-async def test_two_person_approval_for_critical_risk(start_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_two_person_approval_for_critical_risk(start_app: AppFactory, tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(CRITICAL_RULES)
     app = await start_app(rules_path=str(rules))
@@ -162,23 +158,23 @@ async def test_two_person_approval_for_critical_risk(start_app, tmp_path: Path) 
     again = await app.press(card["message_id"], "Approve", ALICE)
     await app.settled()
     assert "already approved" in answer_of(app, again)["text"]
-    assert (await decision_of(app, inc)).state is DecisionState.PENDING
+    assert (await app.decision(inc)).state is DecisionState.PENDING
     second = await app.press(card["message_id"], "Approve", BOB)
     await app.settled()
     assert answer_of(app, second)["text"] == "Approved — executing"
-    decision = await decision_of(app, inc)
+    decision = await app.decision(inc)
     assert decision.state is DecisionState.SUCCEEDED
     assert decision.decided_by == "@alice, @bob"
     callbacks_clean(app)
 
 
-async def test_expiry_removes_buttons_and_replies(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_expiry_removes_buttons_and_replies(start_app: AppFactory) -> None:
     app = await start_app(approval_timeout="1s")
     body = await app.alert("crashloop-firing.json")
     inc = body["opened"][0]
     card = await app.wait_card(lambda m: "Expired" in m["text"], timeout=20)
     await app.settled()
-    assert (await decision_of(app, inc)).state is DecisionState.EXPIRED
+    assert (await app.decision(inc)).state is DecisionState.EXPIRED
     labels = [b["text"] for row in card["reply_markup"]["inline_keyboard"] for b in row]
     assert not any("Approve" in t for t in labels)
     assert any("Expired" in r["text"] for r in app.replies_to(card["message_id"]))
@@ -188,13 +184,13 @@ async def test_resolve_cancels_pending_proposal(app: Harness) -> None:
     inc, card = await pending_card(app, "single-firing.json")
     await app.alert("single-resolved.json")
     await app.settled()
-    assert (await decision_of(app, inc)).state is DecisionState.CANCELLED
+    assert (await app.decision(inc)).state is DecisionState.CANCELLED
     text = app.em.message(CHAT, card["message_id"])["text"]
     assert "Cancelled" in text and "RESOLVED" in text.upper()
     assert any("Cancelled" in r["text"] for r in app.replies_to(card["message_id"]))
 
 
-async def test_buttons_of_a_card_from_before_a_database_reset(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_buttons_of_a_card_from_before_a_database_reset(start_app: AppFactory) -> None:
     old = await start_app(db_name="old.db")
     _, card = await pending_card(old)
     await old.app.stop()
@@ -211,7 +207,7 @@ async def test_superseded_card_and_foreign_callback_data(app: Harness) -> None:
     old_approve = app.button(card, "Approve")
     await app.press(card["message_id"], "Re-analyze", ALICE)
     await app.settled()
-    newer = await decision_of(app, inc)
+    newer = await app.decision(inc)
     assert newer.state is DecisionState.PENDING and f":{newer.id}" not in old_approve
     # A press made on the card as it was before the edit reached the person's screen.
     qid = app.em.press_button(CHAT, card["message_id"], old_approve, ALICE, force=True)
@@ -219,25 +215,25 @@ async def test_superseded_card_and_foreign_callback_data(app: Harness) -> None:
     await wait_for(lambda: app.em.callback_answer(qid) and app.em.callback_answer(qid2), 15)
     assert "out of date" in answer_of(app, qid)["text"]
     assert "out of date" in answer_of(app, qid2)["text"]
-    assert (await decision_of(app, inc)).state is DecisionState.PENDING
+    assert (await app.decision(inc)).state is DecisionState.PENDING
     await app.settled()
     rows = [(r["action"], r["result"]) for r in await app.audit()]
     assert ("approve", "stale_card") in rows and ("unknown_button", "ignored") in rows
     callbacks_clean(app)
 
 
-async def test_restart_between_card_and_press(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_restart_between_card_and_press(start_app: AppFactory) -> None:
     first = await start_app()
     inc, card = await pending_card(first)
     await first.app.stop()
     second = await start_app()
     await second.press(card["message_id"], "Approve", ALICE)
     await second.settled()
-    assert (await decision_of(second, inc)).state is DecisionState.SUCCEEDED
+    assert (await second.decision(inc)).state is DecisionState.SUCCEEDED
     callbacks_clean(second)
 
 
-async def test_stale_press_is_not_executed(start_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_stale_press_is_not_executed(start_app: AppFactory, tmp_path: Path) -> None:
     first = await start_app(callback_max_age="60s")
     inc, card = await pending_card(first)
     await first.app.stop()
@@ -253,14 +249,14 @@ async def test_stale_press_is_not_executed(start_app, tmp_path: Path) -> None:  
                                    if "too late" in r["text"]], 15)
     assert "@alice" in note[0]["text"]
     await second.settled()
-    assert (await decision_of(second, inc)).state is DecisionState.PENDING
+    assert (await second.decision(inc)).state is DecisionState.PENDING
     assert [r["result"] for r in await second.audit(inc) if r["action"] == "approve"] == [
         "stale_press"
     ]
     assert not [r for r in await second.audit(inc) if r["action"] == "execute"]
 
 
-async def test_silence_from_the_card(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_silence_from_the_card(start_app: AppFactory) -> None:
     app = await start_app()
     _, card = await pending_card(app, "single-firing.json")
     qid = await app.press(card["message_id"], "Silence", ALICE)
@@ -301,16 +297,20 @@ async def test_whoami_answers_in_any_chat(app: Harness) -> None:
     assert "666" in app.em.messages(-100999)[-1]["text"]
 
 
-async def test_twenty_presses_two_instances_one_transition(start_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_twenty_presses_two_instances_one_transition(
+    start_app: AppFactory, tmp_path: Path
+) -> None:
     await _race(start_app, tmp_path, rules=None)
 
 
-async def test_twenty_presses_two_instances_two_approvers(start_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_twenty_presses_two_instances_two_approvers(
+    start_app: AppFactory, tmp_path: Path
+) -> None:
     await _race(start_app, tmp_path, rules=CRITICAL_RULES)
 
 
-async def _race(start_app, tmp_path: Path, rules: str | None) -> None:  # type: ignore[no-untyped-def]
-    extra = {}
+async def _race(start_app: AppFactory, tmp_path: Path, rules: str | None) -> None:
+    extra: dict[str, Any] = {}
     if rules:
         path = tmp_path / "rules.toml"
         path.write_text(rules)
@@ -340,28 +340,28 @@ async def _race(start_app, tmp_path: Path, rules: str | None) -> None:  # type: 
     assert len(presses) == 20
     assert len([r for r in presses if r["result"] == "approved"]) == 1
     assert len([r for r in rows if r["action"] == "execute" and r["result"] == "started"]) == 1
-    decision = await decision_of(a, inc)
+    decision = await a.decision(inc)
     assert decision.state is DecisionState.SUCCEEDED
-    async with a.services.db.read() as conn:
+    async with a.db.read() as conn:
         approvals = await repo.approvals_of(conn, decision.id)
     assert len(approvals) == (2 if rules else 1)
     callbacks_clean(a)
 
 
-async def test_chat_admins_may_approve_when_enabled(start_app, state_url: str) -> None:  # type: ignore[no-untyped-def]
+async def test_chat_admins_may_approve_when_enabled(start_app: AppFactory, state_url: str) -> None:
     app = await start_app(approver_ids=[], approvers_from_chat_admins=True, redis_url=state_url)
     inc, card = await pending_card(app)
     refused = await app.press(card["message_id"], "Approve", MALLORY)
     assert answer_of(app, refused).get("show_alert") is True
     await app.press(card["message_id"], "Approve", ALICE)  # an admin of the chat
     await app.settled()
-    assert (await decision_of(app, inc)).state is DecisionState.SUCCEEDED
+    assert (await app.decision(inc)).state is DecisionState.SUCCEEDED
     # The admin list was looked up once and then served from the cache.
     assert len(app.em.calls("getChatAdministrators")) == 1
     callbacks_clean(app)
 
 
-async def _stop_with_state(start_app, tmp_path: Path, state: str):  # type: ignore[no-untyped-def]
+async def _stop_with_state(start_app: AppFactory, tmp_path: Path, state: str):
     first = await start_app()
     inc, card = await pending_card(first)
     await first.app.stop()
@@ -372,27 +372,29 @@ async def _stop_with_state(start_app, tmp_path: Path, state: str):  # type: igno
     return inc, card
 
 
-async def test_execution_cut_short_by_a_crash_is_failed_not_rerun(start_app, tmp_path: Path
-                                                                  ) -> None:  # type: ignore[no-untyped-def]
+async def test_execution_cut_short_by_a_crash_is_failed_not_rerun(
+    start_app: AppFactory, tmp_path: Path
+) -> None:
     inc, card = await _stop_with_state(start_app, tmp_path, "executing")
     second = await start_app()
     note = await wait_for(lambda: [r for r in second.replies_to(card["message_id"])
                                    if "Outcome unknown" in r["text"]], 15)
     await second.settled()
     assert len(note) == 1
-    decision = await decision_of(second, inc)
+    decision = await second.decision(inc)
     assert decision.state is DecisionState.FAILED and decision.result["unknown"] is True
     assert not [r for r in await second.audit(inc)
                 if r["action"] == "execute" and r["result"] == "started"]
     assert "check" in second.em.message(CHAT, card["message_id"])["text"].lower()
 
 
-async def test_approved_but_not_started_runs_once_after_restart(start_app, tmp_path: Path
-                                                                ) -> None:  # type: ignore[no-untyped-def]
+async def test_approved_but_not_started_runs_once_after_restart(
+    start_app: AppFactory, tmp_path: Path
+) -> None:
     inc, _ = await _stop_with_state(start_app, tmp_path, "approved")
     second = await start_app()
     await second.settled()
-    assert (await decision_of(second, inc)).state is DecisionState.SUCCEEDED
+    assert (await second.decision(inc)).state is DecisionState.SUCCEEDED
     started = [r for r in await second.audit(inc)
                if r["action"] == "execute" and r["result"] == "started"]
     assert len(started) == 1

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from am_standin import start_am_standin
-from harness import ALICE, BOB, CHAT, MALLORY, Harness, fixture, is_card
+from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness, fixture, is_card
 
 from bot.models import DecisionState
 from sandbox.emulator import wait_for
+from sandbox.server import RunningEmulator
 from sandbox.telegram_html import check_message_text
 from storage import repo
 
@@ -148,7 +149,7 @@ async def test_silences_list_expire_button_and_unsilence(app: Harness) -> None:
     assert len([b for row in refreshed["reply_markup"]["inline_keyboard"] for b in row]) == 1
     gone = await say(app, BOB, f"/unsilence {sid.lower()}")
     assert sid in gone["text"] and "@bob" in gone["text"]
-    async with app.services.db.read() as conn:
+    async with app.db.read() as conn:
         assert await repo.active_silences(conn, datetime.now(UTC)) == []
 
 
@@ -199,8 +200,9 @@ async def test_start_in_private_chat(app: Harness) -> None:
 # ------------------------------------------------------------------ silences over time
 
 
-async def test_silence_expiry_is_announced_once_and_card_updated(start_app, tmp_path: Path
-                                                                 ) -> None:  # type: ignore[no-untyped-def]
+async def test_silence_expiry_is_announced_once_and_card_updated(
+    start_app: AppFactory, tmp_path: Path
+) -> None:
     app = await start_app(approval_timeout="2s")  # also makes the timer tick every 0.5 s
     await app.alert("single-firing.json")
     await app.settled()
@@ -219,7 +221,7 @@ async def test_silence_expiry_is_announced_once_and_card_updated(start_app, tmp_
     assert "silenced until" not in card["text"].lower()
 
 
-async def test_silence_survives_restart(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_silence_survives_restart(start_app: AppFactory) -> None:
     first = await start_app()
     await say(first, ALICE, "/silence alertname=LabDiskFull 2h")
     await first.settled()
@@ -234,7 +236,7 @@ async def test_silence_survives_restart(start_app) -> None:  # type: ignore[no-u
 # ------------------------------------------------------------------ Alertmanager sync
 
 
-async def test_alertmanager_sync_create_list_expire(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_alertmanager_sync_create_list_expire(start_app: AppFactory) -> None:
     am = await start_am_standin()
     try:
         app = await start_app(alertmanager_url=am.url)
@@ -260,11 +262,11 @@ async def test_alertmanager_sync_create_list_expire(start_app) -> None:  # type:
         await am.close()
 
 
-async def test_alertmanager_unreachable_keeps_local_silence(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_alertmanager_unreachable_keeps_local_silence(start_app: AppFactory) -> None:
     app = await start_app(alertmanager_url="http://127.0.0.1:9")
     answer = await say(app, ALICE, "/silence service=api 1h")
     assert "unreachable" in answer["text"].lower()
-    async with app.services.db.read() as conn:
+    async with app.db.read() as conn:
         assert len(await repo.active_silences(conn, datetime.now(UTC))) == 1
 
 
@@ -291,7 +293,9 @@ chat_id = {main}
 """
 
 
-async def test_routing_two_chats_topic_and_continue(start_app, emu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_routing_two_chats_topic_and_continue(
+    start_app: AppFactory, emu: RunningEmulator, tmp_path: Path
+) -> None:
     emu.emulator.add_chat(OTHER_CHAT, title="Payments", admins=[BOB])
     emu.emulator.add_chat(FORUM, title="Storage", is_forum=True)
     topic = emu.emulator.add_topic(FORUM, "storage alerts")
@@ -330,7 +334,7 @@ async def test_routing_two_chats_topic_and_continue(start_app, emu, tmp_path: Pa
 # ------------------------------------------------------------------ topics
 
 
-async def test_topic_mode_lifecycle(start_app, emu) -> None:  # type: ignore[no-untyped-def]
+async def test_topic_mode_lifecycle(start_app: AppFactory, emu: RunningEmulator) -> None:
     emu.emulator.add_chat(FORUM, title="Incidents", is_forum=True, admins=[ALICE, BOB],
                           bot_rights={"can_manage_topics": True})
     app = await start_app(chat=FORUM, thread_mode="topic")
@@ -358,7 +362,9 @@ async def test_topic_mode_lifecycle(start_app, emu) -> None:  # type: ignore[no-
     assert len(cards) == 2 and all(c["message_thread_id"] == topic["id"] for c in cards)
 
 
-async def test_topic_mode_without_right_falls_back(start_app, emu, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_topic_mode_without_right_falls_back(
+    start_app: AppFactory, emu: RunningEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
     emu.emulator.add_chat(FORUM, title="Incidents", is_forum=True, admins=[ALICE, BOB],
                           bot_rights={"can_manage_topics": False})
     with caplog.at_level(logging.WARNING):
@@ -375,7 +381,7 @@ async def test_topic_mode_without_right_falls_back(start_app, emu, caplog) -> No
 # ------------------------------------------------------------------ migration
 
 
-async def test_group_upgraded_to_supergroup(start_app, emu) -> None:  # type: ignore[no-untyped-def]
+async def test_group_upgraded_to_supergroup(start_app: AppFactory, emu: RunningEmulator) -> None:
     emu.emulator.add_chat(BASIC_GROUP, type="group", title="Old group", admins=[ALICE, BOB],
                           bot_status="administrator")
     app = await start_app(chat=BASIC_GROUP)
@@ -404,7 +410,7 @@ async def test_group_upgraded_to_supergroup(start_app, emu) -> None:  # type: ig
     await again.alert("two-alerts-firing.json")
     await again.settled()
     assert any("LabDiskFull" in m["text"] for m in emu.emulator.messages(new_id) if is_card(m))
-    async with again.services.db.read() as conn:
+    async with again.db.read() as conn:
         inc = next(i for i in await repo.open_incidents(conn) if i.alertname.endswith("Crash"
                    "Looping"))
         assert (await repo.current_decision(conn, inc.id)).state is DecisionState.SUCCEEDED
@@ -413,7 +419,7 @@ async def test_group_upgraded_to_supergroup(start_app, emu) -> None:  # type: ig
 # ------------------------------------------------------------------ language
 
 
-async def test_zh_tw_card_thread_and_command(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_zh_tw_card_thread_and_command(start_app: AppFactory) -> None:
     app = await start_app(locale="zh-TW", timezone="Asia/Taipei")
     await app.alert("single-firing.json")
     await app.settled()

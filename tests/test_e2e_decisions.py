@@ -5,10 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_llm import fake_llm_server
-from harness import ALICE, CHAT, Harness, fixture
+from harness import ALICE, CHAT, AppFactory, Harness, fixture
 from standins import FakeKubectl, install_fake_kubectl
 
 from bot.models import Actor, DecisionState, ProposalSource
@@ -27,14 +28,9 @@ def kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKubectl:
     return install_fake_kubectl(tmp_path / "bin", log)
 
 
-def kubectl_settings(fake: FakeKubectl, **extra: object) -> dict[str, object]:
+def kubectl_settings(fake: FakeKubectl, **extra: Any) -> dict[str, Any]:
     return dict(executor="kubectl", kubectl_path=str(fake.path),
                 alert_webhook_token="hook-token", **extra)
-
-
-async def decision_of(h: Harness, inc: str):  # type: ignore[no-untyped-def]
-    async with h.services.db.read() as conn:
-        return await repo.current_decision(conn, inc)
 
 
 def episode(name: str, starts_at: str) -> dict:
@@ -44,7 +40,9 @@ def episode(name: str, starts_at: str) -> dict:
     return payload
 
 
-async def test_card_appears_analyzing_then_rule_answer_after_llm_timeout(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_card_appears_analyzing_then_rule_answer_after_llm_timeout(
+    start_app: AppFactory
+) -> None:
     async with fake_llm_server() as llm:
         llm.hang = True
         h = await start_app(llm_base_url=llm.url, llm_model="slow-model", decision_timeout="1s")
@@ -60,7 +58,7 @@ async def test_card_appears_analyzing_then_rule_answer_after_llm_timeout(start_a
         await h.settled()
 
 
-async def test_llm_answer_wins_over_rules_and_names_the_model(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_llm_answer_wins_over_rules_and_names_the_model(start_app: AppFactory) -> None:
     async with fake_llm_server() as llm:
         llm.answer({
             "action": {"verb": "rollout-restart", "target_kind": "deployment",
@@ -75,7 +73,7 @@ async def test_llm_answer_wins_over_rules_and_names_the_model(start_app) -> None
         await h.settled()
         assert "ops-llm-7b" in card["text"] and "risk high" in card["text"]
         assert "kubectl rollout restart deployment/cart --namespace shop" in card["text"]
-        decision = await decision_of(h, inc)
+        decision = await h.decision(inc)
         assert decision.proposal.source is ProposalSource.LLM
 
 
@@ -91,7 +89,7 @@ async def test_hostile_label_gives_invalid_decision_with_nothing_to_approve(
     assert status == 200
     inc = body["opened"][0]
     await app.settled()
-    decision = await decision_of(app, inc)
+    decision = await app.decision(inc)
     assert decision.state is DecisionState.INVALID
     assert "not a valid Kubernetes name" in decision.invalid_reason
     (card,) = app.cards()
@@ -101,8 +99,8 @@ async def test_hostile_label_gives_invalid_decision_with_nothing_to_approve(
 
 
 async def test_kubectl_execution_save_as_playbook_and_statistics(
-    start_app, kubectl: FakeKubectl, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    start_app: AppFactory, kubectl: FakeKubectl, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h = await start_app(**kubectl_settings(kubectl))
     status, body = await h.post("/alerts/alertmanager", fixture("crashloop-firing.json"),
                                 headers=TOKEN)
@@ -118,7 +116,7 @@ async def test_kubectl_execution_save_as_playbook_and_statistics(
     qid = await h.press(card["message_id"], "Save as playbook", ALICE)
     assert "Saved as playbook" in h.em.callback_answer(qid)["text"]
     await h.settled()
-    playbooks = await PlaybookRepo(h.services.db).list_all()
+    playbooks = await PlaybookRepo(h.db).list_all()
     assert len(playbooks) == 1 and playbooks[0].runs == 0
 
     # The next episode of the same failure is answered by the playbook.
@@ -148,8 +146,8 @@ async def test_kubectl_execution_save_as_playbook_and_statistics(
     card3 = await h.wait_card(lambda m: inc3 in m["text"] and "Awaiting approval" in m["text"])
     await h.press(card3["message_id"], "Approve", ALICE)
     await h.settled()
-    assert (await decision_of(h, inc3)).state is DecisionState.FAILED
-    (pb,) = await PlaybookRepo(h.services.db).list_all()
+    assert (await h.decision(inc3)).state is DecisionState.FAILED
+    (pb,) = await PlaybookRepo(h.db).list_all()
     assert (pb.runs, pb.successes, pb.recent) == (2, 1, "SF")
 
 
@@ -182,8 +180,8 @@ params = {{ replicas = 4 }}
     [(6, 6, "SSSSSS", True), (6, 5, "SSSSSF", False), (3, 3, "SSS", False)],
 )
 async def test_auto_approval_only_when_every_condition_holds(
-    start_app, tmp_path: Path, runs: int, successes: int, recent: str, auto: bool
-) -> None:  # type: ignore[no-untyped-def]
+    start_app: AppFactory, tmp_path: Path, runs: int, successes: int, recent: str, auto: bool
+) -> None:
     book = tmp_path / "playbooks.toml"
     book.write_text(AUTO_PLAYBOOK.format(runs=runs, successes=successes, recent=recent))
     db_path = tmp_path / "opsgate.db"
@@ -195,7 +193,7 @@ async def test_auto_approval_only_when_every_condition_holds(
     body = await h.alert("crashloop-firing.json")
     inc = body["opened"][0]
     await h.settled()
-    decision = await decision_of(h, inc)
+    decision = await h.decision(inc)
     (card,) = h.cards()
     if auto:
         assert decision.auto_approved and decision.state is DecisionState.SUCCEEDED
@@ -230,29 +228,29 @@ async def test_playbooks_cli_round_trip(tmp_path: Path) -> None:
 
 
 async def test_reanalyze_supersedes_and_is_refused_while_executing(
-    start_app, kubectl: FakeKubectl, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    start_app: AppFactory, kubectl: FakeKubectl, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h = await start_app(**kubectl_settings(kubectl))
     _, body = await h.post("/alerts/alertmanager", fixture("crashloop-firing.json"),
                            headers=TOKEN)
     inc = body["opened"][0]
     card = await h.wait_card(lambda m: inc in m["text"] and "Awaiting approval" in m["text"])
-    old = await decision_of(h, inc)
+    old = await h.decision(inc)
     await h.press(card["message_id"], "Re-analyze", ALICE)
     await h.settled()
-    new = await decision_of(h, inc)
+    new = await h.decision(inc)
     assert new.id != old.id and new.state is DecisionState.PENDING
-    async with h.services.db.read() as conn:
+    async with h.db.read() as conn:
         assert (await repo.get_decision(conn, old.id)).state is DecisionState.SUPERSEDED
 
     monkeypatch.setenv("FAKE_KUBECTL_SLEEP", "30")
     card = h.em.message(CHAT, card["message_id"])
     await h.press(card["message_id"], "Approve", ALICE)
     await wait_for(lambda: kubectl.calls(), 15)
-    executing = await decision_of(h, inc)
+    executing = await h.decision(inc)
     assert executing.state is DecisionState.EXECUTING
-    outcome = await h.services.approvals.reanalyze(
+    outcome = await h.approvals.reanalyze(
         Actor(user_id=ALICE["id"], name="@alice", chat_id=CHAT), inc, executing.id
     )
     assert outcome.toast == "reanalyze_refused"
-    assert (await decision_of(h, inc)).id == executing.id
+    assert (await h.decision(inc)).id == executing.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import aiohttp
-from harness import ALICE, Harness
+from harness import ALICE, AppFactory, Harness
 
 from bot.models import DecisionState
 from storage import repo
@@ -17,7 +17,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_webhook_mode_drives_the_same_buttons(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_webhook_mode_drives_the_same_buttons(start_app: AppFactory) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/telegram/webhook"
     h: Harness = await start_app(http_port=port, telegram_webhook_url=url,
@@ -30,7 +30,7 @@ async def test_webhook_mode_drives_the_same_buttons(start_app) -> None:  # type:
     card = await h.wait_card(lambda m: "Awaiting approval" in m["text"])
     await h.press(card["message_id"], "Approve", ALICE)
     await h.settled()
-    async with h.services.db.read() as conn:
+    async with h.db.read() as conn:
         assert (await repo.current_decision(conn, inc)).state is DecisionState.SUCCEEDED
     # A forged update without the secret is refused.
     async with aiohttp.ClientSession() as http:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from harness import CHAT, Harness, fixture
+from harness import CHAT, AppFactory, Harness, fixture
 
 from bot.telegram.pacing import Pacer, Rate
 from sandbox.emulator import wait_for
@@ -55,7 +55,7 @@ def test_private_chats_and_the_global_limit() -> None:
     assert pacer.ready_at(-2) == pytest.approx(clock.now + 0.25)
 
 
-async def test_delivery_paces_a_storm(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_delivery_paces_a_storm(start_app: AppFactory) -> None:
     h: Harness = await start_app(telegram_pacing=True, telegram_group_rate="4/1s")
     for i in range(10):
         payload = fixture("single-firing.json")

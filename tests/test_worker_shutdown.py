@@ -23,7 +23,7 @@ def _parked(event: asyncio.Event) -> Callable[[], bool]:
 
 @pytest.mark.parametrize("stage", ["delivery", "analysis", "execution"])
 async def test_stage_stops_when_woken_as_it_is_cancelled(app: Harness, stage: str) -> None:
-    worker = getattr(app.services.pipeline, stage)
+    worker = getattr(app.pipeline, stage)
     for _ in range(20):
         await app.settled()
         await wait_for(_parked(worker._wake), 10)

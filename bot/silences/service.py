@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot import audit
 from bot.cards import notes
@@ -174,14 +174,14 @@ class SilenceService:
         return ended
 
 
-async def announce_ended_silences(services: Any) -> int:
+async def announce_ended_silences(silences: SilenceService,
+                                  say: Callable[[int, str], Awaitable[None]],
+                                  tz: ZoneInfo, locale: str) -> int:
     """Timer hook: say once, in the chat that made it, that a silence ended."""
-    ended = await services.silences.sweep()
+    ended = await silences.sweep()
     for silence, chat_id in ended:
         if chat_id is None:
             continue
-        text = command_views.render_silence_expired(
-            silence, by=None, tz=services.settings.tz, locale=services.settings.locale
-        )
-        await services.inquiries.say(chat_id, text)
+        text = command_views.render_silence_expired(silence, by=None, tz=tz, locale=locale)
+        await say(chat_id, text)
     return len(ended)

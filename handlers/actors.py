@@ -1,4 +1,4 @@
-"""Small helpers shared by the chat handlers."""
+"""Who sent an update, as bot/ sees people: an Actor with a display name."""
 
 from __future__ import annotations
 
