@@ -10,7 +10,7 @@ import logging
 import re
 import socket
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -247,11 +247,52 @@ async def redis_check(url: str) -> Check:
     return ok("REDIS_URL", f"{url} answers")
 
 
+def critical_namespace_gaps(
+    routes: RouteTable, critical_namespaces: Set[str], critical_approvals: int
+) -> list[str]:
+    """One line per route that can bring a critical namespace's incidents to a chat with
+    fewer approvers than a critical proposal needs: such a proposal could never be approved."""
+    problems = []
+    caught: set[str] = set()  # namespaces an earlier route takes entirely (no continue)
+    for route in [*routes.routes, routes.default]:
+        exact = dict(route.match).get("namespace")
+        pattern = dict(route.match_regex).get("namespace")
+        reached = sorted(
+            ns for ns in critical_namespaces - caught
+            if exact in (None, ns) and (pattern is None or pattern.fullmatch(ns))
+        )
+        only_namespace = {k for k, _ in route.match} | {k for k, _ in route.match_regex} \
+            <= {"namespace"}
+        if only_namespace and not route.continue_:
+            caught.update(reached)
+        approvers = len(routes.approvers_for(route.chat_id))
+        if reached and approvers < critical_approvals:
+            where = f"route {route.index}" if route.index else "the default route"
+            if route.name and route.index:
+                where += f" ({route.name})"
+            problems.append(
+                f"{where} (chat {route.chat_id}) can receive incidents in critical namespace "
+                f"{', '.join(reached)} but has {approvers} approver(s): their proposals need "
+                f"{critical_approvals} different approvers and could never be approved there"
+            )
+    return problems
+
+
+def critical_namespace_checks(s: Settings, routes: RouteTable | None) -> list[Check]:
+    if routes is None or not s.critical_namespaces or s.approvers_from_chat_admins:
+        return []
+    gaps = critical_namespace_gaps(routes, frozenset(s.critical_namespaces),
+                                   s.critical_approvals)
+    fix = ("add approvers to that chat (APPROVER_IDS or the route's approvers), or take the "
+           "namespace out of CRITICAL_NAMESPACES, or lower CRITICAL_APPROVALS")
+    return [warn("CRITICAL_NAMESPACES", gap, fix) for gap in gaps]
+
+
 def startup_checks(s: Settings) -> tuple[list[Check], RouteTable | None]:
     """What App.start checks before it opens anything: no network, no Redis."""
     routes_result, routes = routes_check(s)
     checks = [
-        token_check(s), rules_check(s), routes_result,
+        token_check(s), rules_check(s), routes_result, *critical_namespace_checks(s, routes),
         database_check(s.database_path), port_check(s.http_host, s.http_port),
         redis_url_check(s.redis_url),
     ]

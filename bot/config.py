@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     callback_max_age: Duration = timedelta(seconds=60)
     reject_reason_window: Duration = timedelta(minutes=10)
     critical_approvals: int = Field(default=2, ge=1, le=5)
+    critical_namespaces: StrList = Field(default_factory=list)
 
     # Decisions and execution
     executor: Literal["dry-run", "kubectl", "http"] = "dry-run"

@@ -169,6 +169,8 @@ class Proposal(BaseModel):
     source_name: str = ""
     evidence: Evidence | None = None
     consensus: Consensus | None = None
+    # The action is in a CRITICAL_NAMESPACES namespace: why its risk is critical.
+    critical_namespace: bool = False
 
 
 class Alert(BaseModel):

@@ -270,6 +270,22 @@ def test_two_approval_progress() -> None:
     assert text2.endswith("✅ Approved by alice, bob at 13:10 UTC — executing")
 
 
+@pytest.mark.parametrize(("locale", "why"), [
+    ("en", "🔐 shop is a critical namespace: 2 different approvers needed"),
+    ("zh-TW", "🔐 shop 是關鍵命名空間：需要 2 位不同的核准者"),
+])
+def test_critical_namespace_says_why_two_approvals(locale: str, why: str) -> None:
+    dec = make_decision(required=2)
+    assert dec.proposal is not None
+    flagged = dec.model_copy(update={"proposal": dec.proposal.model_copy(
+        update={"critical_namespace": True, "risk": Risk.CRITICAL})})
+    lines = check(render_card(view(decision=flagged, locale=locale)).text).splitlines()
+    assert lines[-2] == why
+    assert why not in check(render_card(view(decision=dec, locale=locale)).text)
+    approved = flagged.model_copy(update={"state": DecisionState.APPROVED, **DECIDED})
+    assert why not in check(render_card(view(decision=approved, locale=locale)).text)
+
+
 def test_many_approvers_are_capped_but_counted() -> None:
     dec = make_decision(required=50)
     approvals = [approval("x" * 4000 + str(i), i, uid=i) for i in range(40)]

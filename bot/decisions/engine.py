@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 
 from bot.decisions.consensus import Opinion, applies, ask_all, decide
@@ -26,7 +26,7 @@ from bot.decisions.playbooks import best_match, playbook_action, playbook_propos
 from bot.decisions.rules import RuleEngine, RuleOutcome, invalid_reason
 from bot.execution.executor import ExecutorConfig, describe
 from bot.execution.names import InvalidAction
-from bot.incidents.risk import DEFAULT_MIN_RISK, effective_risk
+from bot.incidents.risk import DEFAULT_MIN_RISK, gate_risk
 from bot.models import Alert, Evidence, Incident, Proposal, ProposalSource, Risk, Verb
 from storage.playbooks import PlaybookRepo
 
@@ -69,6 +69,7 @@ class DecisionEngine:
         locale: str = "en",
         knowledge: Knowledge | None = None,
         consensus: ConsensusSetup | None = None,
+        critical_namespaces: Set[str] = frozenset(),
     ) -> None:
         self.rules = rules
         self.llm = llm
@@ -79,6 +80,7 @@ class DecisionEngine:
         self.locale = locale
         self.knowledge = knowledge
         self.consensus = consensus
+        self.critical_namespaces = critical_namespaces
 
     async def analyze(self, incident: Incident, alerts: Sequence[Alert]) -> Analysis:
         ruled = self.rules.propose(incident, alerts)
@@ -163,11 +165,8 @@ class DecisionEngine:
 
     def _gate(self, choice: _Choice, incident: Incident) -> Analysis:
         """Risk floor, validation and the effect text, the same for every source."""
-        proposal = choice.proposal
+        proposal = gate_risk(choice.proposal, self.min_risks, self.critical_namespaces)
         action = proposal.action
-        proposal = proposal.model_copy(
-            update={"risk": effective_risk(action, proposal.risk, self.min_risks)}
-        )
         effect = None
         if action is not None:
             try:

@@ -115,6 +115,7 @@ def build_decision_stack(s: Settings, db: Database) -> DecisionStack:
         rules, llm, repo, cfg, min_risks(), timeout=s.decision_timeout.total_seconds(),
         locale=s.locale, knowledge=knowledge,
         consensus=ConsensusSetup(voters, s.consensus_severity),
+        critical_namespaces=frozenset(s.critical_namespaces),
     )
 
     async def auto_approver(playbook_id: int | None, proposal: Proposal) -> str | None:

@@ -2,14 +2,15 @@
 
 A proposer (rule, playbook, LLM) may raise the risk of its action, never
 lower it below the verb's minimum: an LLM calling a rollback "low" still
-needs the approvals a rollback needs.
+needs the approvals a rollback needs. An action in a critical namespace
+(CRITICAL_NAMESPACES) is critical whatever its verb, so it needs two people.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
-from bot.models import Action, Risk, Verb
+from bot.models import Action, Proposal, Risk, Verb
 
 DEFAULT_MIN_RISK: Mapping[Verb, Risk] = {
     Verb.SCALE: Risk.LOW,  # reversible, bounded by replicas_min/max
@@ -34,12 +35,29 @@ def effective_risk(
     action: Action | None,
     proposed: Risk,
     minimums: Mapping[Verb, Risk] = DEFAULT_MIN_RISK,
+    critical_namespaces: Set[str] = frozenset(),
 ) -> Risk:
-    """The proposed risk, raised to the verb's minimum when it is lower."""
+    """The proposed risk, raised to the verb's minimum (critical in a critical namespace)."""
     if action is None:
         return proposed
+    if action.namespace in critical_namespaces:
+        return Risk.CRITICAL
     floor = minimums.get(action.verb, DEFAULT_MIN_RISK[action.verb])
     return proposed.at_least(floor)
+
+
+def gate_risk(
+    proposal: Proposal,
+    minimums: Mapping[Verb, Risk] = DEFAULT_MIN_RISK,
+    critical_namespaces: Set[str] = frozenset(),
+) -> Proposal:
+    """The proposal with its risk floored and `critical_namespace` set, so the card can say
+    why it needs more than one approver."""
+    action = proposal.action
+    return proposal.model_copy(update={
+        "risk": effective_risk(action, proposal.risk, minimums, critical_namespaces),
+        "critical_namespace": action is not None and action.namespace in critical_namespaces,
+    })
 
 
 def required_approvals(risk: Risk, critical_approvals: int = 2) -> int:

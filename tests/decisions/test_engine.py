@@ -157,6 +157,22 @@ async def test_risk_floor_applies_to_every_source() -> None:
     assert result.proposal is not None and result.proposal.risk is Risk.CRITICAL
 
 
+async def test_critical_namespace_makes_any_action_critical() -> None:
+    plain = await engine().analyze(*case(CRASHLOOP))
+    assert plain.proposal is not None and plain.proposal.risk is Risk.MEDIUM
+    assert not plain.proposal.critical_namespace
+    namespace = plain.proposal.action.namespace if plain.proposal.action else ""
+    critical = await engine(critical_namespaces=frozenset({namespace, "payments"})).analyze(
+        *case(CRASHLOOP)
+    )
+    assert critical.proposal is not None and critical.proposal.risk is Risk.CRITICAL
+    assert critical.proposal.critical_namespace
+    elsewhere = await engine(critical_namespaces=frozenset({"payments"})).analyze(
+        *case(CRASHLOOP)
+    )
+    assert elsewhere.proposal is not None and elsewhere.proposal.risk is Risk.MEDIUM
+
+
 async def test_rule_invalid_reason_passes_through() -> None:
     result = await engine().analyze(*case(CRASHLOOP | {"deployment": "api; rm -rf /"}))
     assert result.proposal is None and result.effect is None
