@@ -29,11 +29,11 @@ async def test_critical_namespace_needs_two_approvers(start_app) -> None:  # typ
     assert "0/2" in card["text"]
     await app.press(card["message_id"], "Approve", ALICE)
     await app.settled()
-    async with app.services.db.read() as conn:
+    async with app.db.read() as conn:
         assert (await repo.current_decision(conn, inc)).state is DecisionState.PENDING
     await app.press(card["message_id"], "Approve", BOB)
     await app.settled()
-    async with app.services.db.read() as conn:
+    async with app.db.read() as conn:
         assert (await repo.current_decision(conn, inc)).state is DecisionState.SUCCEEDED
     assert WHY not in app.em.message(CHAT, card["message_id"])["text"]
 
