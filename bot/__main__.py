@@ -7,20 +7,34 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
-from bot.config import Settings, describe_validation_error
+from bot import logs
+from bot.config import LoggingSettings, Settings, describe_validation_error
 
 log = logging.getLogger("opsgate")
 
 
-def _settings(**overrides: object) -> Settings:
+_S = TypeVar("_S", bound=LoggingSettings)
+
+
+def _load(cls: type[_S], **overrides: object) -> _S:
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         print(f"opsgate: bad configuration: {describe_validation_error(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _settings(**overrides: object) -> Settings:
+    return _load(Settings, **overrides)
+
+
+def _configure_logging() -> None:
+    wanted = _load(LoggingSettings)
+    logs.configure(wanted.log_format, wanted.log_level)
 
 
 def cmd_run(_: argparse.Namespace) -> int:
@@ -85,10 +99,6 @@ def cmd_kb(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="python -m bot", description="opsgate")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run against Telegram (default)").set_defaults(fn=cmd_run)
@@ -112,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     kb.add_argument("action", choices=["reindex", "status"])
     kb.set_defaults(fn=cmd_kb)
     args = parser.parse_args(argv)
+    _configure_logging()
     fn = getattr(args, "fn", cmd_run)
     from bot.checks import StartupError
 

@@ -34,8 +34,10 @@ from bot.checks import (
 )
 from bot.config import Settings
 from bot.decisions.factory import build_decision_stack
+from bot.health import Readiness
 from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
 from bot.incidents.stale_press import StalePressRule
+from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.silences.alertmanager import AlertmanagerSilences
 from bot.silences.service import SilenceService, announce_ended_silences
@@ -43,6 +45,7 @@ from bot.telegram.card_loading import card_renderer
 from bot.telegram.chat_migration import ChatMigrator
 from bot.telegram.client import build_bot
 from bot.telegram.delivery import DeliveryWorker
+from bot.telegram.observed import ObservedSession, TelegramReach, time_press
 from bot.telegram.pacing import Pacer, Rate
 from bot.telegram.topics import TopicManager
 from handlers import alerts as alert_routes
@@ -74,6 +77,7 @@ def build_dispatcher(
         approvals=approvals, authz=authz, inquiries=inquiries, console=console,
         migrator=migrator, routes=routes, stale_press=stale_press, tz=tz, locale=locale,
     )
+    dp.callback_query.outer_middleware(time_press)
     # Commands first: their callback filters (history pages, silence expiry) must win
     # over the card router's catch-all for unknown buttons.
     dp.include_router(commands.make_router())
@@ -94,6 +98,8 @@ class App:
     pipeline: Pipeline | None = None
     delivery: DeliveryWorker | None = None
     runner: web.AppRunner | None = None
+    metrics: Metrics | None = None
+    reach: TelegramReach | None = None
     port: int = 0
     _polling: asyncio.Task[None] | None = None
     _bot_id: int = 0
@@ -114,7 +120,10 @@ class App:
         self.db = db
         state = build_state(s.redis_url)
         self.state = state
-        bot = build_bot(s)
+        await state.open()
+        metrics, reach = Metrics(), TelegramReach()
+        self.metrics, self.reach = metrics, reach
+        bot = build_bot(s, ObservedSession(metrics, reach))
         self.bot = bot
 
         async def admin_ids(chat_id: int) -> list[int]:
@@ -154,6 +163,7 @@ class App:
             on_migrate=migrator.migrate,
             pacer=Pacer(Rate.parse(s.telegram_group_rate), Rate.parse(s.telegram_private_rate),
                         Rate.parse(s.telegram_global_rate)) if s.telegram_pacing else None,
+            metrics=metrics,
         )
         pipeline = Pipeline.connect(
             db, clock, Voice(s.locale, s.timezone),
@@ -161,6 +171,7 @@ class App:
             approval_timeout=s.approval_timeout, critical_approvals=s.critical_approvals,
             playbooks=stack.playbooks,
             auto_approver=stack.auto_approver if s.auto_approve else None,
+            metrics=metrics,
         )
         self.approvals, self.pipeline, self.delivery = approvals, pipeline, delivery
         inquiries = Inquiries(db, s.tz, s.locale, clock, stack.playbooks)
@@ -180,7 +191,9 @@ class App:
             routes=routes, group_by=tuple(s.group_by_labels),
             locale=s.locale, tz_name=s.timezone, topic_chats=topic_chats,
         )
-        await self._start_web(ingest_ctx, db, delivery)
+        readiness = Readiness(db, clock, reach, state, s.telegram_unreachable_after,
+                              s.outbox_stuck_after)
+        await self._start_web(ingest_ctx, db, metrics, readiness)
         await self._register_commands(db)
         await pipeline.start()
         if poll:
@@ -205,14 +218,15 @@ class App:
                 await outbox.enqueue(conn, kind=outbox.COMMANDS, chat_id=0, now=now,
                                      payload={"scope": scope, "commands": menu})
 
-    async def _start_web(self, ingest_ctx: IngestContext, db: Database,
-                         delivery: DeliveryWorker) -> None:
+    async def _start_web(self, ingest_ctx: IngestContext, db: Database, metrics: Metrics,
+                         readiness: Readiness) -> None:
         s = self.settings
         app = web.Application(client_max_size=s.max_body_bytes)
         alert_routes.setup_routes(
             app, db=db, ingest_ctx=ingest_ctx, clock=self.clock,
             token=s.alert_webhook_token.get_secret_value(), max_body_bytes=s.max_body_bytes,
-            read_timeout=s.webhook_read_timeout.total_seconds(), delivery=delivery,
+            read_timeout=s.webhook_read_timeout.total_seconds(), metrics=metrics,
+            readiness=readiness,
         )
         if self.settings.telegram_webhook_url:
             # Updates pushed by Telegram; the secret header tells them from forgeries.

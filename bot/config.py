@@ -25,10 +25,23 @@ IntList = Annotated[list[int], NoDecode, BeforeValidator(_split_list)]
 StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
-class Settings(BaseSettings):
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+class LoggingSettings(BaseSettings):
+    """Read first, on its own, so every subcommand logs as asked before anything else."""
+
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
+
+    log_format: Literal["plain", "json"] = "plain"
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+                         BeforeValidator(_upper)] = "INFO"
+
+
+class Settings(LoggingSettings):
 
     # Telegram
     telegram_bot_token: SecretStr = Field(default=SecretStr(""))
@@ -52,6 +65,10 @@ class Settings(BaseSettings):
     database_path: str = "data/opsgate.db"
     database_busy_timeout: Duration = timedelta(seconds=5)
     redis_url: str = ""
+
+    # Readiness (/readyz): how long before these count as degraded
+    telegram_unreachable_after: Duration = timedelta(minutes=2)
+    outbox_stuck_after: Duration = timedelta(minutes=5)
 
     # Approvals
     approval_timeout: Duration = timedelta(minutes=60)

@@ -24,6 +24,7 @@ from bot.decisions.analysis import AnalysisWorker, AutoApprover, Engine
 from bot.execution.runner import ExecutionRunner, ExecutorLike, PlaybookStats
 from bot.incidents import recovery
 from bot.incidents.timers import Sweep, Timers
+from bot.metrics import Metrics
 from bot.telegram.delivery import DeliveryWorker
 from storage.db import Database
 
@@ -53,13 +54,14 @@ class Pipeline:
         playbooks: PlaybookStats | None = None,
         auto_approver: AutoApprover | None = None,
         sweeps: list[Sweep] | None = None,
+        metrics: Metrics | None = None,
     ) -> Pipeline:
         return cls(
             db, clock, voice,
             analysis=AnalysisWorker(db, engine, clock, voice,
                                     critical_approvals=critical_approvals,
                                     auto_approver=auto_approver),
-            execution=ExecutionRunner(db, executor, clock, voice, playbooks),
+            execution=ExecutionRunner(db, executor, clock, voice, playbooks, metrics),
             timers=Timers(db, clock, voice, approval_timeout, sweeps),
             delivery=delivery,
         )

@@ -9,16 +9,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from bot import health
 from bot.alerts import ingest, payloads
-from bot.telegram.delivery import DeliveryWorker
+from bot.health import Readiness
+from bot.metrics import CONTENT_TYPE, Metrics
 from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,8 +28,8 @@ CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 TOKEN = web.AppKey("token", str)  # ALERT_WEBHOOK_TOKEN; empty: no authentication
 MAX_BODY = web.AppKey("max_body", int)
 READ_TIMEOUT = web.AppKey("read_timeout", float)  # seconds (WEBHOOK_READ_TIMEOUT)
-INTAKE_COUNTS = web.AppKey[Counter[str]]("intake_counts")
-DELIVERY = web.AppKey("delivery", DeliveryWorker)
+METRICS = web.AppKey("metrics", Metrics)
+READINESS = web.AppKey("readiness", Readiness)
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -104,37 +103,54 @@ async def _receive(request: web.Request, kind: str) -> web.Response:
             {"error": "storage unavailable, retry later"}, status=503,
             headers={"Retry-After": "30"},
         )
-    app[INTAKE_COUNTS]["alerts_received"] += result.alerts
+    app[METRICS].alerts_stored.labels(kind).inc(result.alerts)
     return web.json_response({"status": "accepted", **result.summary()})
 
 
+def _intake_result(status: int) -> str:
+    if status < 300:
+        return "accepted"
+    return {401: "unauthorized", 503: "unavailable"}.get(status, "refused")
+
+
+async def _counted(request: web.Request, kind: str) -> web.Response:
+    response = await _receive(request, kind)
+    request.app[METRICS].alerts_received.labels(kind, _intake_result(response.status)).inc()
+    return response
+
+
 async def alertmanager(request: web.Request) -> web.Response:
-    return await _receive(request, "alertmanager")
+    return await _counted(request, "alertmanager")
 
 
 async def grafana(request: web.Request) -> web.Response:
-    return await _receive(request, "grafana")
+    return await _counted(request, "grafana")
 
 
 async def generic(request: web.Request) -> web.Response:
-    return await _receive(request, "generic")
+    return await _counted(request, "generic")
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response(await health.health(request.app[DB]))
+    # Alive and serving: no database, no Telegram (a supervisor restarts on failure).
+    return web.json_response({"status": "ok"})
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def readyz(request: web.Request) -> web.Response:
+    status, body = await request.app[READINESS].check()
+    return web.json_response(body, status=status)
+
+
+async def scrape(request: web.Request) -> web.Response:
     app = request.app
-    intake: Counter[str] = app[INTAKE_COUNTS]
-    text = await health.metrics_text(app[DB], intake=intake, delivery=app[DELIVERY].metrics)
-    return web.Response(text=text, content_type="text/plain")
+    body = await app[READINESS].metrics_text(app[METRICS])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 def setup_routes(
     app: web.Application, *, db: Database, ingest_ctx: ingest.IngestContext,
     clock: Callable[[], datetime], token: str, max_body_bytes: int, read_timeout: float,
-    delivery: DeliveryWorker,
+    metrics: Metrics, readiness: Readiness,
 ) -> None:
     app[DB] = db
     app[INGEST] = ingest_ctx
@@ -142,10 +158,11 @@ def setup_routes(
     app[TOKEN] = token
     app[MAX_BODY] = max_body_bytes
     app[READ_TIMEOUT] = read_timeout
-    app[INTAKE_COUNTS] = Counter[str]()
-    app[DELIVERY] = delivery
+    app[METRICS] = metrics
+    app[READINESS] = readiness
     app.router.add_post("/alerts/alertmanager", alertmanager)
     app.router.add_post("/alerts/grafana", grafana)
     app.router.add_post("/alerts/generic", generic)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", scrape)

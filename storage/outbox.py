@@ -32,6 +32,7 @@ class OutboxItem:
     kind: str
     payload: dict[str, Any]
     attempts: int
+    queued_at: float = 0.0  # unix time the row was written
 
 
 async def enqueue(
@@ -81,14 +82,7 @@ async def due(conn: Conn, now: float, limit: int = 50) -> list[OutboxItem]:
         (now, limit),
     ) as cur:
         rows = await cur.fetchall()
-    return [
-        OutboxItem(
-            id=r["id"], order_key=r["order_key"], incident_id=r["incident_id"],
-            chat_id=r["chat_id"], kind=r["kind"], payload=json.loads(r["payload"]),
-            attempts=r["attempts"],
-        )
-        for r in rows
-    ]
+    return [_item(r) for r in rows]
 
 
 async def claim(conn: Conn, item_id: int) -> bool:
@@ -128,10 +122,14 @@ async def sent_item(conn: Conn, chat_id: int, message_id: int) -> OutboxItem | N
         r = await cur.fetchone()
     if r is None:
         return None
+    return _item(r)
+
+
+def _item(r: Any) -> OutboxItem:
     return OutboxItem(
         id=r["id"], order_key=r["order_key"], incident_id=r["incident_id"],
         chat_id=r["chat_id"], kind=r["kind"], payload=json.loads(r["payload"]),
-        attempts=r["attempts"],
+        attempts=r["attempts"], queued_at=datetime.fromisoformat(r["created_at"]).timestamp(),
     )
 
 
@@ -154,6 +152,16 @@ async def park(conn: Conn, item_id: int, error: str) -> None:
 async def counts(conn: Conn) -> dict[str, int]:
     async with conn.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state") as cur:
         return {row[0]: row[1] for row in await cur.fetchall()}
+
+
+async def oldest_unsent_at(conn: Conn) -> datetime | None:
+    """When the oldest row still waiting to be sent was queued (times are UTC ISO text,
+    so the smallest string is the earliest)."""
+    async with conn.execute(
+        "SELECT MIN(created_at) FROM outbox WHERE state IN ('pending', 'sending')"
+    ) as cur:
+        row = await cur.fetchone()
+    return datetime.fromisoformat(row[0]) if row and row[0] else None
 
 
 async def pending_count(conn: Conn) -> int:

@@ -168,7 +168,7 @@ async def test_worker_sends_then_marks_done(db: Database, bot: Bot,
     worker = DeliveryWorker(db, bot, no_card)
     assert await worker.run_once()
     assert (await row(db, row_id))["state"] == "done"
-    assert worker.metrics["messages"] == 1
+    assert worker.metrics.sample("opsgate_delivery_total", result="messages") == 1
 
 
 async def test_worker_waits_out_a_429_and_holds_the_chat(db: Database, bot: Bot,
@@ -182,7 +182,7 @@ async def test_worker_waits_out_a_429_and_holds_the_chat(db: Database, bot: Bot,
     # Not counted as an attempt that gives up: max_attempts=1 would park it otherwise.
     assert stored["state"] == "pending"
     assert stored["next_attempt_at"] >= before + 30
-    assert worker.metrics["retry_after"] == 1
+    assert worker.metrics.sample("opsgate_delivery_total", result="retry_after") == 1
     later = await queue_message(db)
     assert not await worker.run_once()  # the chat is on hold: nothing is attempted
     assert (await row(db, later))["state"] == "pending"
@@ -200,7 +200,7 @@ async def test_worker_backs_off_on_network_errors(db: Database, bot: Bot,
     assert stored["state"] == "pending" and stored["attempts"] == 1
     assert stored["next_attempt_at"] > before
     assert "TelegramNetworkError" in stored["last_error"]
-    assert worker.metrics["transient_errors"] == 1
+    assert worker.metrics.sample("opsgate_delivery_total", result="transient_errors") == 1
 
 
 @pytest.mark.parametrize(
@@ -219,7 +219,7 @@ async def test_worker_parks_permanent_refusals(db: Database, bot: Bot, session: 
     stored = await row(db, row_id)
     assert stored["state"] == "parked"
     assert body["description"] in stored["last_error"]
-    assert worker.metrics["parked"] == 1
+    assert worker.metrics.sample("opsgate_delivery_total", result="parked") == 1
 
 
 async def test_worker_follows_a_chat_migration(db: Database, bot: Bot,
@@ -237,7 +237,7 @@ async def test_worker_follows_a_chat_migration(db: Database, bot: Bot,
     assert await worker.run_once()
     assert moved == [(CHAT, new_chat)]
     assert (await row(db, row_id))["state"] == "pending"
-    assert worker.metrics["migrated"] == 1
+    assert worker.metrics.sample("opsgate_delivery_total", result="migrated") == 1
 
 
 async def test_edit_that_changes_nothing_counts_as_done(db: Database, bot: Bot,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot import polling, texts
+from bot import logs, polling, texts
 from bot.cards.notes import Voice
 from bot.incidents.risk import required_approvals
 from bot.incidents.states import Event, transition
@@ -73,6 +73,10 @@ class AnalysisWorker:
         return len(waiting)
 
     async def analyze_one(self, decision_id: int, incident_id: str) -> None:
+        with logs.about(incident_id=incident_id, decision_id=decision_id):
+            await self._analyze(decision_id, incident_id)
+
+    async def _analyze(self, decision_id: int, incident_id: str) -> None:
         async with self.db.read() as conn:
             inc = await repo.get_incident(conn, incident_id)
             alerts = await repo.alerts_of(conn, incident_id)

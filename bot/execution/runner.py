@@ -13,10 +13,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot import polling
+from bot import logs, polling
 from bot.cards.notes import Voice
 from bot.incidents.states import Event, transition
-from bot.models import Action, DecisionState
+from bot.metrics import Metrics
+from bot.models import Action, Decision, DecisionState
 from storage import repo
 from storage.db import Database, Wake
 
@@ -43,8 +44,10 @@ class ExecutionRunner:
         clock: Callable[[], datetime],
         voice: Voice,
         playbooks: PlaybookStats | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.executor = executor
         self.clock = clock
         self.voice = voice
@@ -88,6 +91,11 @@ class ExecutionRunner:
             decision = await transition(conn, decision_id, Event.START, self.clock(), self.voice)
         if decision is None:
             return False
+        with logs.about(incident_id=decision.incident_id, decision_id=decision_id):
+            return await self._run(decision)
+
+    async def _run(self, decision: Decision) -> bool:
+        decision_id = decision.id
         assert decision.proposal is not None and decision.proposal.action is not None
         try:
             result = await self.executor.run(
@@ -97,10 +105,12 @@ class ExecutionRunner:
             result_data = result.model_dump(mode="json")
             ok = bool(result.ok)
             dry_run = bool(getattr(result, "dry_run", False))
+            self.metrics.executor_runs.labels("succeeded" if ok else "failed").inc()
         except Exception as exc:
             log.exception("executor raised for decision %s", decision_id)
             result_data = {"ok": False, "error": f"executor error: {exc}"}
             ok, dry_run = False, False
+            self.metrics.executor_runs.labels("error").inc()
         async with self.db.read() as conn:
             effect, playbook_id = await repo.decision_extras(conn, decision_id)
         error = str(result_data.get("error") or "")

@@ -4,7 +4,6 @@ then edit it in place, skipping edits whose rendered digest was already sent."""
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -12,6 +11,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 
 from bot.cards.card import Card
+from bot.metrics import Metrics
 from bot.telegram.failures import is_bad_url, is_edit_target_gone, is_not_modified
 from bot.telegram.sending import NO_PREVIEW, markup_of
 from storage import repo
@@ -39,7 +39,7 @@ class Topics(Protocol):
 
 class CardSync:
     def __init__(self, db: Database, bot: Bot, render_card: CardRenderer,
-                 topics: Topics | None, metrics: Counter[str]) -> None:
+                 topics: Topics | None, metrics: Metrics) -> None:
         self.db = db
         self.bot = bot
         self.render_card = render_card
@@ -55,7 +55,7 @@ class CardSync:
             row = await repo.get_card(conn, incident_id, chat_id)
         if row is not None and row.message_id is not None:
             if row.last_rendered_hash == card.digest:
-                self.metrics["identical_skipped"] += 1
+                self.metrics.delivered("identical_skipped")
                 return None
             sent = card
             try:
@@ -66,10 +66,10 @@ class CardSync:
                     ),
                     incident_id, chat_id, card,
                 )
-                self.metrics["edited"] += 1
+                self.metrics.delivered("edited")
             except TelegramBadRequest as exc:
                 if is_not_modified(exc):
-                    self.metrics["not_modified"] += 1
+                    self.metrics.delivered("not_modified")
                 elif is_edit_target_gone(exc):
                     # Someone deleted the card: post a fresh one rather than go silent.
                     log.warning("card of %s is gone (%s); posting it again", incident_id, exc)
@@ -97,7 +97,7 @@ class CardSync:
             ),
             incident_id, chat_id, card,
         )
-        self.metrics["sent"] += 1
+        self.metrics.delivered("sent")
         async with self.db.write() as conn:
             await repo.save_card(
                 conn, incident_id, chat_id, message_id=message.message_id,
@@ -116,6 +116,6 @@ class CardSync:
                 raise
             # One refused link must not cost the whole card.
             log.warning("Telegram refused a button URL (%s); sending the links as text", exc)
-            self.metrics["url_fallback"] += 1
+            self.metrics.delivered("url_fallback")
             plain = await self.render_card(incident_id, chat_id, url_buttons=False) or card
             return await call(plain.text, markup_of(plain.keyboard, urls=False)), plain

@@ -9,10 +9,13 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
 from bot.config import Settings
+from bot.telegram.observed import ObservedSession
 
 
-def build_bot(settings: Settings) -> Bot:
+def build_bot(settings: Settings, observe: ObservedSession | None = None) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    if observe is not None:
+        session.middleware(observe)
     return Bot(
         token=settings.telegram_bot_token.get_secret_value(),
         session=session,

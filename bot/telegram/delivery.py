@@ -13,7 +13,6 @@ import asyncio
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from aiogram import Bot
@@ -22,6 +21,8 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 
+from bot import logs
+from bot.metrics import Metrics
 from bot.polling import wait_for_wake
 from bot.telegram import sending
 from bot.telegram.card_sync import CardRenderer, CardSync, Topics
@@ -51,6 +52,7 @@ class DeliveryWorker:
         topics: Topics | None = None,
         on_migrate: MigrateHook | None = None,
         pacer: Pacer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pacer = pacer
         self._skipped_until: float | None = None  # earliest time a skipped row may go
@@ -61,7 +63,7 @@ class DeliveryWorker:
         self.render_card = render_card
         self.max_attempts = max_attempts
         self.on_sent = on_sent
-        self.metrics: Counter[str] = Counter()
+        self.metrics = metrics or Metrics()
         self._wake = db.wake_event(Wake.DELIVERY)  # set by commits that queue rows
         self._chat_hold: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
@@ -141,6 +143,10 @@ class DeliveryWorker:
     # ------------------------------------------------------------ one row
 
     async def _process(self, item: outbox.OutboxItem) -> None:
+        with logs.about(incident_id=item.incident_id):
+            await self._process_item(item)
+
+    async def _process_item(self, item: outbox.OutboxItem) -> None:
         try:
             sent_id = await self._deliver(item)
         except Exception as exc:
@@ -151,6 +157,9 @@ class DeliveryWorker:
         else:
             async with self.db.write() as conn:
                 await outbox.mark_done(conn, item.id, sent_id)
+            if item.kind == outbox.CARD and sent_id is not None:
+                # The card row was queued in the alert's own transaction.
+                self.metrics.alert_to_card.observe(max(0.0, time.time() - item.queued_at))
             if sent_id is not None and self.on_sent is not None:
                 await self.on_sent(item, sent_id)
 
@@ -158,11 +167,11 @@ class DeliveryWorker:
         if isinstance(exc, TelegramRetryAfter):
             wait = float(exc.retry_after)
             self._chat_hold[item.chat_id] = time.time() + wait
-            self.metrics["retry_after"] += 1
+            self.metrics.delivered("retry_after")
             log.warning("delivery: 429 for chat %s, waiting %ss", item.chat_id, wait)
             await self._retry(item, time.time() + wait, f"429 retry after {wait}s", count=False)
         elif failure is Failure.TRANSIENT:
-            self.metrics["transient_errors"] += 1
+            self.metrics.delivered("transient_errors")
             delay = min(MAX_BACKOFF, 2.0 ** min(item.attempts, 10)) * (0.5 + random.random())
             log.warning("delivery: %s for %s (attempt %d), retrying in %.1fs",
                         type(exc).__name__, _what(item), item.attempts + 1, delay)
@@ -173,7 +182,7 @@ class DeliveryWorker:
                 return
             log.warning("chat %s was upgraded to supergroup %s; moving everything there",
                         item.chat_id, exc.migrate_to_chat_id)
-            self.metrics["migrated"] += 1
+            self.metrics.delivered("migrated")
             # Rewrites pending rows (this one included) to the new chat id.
             await self.on_migrate(item.chat_id, exc.migrate_to_chat_id)
             await self._retry(item, time.time(), "chat migrated", count=False)
@@ -191,7 +200,7 @@ class DeliveryWorker:
             await outbox.retry_later(conn, item.id, at, error)
 
     async def _park(self, item: outbox.OutboxItem, error: str) -> None:
-        self.metrics["parked"] += 1
+        self.metrics.delivered("parked")
         log.error(
             "DELIVERY PARKED: %s to chat %s will not be sent: %s",
             _what(item), item.chat_id, error,
@@ -206,15 +215,15 @@ class DeliveryWorker:
             return await self.cards.sync(item.incident_id, item.chat_id)
         if item.kind == outbox.REPLY:
             sent = await sending.send_reply(self.bot, self.db, item)
-            self.metrics["replies"] += 1
+            self.metrics.delivered("replies")
             return sent
         if item.kind == outbox.MESSAGE:
             sent = await sending.send_plain(self.bot, item)
-            self.metrics["messages"] += 1
+            self.metrics.delivered("messages")
             return sent
         if item.kind == outbox.EDIT:
             await sending.edit_plain(self.bot, item)
-            self.metrics["edited"] += 1
+            self.metrics.delivered("edited")
             return None
         if item.kind == outbox.TOPIC_CLOSE:
             if self.topics is not None and item.incident_id:

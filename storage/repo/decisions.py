@@ -110,3 +110,8 @@ async def approvals_of(conn: Conn, decision_id: int) -> list[Approval]:
         )
         for r in rows
     ]
+
+
+async def decision_state_counts(conn: Conn) -> dict[str, int]:
+    rows = await fetch_all(conn, "SELECT state, COUNT(*) FROM decisions GROUP BY state")
+    return {row[0]: row[1] for row in rows}

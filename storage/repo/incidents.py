@@ -118,6 +118,13 @@ async def open_incidents(conn: Conn, chat_id: int | None = None) -> list[Inciden
     return [_incident(r) for r in await fetch_all(conn, sql + " ORDER BY opened_at", args)]
 
 
+async def open_incidents_by_severity(conn: Conn) -> dict[str, int]:
+    rows = await fetch_all(
+        conn, "SELECT severity, COUNT(*) FROM incidents WHERE status = 'firing' GROUP BY severity"
+    )
+    return {row[0]: row[1] for row in rows}
+
+
 async def recent_incidents_for_target(
     conn: Conn, target: str, *, exclude: str | None = None, limit: int = 5
 ) -> list[Incident]:
