@@ -25,10 +25,6 @@ IntList = Annotated[list[int], NoDecode, BeforeValidator(_split_list)]
 StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
-
-
 class LoggingSettings(BaseSettings):
     """Read first, on its own, so every subcommand logs as asked before anything else."""
 
@@ -37,8 +33,15 @@ class LoggingSettings(BaseSettings):
     )
 
     log_format: Literal["plain", "json"] = "plain"
-    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"],
-                         BeforeValidator(_upper)] = "INFO"
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return level
 
 
 class Settings(LoggingSettings):
