@@ -41,14 +41,31 @@ def clean(value: Any) -> str:
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+def _units(char: str) -> int:
+    return 2 if ord(char) > 0xFFFF else 1
+
+
+def _head(text: str, units: int) -> str:
+    """The longest start of `text` within `units` UTF-16 code units (whole characters)."""
+    used = 0
+    for index, char in enumerate(text):
+        used += _units(char)
+        if used > units:
+            return text[:index]
+    return text
+
+
 def clip(value: Any, limit: int) -> str:
-    """Truncate the RAW value (before autoescape) so no tag or entity is ever cut."""
+    """Truncate the RAW value (before autoescape) so no tag or entity is ever cut.
+
+    `limit` is in UTF-16 code units, Telegram's measure: the clipped value shows as at
+    most `limit` units after entity parsing, whatever escaping adds to the raw HTML."""
     text = clean(value).strip()
     if limit <= 0:
         return ""
-    if len(text) <= limit:
+    if utf16_len(text) <= limit:
         return text
-    return text[: limit - 1].rstrip() + "…"
+    return _head(text, limit - 1).rstrip() + "…"
 
 
 def line(value: Any, limit: int) -> str:
@@ -57,13 +74,13 @@ def line(value: Any, limit: int) -> str:
 
 
 def clip_tail(value: Any, limit: int) -> str:
-    """Keep the end (command output: the error is usually last)."""
+    """Keep the end (command output: the error is usually last); `limit` as in clip."""
     text = clean(value).strip()
     if limit <= 0:
         return ""
-    if len(text) <= limit:
+    if utf16_len(text) <= limit:
         return text
-    return "…" + text[-(limit - 1) :].lstrip()
+    return "…" + _head(text[::-1], limit - 1)[::-1].lstrip()
 
 
 def _aware(value: datetime) -> datetime:
@@ -231,9 +248,4 @@ def button(key: str, /, locale: str = DEFAULT_LOCALE) -> str:
 
 def utf16_len(text: str) -> int:
     """Telegram counts message length in UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def parsed_length(html_text: str) -> int:
-    """Length Telegram sees after entity parsing (tags removed, entities decoded, trimmed)."""
-    return utf16_len(plain(html_text).strip())
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2

@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from sandbox.telegram_html import HtmlParseError, check_message_text, check_plain_text
+from sandbox.judge import check_message_text, check_plain_text
+from sandbox.telegram_html import HtmlParseError
 
 # --- change notification (shared by all emulators, so module-level wait_for works)
 

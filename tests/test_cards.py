@@ -14,12 +14,12 @@ from bot.cards.card import (
     CardView,
     HistoryItem,
     render_card,
-    render_details,
     render_history,
     render_message,
     render_thread,
     render_whoami,
 )
+from bot.cards.details import render_details
 from bot.cards.links import button_url_ok
 from bot.models import (
     Action,
@@ -33,7 +33,7 @@ from bot.models import (
     Silence,
     Verb,
 )
-from sandbox.telegram_html import check_message_text
+from sandbox.judge import check_message_text
 
 EFFECT = "kubectl rollout restart deployment/cart --namespace shop"
 LOCALES = ("en", "zh-TW")

@@ -36,7 +36,7 @@ from bot.models import Matcher, Silence
 from bot.silences.alertmanager import RemoteSilence
 from bot.silences.arguments import HISTORY_USAGE, SILENCE_USAGE, UNSILENCE_USAGE
 from keyboards.callbacks import HistoryPageCB, SilenceAct, SilenceCB
-from sandbox.telegram_html import check_message_text
+from sandbox.judge import check_message_text
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 LOCALES = ("en", "zh-TW")

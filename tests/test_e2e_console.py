@@ -14,8 +14,8 @@ from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness, fixture, is_
 
 from bot.models import DecisionState
 from sandbox.emulator import wait_for
+from sandbox.judge import check_message_text
 from sandbox.server import RunningEmulator
-from sandbox.telegram_html import check_message_text
 from storage import repo
 
 BOTNAME = "opsgate_sandbox_bot"

@@ -1,26 +1,30 @@
 """The incident card: a pure function of stored state -> Telegram HTML + keyboard.
 
 No clock is read here: identical state renders identical bytes, so delivery can
-hash the card and skip edits that would change nothing.
+hash the card and skip edits that would change nothing. Sizes are fitted by
+bot.cards.fit; a card or note that still cannot be rendered becomes a short fallback
+text, so rendering never blocks the state change it shows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.cards.fit import Limits, checked, fit, fits, tidy
 from bot.cards.links import button_url_ok
 from bot.models import Alert, AlertStatus, Approval, Decision, Incident, IncidentStatus, Silence
-from bot.texts import line, parsed_length, render, since
+from bot.texts import line, render, since
 from keyboards.incident import incident_keyboard, is_dry_run
 
-MAX_TEXT = 4096  # Telegram: characters after entity parsing
-MAX_RAW = 30 * 1024  # Telegram refuses raw input over 32 KiB; keep a margin
+__all__ = ["fits", "tidy"]  # re-exported: command answers fit with the same measure
+
+log = logging.getLogger(__name__)
 
 # Labels that identify an alert instance best, in order of preference.
 _IDENTITY_KEYS = (
@@ -37,50 +41,6 @@ _IDENTITY_KEYS = (
 _SUMMARY_KEYS = ("summary", "message", "title")
 _DESCRIPTION_KEYS = ("description", "details")
 _RUNBOOK_KEYS = ("runbook_url", "runbook")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Clip sizes (characters of raw value) used by templates."""
-
-    summary: int = 300
-    description: int = 1000
-    label: int = 80
-    alerts: int = 8
-    effect: int = 600
-    reasoning: int = 600
-    name: int = 64
-    reason: int = 300
-    link: int = 300
-
-
-# Tried in order until the card fits; the last one fits whatever the input
-# (every value is clipped, so its size is bounded by construction).
-TIERS = (
-    Limits(),
-    Limits(
-        summary=200,
-        description=400,
-        label=60,
-        alerts=5,
-        effect=300,
-        reasoning=300,
-        name=48,
-        reason=200,
-        link=150,
-    ),
-    Limits(
-        summary=100,
-        description=0,
-        label=40,
-        alerts=3,
-        effect=160,
-        reasoning=120,
-        name=32,
-        reason=100,
-        link=80,
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -112,16 +72,6 @@ class Card:
             separators=(",", ":"),
         )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def fits(text: str) -> bool:
-    return parsed_length(text) <= MAX_TEXT and len(text.encode("utf-8")) <= MAX_RAW
-
-
-def tidy(text: str) -> str:
-    """Normalize template whitespace: no trailing spaces, at most one blank line."""
-    text = "\n".join(ln.rstrip() for ln in text.split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def sorted_alerts(alerts: Iterable[Alert]) -> list[Alert]:
@@ -238,13 +188,24 @@ def render_text(view: CardView, lim: Limits) -> str:
     return tidy(render("card.html", locale=view.locale, **_context(view, lim)))
 
 
+def _fallback_card_text(view: CardView) -> str:
+    inc = view.incident
+    return checked(render("card_fallback.html", locale=view.locale, inc=inc,
+                          state=str(view.decision.state) if view.decision else ""),
+                   "card_fallback.html")
+
+
+def card_text(view: CardView) -> str:
+    """The card's text: the first tier that fits, or (a bug) the short fallback."""
+    try:
+        return fit(lambda lim: render_text(view, lim))
+    except Exception:  # the card must still show the state, so never raise here
+        log.exception("card of %s cannot be rendered; sending the short form", view.incident.id)
+        return _fallback_card_text(view)
+
+
 def render_card(view: CardView) -> Card:
-    for lim in TIERS:
-        text = render_text(view, lim)
-        if fits(text):
-            break
-    else:  # unreachable by construction of the last tier; fail loudly in tests
-        raise ValueError("card does not fit even with the smallest limits")
+    text = card_text(view)
     source, runbook = card_links(sorted_alerts(view.alerts))
     keyboard = incident_keyboard(
         view.incident,
@@ -278,11 +239,8 @@ THREAD_KINDS = (
 
 
 def render_message(template: str, /, *, tz: ZoneInfo, locale: str = "en", **ctx: Any) -> str:
-    """Render one standalone message (Telegram HTML), checked against the limits."""
-    text = tidy(render(template, locale=locale, tz=tz, **ctx))
-    if not fits(text):  # templates clip every value; this is a bug guard
-        raise ValueError(f"{template} renders over Telegram's limits")
-    return text
+    """Render one standalone message (Telegram HTML); DoesNotFit over the limits."""
+    return checked(render(template, locale=locale, tz=tz, **ctx), template)
 
 
 def render_thread(kind: str, /, *, tz: ZoneInfo, locale: str = "en", **ctx: Any) -> str:
@@ -290,6 +248,15 @@ def render_thread(kind: str, /, *, tz: ZoneInfo, locale: str = "en", **ctx: Any)
     if kind not in THREAD_KINDS:
         raise KeyError(f"unknown thread message {kind!r}")
     return render_message(f"thread/{kind}.html", tz=tz, locale=locale, **ctx)
+
+
+def render_note_fallback(
+    kind: str, /, *, locale: str = "en", incident: Incident, succeeded: bool | None = None
+) -> str:
+    """What a thread note says when it cannot be rendered: short, no values but the id
+    (and, for an outcome, whether the action succeeded)."""
+    return checked(render("thread/fallback.html", locale=locale, kind=kind, inc=incident,
+                          succeeded=succeeded), "thread/fallback.html")
 
 
 def render_whoami(
@@ -310,144 +277,6 @@ def render_whoami(
         is_approver=is_approver,
         chat_id=chat_id,
     )
-
-
-# Details: at most 3 messages, each well under the limit.
-DETAILS_MAX_MESSAGES = 3
-DETAILS_MAX_ALERTS = 10  # alerts shown in full; the head summarizes the rest
-_DETAILS_BUDGET = 3800  # leaves room for the "… N more alerts" line
-_DETAILS_MAX_LABELS = 30
-_DETAILS_MAX_DISTINCT = 12
-_DETAILS_VALUES = 5
-_ALERT_MAX_LABELS = 20
-_ALERT_MAX_ANNOTATIONS = 6
-
-
-def _fit(render_fn: Callable[[Limits], str], budget: int) -> str:
-    """First rendering within budget, trying smaller limits; the smallest always fits."""
-    text = ""
-    for lim in TIERS:
-        text = render_fn(lim)
-        if parsed_length(text) <= budget:
-            return text
-    return text
-
-
-def _common(maps: list[dict[str, str]]) -> dict[str, str]:
-    """Entries shared (same value) by every mapping."""
-    if not maps:
-        return {}
-    return {k: v for k, v in sorted(maps[0].items()) if all(m.get(k) == v for m in maps)}
-
-
-def _details_head(view: CardView, alerts: list[Alert], keys: list[str]) -> str:
-    labels = _common([a.labels for a in alerts])
-    annotations = _common([a.annotations for a in alerts])
-    urls = {a.generator_url for a in alerts}
-    distinct = []
-    for k in keys[:_DETAILS_MAX_DISTINCT]:
-        values = list(dict.fromkeys(a.labels[k] for a in alerts if k in a.labels))
-        distinct.append({"key": k, "count": len(values), "shown": values[:_DETAILS_VALUES]})
-    hidden = (
-        max(0, len(labels) - _DETAILS_MAX_LABELS)
-        + max(0, len(keys) - _DETAILS_MAX_DISTINCT)
-        + max(0, len(annotations) - _ALERT_MAX_ANNOTATIONS)
-    )
-
-    def draw(lim: Limits) -> str:
-        return tidy(
-            render(
-                "thread/details_head.html",
-                locale=view.locale,
-                tz=view.tz,
-                lim=lim,
-                inc=view.incident,
-                total=len(alerts),
-                truncated=max(0, view.truncated_alerts),
-                common=list(labels.items())[:_DETAILS_MAX_LABELS],
-                annotations=list(annotations.items())[:_ALERT_MAX_ANNOTATIONS],
-                url=urls.pop() if len(urls) == 1 else "",
-                distinct=distinct,
-                hidden_labels=hidden,
-                prop=view.decision.proposal if view.decision else None,
-                effect=view.effect,
-            )
-        )
-
-    return _fit(draw, _DETAILS_BUDGET)
-
-
-def _details_alert(view: CardView, alert: Alert, index: int, alerts: list[Alert]) -> str:
-    # Only what tells this alert apart: shared labels/annotations are in the head.
-    shared_labels = _common([a.labels for a in alerts])
-    shared_notes = _common([a.annotations for a in alerts])
-    labels = [(k, v) for k, v in sorted(alert.labels.items()) if k not in shared_labels]
-    annotations = [(k, v) for k, v in sorted(alert.annotations.items()) if k not in shared_notes]
-    show_url = len({a.generator_url for a in alerts}) > 1
-    hidden = max(0, len(labels) - _ALERT_MAX_LABELS) + max(
-        0, len(annotations) - _ALERT_MAX_ANNOTATIONS
-    )
-
-    def draw(lim: Limits) -> str:
-        return tidy(
-            render(
-                "thread/details_alert.html",
-                locale=view.locale,
-                tz=view.tz,
-                lim=lim,
-                alert=alert,
-                index=index,
-                ref=view.incident.opened_at,
-                hidden=hidden,
-                labels=labels[:_ALERT_MAX_LABELS],
-                annotations=annotations[:_ALERT_MAX_ANNOTATIONS],
-                url=alert.generator_url if show_url else "",
-            )
-        )
-
-    return _fit(draw, _DETAILS_BUDGET // 2)
-
-
-def render_details(view: CardView) -> list[str]:
-    """The Details answer: shared facts, distinct label values, then the first few
-    alerts in full (at most 3 messages), then what the proposers saw (related knowledge,
-    tool calls, each engine's answer) in one more; each within Telegram's limit."""
-    alerts = sorted_alerts(view.alerts)
-    keys = varying_keys(alerts)
-    messages = [_details_head(view, alerts, keys)]
-    shown = 0
-    for index, alert in enumerate(alerts[:DETAILS_MAX_ALERTS], start=1):
-        block = _details_alert(view, alert, index, alerts)
-        joined = messages[-1] + "\n\n" + block
-        if parsed_length(joined) <= _DETAILS_BUDGET:
-            messages[-1] = joined
-        elif len(messages) < DETAILS_MAX_MESSAGES:
-            messages.append(block)
-        else:
-            break
-        shown += 1
-    if shown < len(alerts):
-        more = tidy(
-            render("thread/details_more.html", locale=view.locale, count=len(alerts) - shown)
-        )
-        messages[-1] = messages[-1] + "\n\n" + more
-    evidence = _details_evidence(view)
-    if evidence:
-        messages.append(evidence)
-    return messages
-
-
-def _details_evidence(view: CardView) -> str:
-    """Related knowledge, the tool transcript and each engine's answer, if any."""
-    prop = view.decision.proposal if view.decision else None
-    if prop is None or (prop.evidence is None and prop.consensus is None):
-        return ""
-
-    def draw(lim: Limits) -> str:
-        return tidy(render("thread/details_evidence.html", locale=view.locale, tz=view.tz,
-                           lim=lim, inc=view.incident, ev=prop.evidence, c=prop.consensus))
-
-    return _fit(draw, _DETAILS_BUDGET)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ the incident lives in (routing may put one incident in several chats)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,8 @@ from bot.cards import card as cards
 from bot.models import Incident
 from storage import outbox, repo
 from storage.repo import Conn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,20 @@ async def chats_of(conn: Conn, incident: Incident) -> list[int]:
 async def reply(
     conn: Conn, incident: Incident, kind: str, now: datetime, voice: Voice, **ctx: Any
 ) -> None:
-    """The thread note `kind` (templates/<locale>/thread/), in every chat of the incident."""
-    text = render(kind, voice, incident=incident, **ctx)
+    """The thread note `kind` (templates/<locale>/thread/), in every chat of the incident.
+
+    Runs inside a transition's transaction: a note that cannot be rendered must not undo
+    the state change it reports, so it becomes a short fallback text instead."""
+    try:
+        text = render(kind, voice, incident=incident, **ctx)
+    except Exception:
+        log.exception("thread note %r of %s cannot be rendered; sending the short form",
+                      kind, incident.id)
+        succeeded = ctx.get("succeeded")
+        text = cards.render_note_fallback(
+            kind, locale=voice.locale, incident=incident,
+            succeeded=succeeded if isinstance(succeeded, bool) else None,
+        )
     await reply_texts(conn, incident, [text], now, note=kind)
 
 

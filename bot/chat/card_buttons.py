@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from bot import audit
 from bot.cards import card as cards
 from bot.cards import notes
+from bot.cards.details import render_details
 from bot.incidents.approvals import Outcome
 from bot.models import Actor, DecisionState
 from bot.telegram.card_loading import load_view
@@ -44,7 +45,7 @@ class Inquiries:
             await audit.write(self.db, now, "details", "unknown_incident", actor=actor,
                               incident_id=incident_id)
             return Outcome("unknown_incident", alert=True)
-        messages = cards.render_details(view)
+        messages = render_details(view)
         async with self.db.write() as conn:
             await notes.reply_texts(conn, view.incident, messages, now, note="details",
                                     chat_id=actor.chat_id or view.incident.chat_id)

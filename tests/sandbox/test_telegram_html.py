@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.telegram_html import HtmlParseError, check_message_text, parse_html, utf16_len
+from sandbox.judge import check_message_text
+from sandbox.telegram_html import HtmlParseError, parse_html, utf16_len
 
 PREFIX = "Bad Request: can't parse entities: "
 
@@ -160,10 +161,14 @@ def test_limit_over_4096_after_parsing() -> None:
     assert info.value.description == "Bad Request: message is too long"
 
 
-def test_limit_counts_code_points_not_bytes() -> None:
+def test_limit_counts_utf16_units_not_bytes_nor_code_points() -> None:
     assert len(check_message_text("ü" * 4096).text) == 4096  # 8192 bytes
     with pytest.raises(HtmlParseError):
         check_message_text("ü" * 4097)
+    assert len(check_message_text("😀" * 2048).text) == 2048  # 4096 UTF-16 units
+    with pytest.raises(HtmlParseError) as info:
+        check_message_text("😀" * 2049)  # 2049 code points, 4098 units
+    assert info.value.description == "Bad Request: message is too long"
 
 
 def test_raw_input_over_32k_is_refused_before_parsing() -> None:
