@@ -49,7 +49,7 @@ from bot.telegram.observed import ObservedSession, TelegramReach, time_press
 from bot.telegram.pacing import Pacer, Rate
 from bot.telegram.topics import TopicManager
 from handlers import alerts as alert_routes
-from handlers import callbacks, commands
+from handlers.routers import make_routers
 from storage import outbox, repo
 from storage.db import Database, SchemaTooNew
 from storage.state import StateStore, build_state
@@ -78,10 +78,7 @@ def build_dispatcher(
         migrator=migrator, routes=routes, stale_press=stale_press, tz=tz, locale=locale,
     )
     dp.callback_query.outer_middleware(time_press)
-    # Commands first: their callback filters (history pages, silence expiry) must win
-    # over the card router's catch-all for unknown buttons.
-    dp.include_router(commands.make_router())
-    dp.include_router(callbacks.make_router())
+    dp.include_routers(*make_routers())
     return dp
 
 

@@ -2,15 +2,25 @@
 
 Short versioned prefixes keep packed data far below Telegram's 64-byte limit
 and let a future format change tell old buttons apart (bump c1 -> c2).
+
+Callback data is text a client sends: every field is bounded here, so a forged
+press fails to parse (and reaches the unknown-button handler) instead of carrying
+an id SQLite cannot hold (INTEGER is signed 64-bit).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field, StringConstraints
 
 MAX_CALLBACK_BYTES = 64
+MAX_ROW_ID = 2**63 - 1  # SQLite INTEGER
+
+RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]
+IncidentId = Annotated[str, StringConstraints(pattern=r"^INC-[0-9A-Z]{1,16}$")]
 
 
 class CardAct(StrEnum):
@@ -25,14 +35,15 @@ class CardAct(StrEnum):
 
 class CardCB(CallbackData, prefix="c1"):
     act: CardAct
-    inc: str  # incident id, e.g. INC-7K3F9Q
-    dec: int = 0  # decision id the card showed; 0 when none
+    inc: IncidentId  # e.g. INC-7K3F9Q
+    dec: RowId = 0  # decision id the card showed; 0 when none
 
 
 class HistoryPageCB(CallbackData, prefix="h1"):
-    query: str  # short: a target or incident id, ':' and '%' percent-encoded
-    page: int = 0
-    n: int = 10  # rows per page
+    query: Annotated[str, StringConstraints(max_length=48)]  # ':' and '%' percent-encoded
+    # OFFSET page * n stays far inside SQLite's INTEGER.
+    page: Annotated[int, Field(ge=0, le=10**7)] = 0
+    n: Annotated[int, Field(ge=1, le=50)] = 10  # rows per page
 
 
 class SilenceAct(StrEnum):
@@ -41,4 +52,8 @@ class SilenceAct(StrEnum):
 
 class SilenceCB(CallbackData, prefix="s1"):
     act: SilenceAct
-    sid: str
+    sid: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{1,40}$")]
+
+
+# Every factory a handler serves; data that none of them parses is an unknown button.
+KNOWN_CALLBACKS: tuple[type[CallbackData], ...] = (CardCB, HistoryPageCB, SilenceCB)

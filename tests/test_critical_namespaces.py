@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from harness import ALICE, BOB, CHAT, Harness
+from harness import ALICE, BOB, CHAT, AppFactory, Harness
 
 from bot.alerts.routing import RouteTable, default_route, parse_routes
 from bot.checks import critical_namespace_gaps
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WHY = "🔐 shop is a critical namespace: 2 different approvers needed"
 
 
-async def test_critical_namespace_needs_two_approvers(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_critical_namespace_needs_two_approvers(start_app: AppFactory) -> None:
     app: Harness = await start_app(critical_namespaces=["shop"])
     inc = (await app.alert("crashloop-firing.json"))["opened"][0]
     await app.settled()
@@ -38,7 +38,7 @@ async def test_critical_namespace_needs_two_approvers(start_app) -> None:  # typ
     assert WHY not in app.em.message(CHAT, card["message_id"])["text"]
 
 
-async def test_other_namespaces_keep_one_approver(start_app) -> None:  # type: ignore[no-untyped-def]
+async def test_other_namespaces_keep_one_approver(start_app: AppFactory) -> None:
     app: Harness = await start_app(critical_namespaces=["payments"])
     inc = (await app.alert("crashloop-firing.json"))["opened"][0]
     await app.settled()
@@ -47,7 +47,7 @@ async def test_other_namespaces_keep_one_approver(start_app) -> None:  # type: i
 
 
 async def test_startup_warns_when_a_critical_route_has_one_approver(
-    start_app, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+    start_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.checks"):
         await start_app(critical_namespaces=["payments"], approver_ids=[ALICE["id"]])

@@ -3,8 +3,6 @@ raises it from the Bot API's answer, is sorted once and handled as DESIGN says."
 
 from __future__ import annotations
 
-import json
-from collections import deque
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +10,8 @@ from typing import Any
 
 import pytest
 from aiogram import Bot
-from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter
-from aiogram.methods import TelegramMethod
+from handler_session import RecordingSession
 
 from bot.telegram.delivery import DeliveryWorker
 from bot.telegram.failures import Failure, Permanent, sort_failure
@@ -36,48 +33,18 @@ def error(code: int, description: str, **parameters: Any) -> dict[str, Any]:
     return body
 
 
-class QueuedSession(BaseSession):
-    """Answers requests with queued (status, body) pairs, first in first out, passed
-    through aiogram's own check_response; a queued exception is raised as the
-    network layer would raise it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.answers: deque[tuple[int, dict[str, Any]] | BaseException] = deque()
-        self.methods: list[str] = []
-
-    def add(self, status: int, body: dict[str, Any]) -> None:
-        self.answers.append((status, body))
-
-    async def make_request(self, bot: Bot, method: TelegramMethod[Any],
-                           timeout: int | None = None) -> Any:
-        self.methods.append(type(method).__name__)
-        answer = self.answers.popleft()
-        if isinstance(answer, BaseException):
-            raise answer
-        status, body = answer
-        return self.check_response(bot, method, status, json.dumps(body)).result
-
-    async def stream_content(self, *args: Any, **kwargs: Any) -> AsyncGenerator[bytes, None]:
-        raise NotImplementedError
-        yield b""  # pragma: no cover
-
-    async def close(self) -> None:
-        pass
+@pytest.fixture
+def session() -> RecordingSession:
+    return RecordingSession()
 
 
 @pytest.fixture
-def session() -> QueuedSession:
-    return QueuedSession()
-
-
-@pytest.fixture
-async def bot(session: QueuedSession) -> AsyncGenerator[Bot, None]:
+async def bot(session: RecordingSession) -> AsyncGenerator[Bot, None]:
     bot = Bot("42:TEST", session=session)
     yield bot
 
 
-async def raised_by(bot: Bot, session: QueuedSession, status: int, body: dict[str, Any]
+async def raised_by(bot: Bot, session: RecordingSession, status: int, body: dict[str, Any]
                     ) -> BaseException:
     session.add(status, body)
     with pytest.raises(Exception) as info:
@@ -107,13 +74,13 @@ async def raised_by(bot: Bot, session: QueuedSession, status: int, body: dict[st
         (502, error(502, "Bad Gateway"), Failure.TRANSIENT),
     ],
 )
-async def test_bot_api_errors_are_sorted(bot: Bot, session: QueuedSession, status: int,
+async def test_bot_api_errors_are_sorted(bot: Bot, session: RecordingSession, status: int,
                                          body: dict[str, Any], expected: Failure) -> None:
     exc = await raised_by(bot, session, status, body)
     assert sort_failure(exc) is expected
 
 
-async def test_retry_after_carries_the_wait(bot: Bot, session: QueuedSession) -> None:
+async def test_retry_after_carries_the_wait(bot: Bot, session: RecordingSession) -> None:
     exc = await raised_by(bot, session, 429, error(429, "Too Many Requests: retry after 7",
                                                    retry_after=7))
     assert isinstance(exc, TelegramRetryAfter) and exc.retry_after == 7
@@ -162,7 +129,7 @@ async def row(db: Database, row_id: int) -> dict[str, Any]:
 
 
 async def test_worker_sends_then_marks_done(db: Database, bot: Bot,
-                                           session: QueuedSession) -> None:
+                                           session: RecordingSession) -> None:
     row_id = await queue_message(db)
     session.add(200, OK_MESSAGE)
     worker = DeliveryWorker(db, bot, no_card)
@@ -172,7 +139,7 @@ async def test_worker_sends_then_marks_done(db: Database, bot: Bot,
 
 
 async def test_worker_waits_out_a_429_and_holds_the_chat(db: Database, bot: Bot,
-                                                         session: QueuedSession) -> None:
+                                                         session: RecordingSession) -> None:
     row_id = await queue_message(db)
     session.add(429, error(429, "Too Many Requests: retry after 30", retry_after=30))
     worker = DeliveryWorker(db, bot, no_card, max_attempts=1)
@@ -186,13 +153,13 @@ async def test_worker_waits_out_a_429_and_holds_the_chat(db: Database, bot: Bot,
     later = await queue_message(db)
     assert not await worker.run_once()  # the chat is on hold: nothing is attempted
     assert (await row(db, later))["state"] == "pending"
-    assert session.methods == ["SendMessage"]
+    assert session.methods == ["sendMessage"]
 
 
 async def test_worker_backs_off_on_network_errors(db: Database, bot: Bot,
-                                                  session: QueuedSession) -> None:
+                                                  session: RecordingSession) -> None:
     row_id = await queue_message(db)
-    session.answers.append(TelegramNetworkError(method=None, message="connection reset"))  # type: ignore[arg-type]
+    session.fail(TelegramNetworkError(method=None, message="connection reset"))  # type: ignore[arg-type]
     worker = DeliveryWorker(db, bot, no_card)
     before = datetime.now(UTC).timestamp()
     assert await worker.run_once()
@@ -210,7 +177,7 @@ async def test_worker_backs_off_on_network_errors(db: Database, bot: Bot,
         (400, error(400, "Bad Request: chat not found")),
     ],
 )
-async def test_worker_parks_permanent_refusals(db: Database, bot: Bot, session: QueuedSession,
+async def test_worker_parks_permanent_refusals(db: Database, bot: Bot, session: RecordingSession,
                                                status: int, body: dict[str, Any]) -> None:
     row_id = await queue_message(db)
     session.add(status, body)
@@ -223,7 +190,7 @@ async def test_worker_parks_permanent_refusals(db: Database, bot: Bot, session: 
 
 
 async def test_worker_follows_a_chat_migration(db: Database, bot: Bot,
-                                               session: QueuedSession) -> None:
+                                               session: RecordingSession) -> None:
     row_id = await queue_message(db)
     new_chat = -1009876543210
     session.add(400, error(400, "Bad Request: group chat was upgraded to a supergroup chat",
@@ -241,7 +208,7 @@ async def test_worker_follows_a_chat_migration(db: Database, bot: Bot,
 
 
 async def test_edit_that_changes_nothing_counts_as_done(db: Database, bot: Bot,
-                                                        session: QueuedSession) -> None:
+                                                        session: RecordingSession) -> None:
     async with db.write() as conn:
         row_id = await outbox.enqueue(conn, kind=outbox.EDIT, chat_id=CHAT,
                                       now=datetime.now(UTC),

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.server import RunningEmulator
+
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 15.0
 
@@ -238,7 +240,7 @@ def _row(table: str, name: str) -> list[str]:
     return found[0]
 
 
-async def test_check_config_online_all_good(emu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_check_config_online_all_good(emu: RunningEmulator, tmp_path: Path) -> None:
     code, out, err = await _check_config(tmp_path, emu.base_url)
     assert code == 0, out + err
     assert _row(out, "getMe")[1] == "ok" and "@opsgate_sandbox_bot" in _row(out, "getMe")[2]
@@ -250,7 +252,7 @@ async def test_check_config_online_all_good(emu, tmp_path: Path) -> None:  # typ
 
 
 async def test_check_config_online_finds_unreachable_chat_and_topic_rights(
-    emu, tmp_path: Path  # type: ignore[no-untyped-def]
+    emu: RunningEmulator, tmp_path: Path
 ) -> None:
     emu.emulator.add_chat(-1007, is_forum=True, bot_rights={"can_manage_topics": False})
     emu.emulator.add_chat(-1008, is_forum=True)
@@ -271,7 +273,7 @@ async def test_check_config_online_finds_unreachable_chat_and_topic_rights(
     assert _row(out, "chat -1008 topics")[1] == "ok"
 
 
-async def test_check_config_online_refused_token(emu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_check_config_online_refused_token(emu: RunningEmulator, tmp_path: Path) -> None:
     code, out, _err = await _check_config(tmp_path, emu.base_url,
                                          TELEGRAM_BOT_TOKEN="654321:WRONG")
     assert code != 0

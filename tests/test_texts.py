@@ -31,6 +31,8 @@ TOASTS = {
     "working": {},
     "silence_expired": {},
     "unknown_silence": {},
+    "unknown_button": {},
+    "wrong_message": {},
 }
 BUTTONS = [
     "approve",

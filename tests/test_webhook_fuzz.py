@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from harness import Harness, fixture
+from harness import AppFactory, Harness, fixture
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -244,7 +244,7 @@ def stored_starts(path: Path, fingerprint: str) -> set[datetime]:
 
 
 @pytest.fixture
-async def fuzz_app(start_app) -> Harness:  # type: ignore[no-untyped-def]
+async def fuzz_app(start_app: AppFactory) -> Harness:
     return await start_app(poll=False)
 
 

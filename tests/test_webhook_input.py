@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from harness import Harness, fixture_bytes
+from harness import AppFactory, Harness, fixture_bytes
 
 from sandbox.emulator import wait_for
 
@@ -56,8 +56,8 @@ async def test_json_and_a_missing_content_type_are_accepted(
     assert len(_alert_rows(tmp_path / "opsgate.db")) == 1
 
 
-async def test_a_slow_body_is_cut_off_with_408(start_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    h: Harness = await start_app(webhook_read_timeout="300ms")
+async def test_a_slow_body_is_cut_off_with_408(start_app: AppFactory, tmp_path: Path) -> None:
+    h = await start_app(webhook_read_timeout="300ms")
     reader, writer = await asyncio.open_connection("127.0.0.1", h.app.port)
     body = fixture_bytes("single-firing.json")
     writer.write(b"POST /alerts/alertmanager HTTP/1.1\r\nHost: x\r\n"

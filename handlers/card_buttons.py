@@ -1,0 +1,75 @@
+"""Card buttons, one handler per action. Each returns what bot/ says the press did;
+in front of them handlers.middlewares.CardPressGuard decides who may press and
+whether the press is fresh, and answers the press with the outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.types import CallbackQuery
+
+from bot.chat.card_buttons import Inquiries
+from bot.incidents.approvals import ApprovalService, Outcome
+from bot.models import Actor
+from handlers.filters import ServedChat
+from handlers.middlewares import CardPressGuard
+from keyboards.callbacks import CardAct, CardCB
+
+
+async def approve(query: CallbackQuery, callback_data: CardCB, actor: Actor,
+                  approvals: ApprovalService) -> Outcome:
+    return await approvals.approve(actor, callback_data.inc, callback_data.dec)
+
+
+async def reject(query: CallbackQuery, callback_data: CardCB, actor: Actor,
+                 approvals: ApprovalService) -> Outcome:
+    return await approvals.reject(actor, callback_data.inc, callback_data.dec)
+
+
+async def reanalyze(query: CallbackQuery, callback_data: CardCB, actor: Actor,
+                    approvals: ApprovalService) -> Outcome:
+    return await approvals.reanalyze(actor, callback_data.inc, callback_data.dec)
+
+
+async def silence(query: CallbackQuery, callback_data: CardCB, actor: Actor,
+                  approvals: ApprovalService) -> Outcome:
+    return await approvals.silence_incident(actor, callback_data.inc, callback_data.dec)
+
+
+async def save_playbook(query: CallbackQuery, callback_data: CardCB, actor: Actor,
+                        inquiries: Inquiries) -> Outcome:
+    return await inquiries.save_playbook(actor, callback_data.inc, callback_data.dec)
+
+
+async def details(query: CallbackQuery, callback_data: CardCB, actor: Actor,
+                  inquiries: Inquiries) -> Outcome:
+    return await inquiries.details(actor, callback_data.inc)
+
+
+async def history(query: CallbackQuery, callback_data: CardCB, actor: Actor,
+                  inquiries: Inquiries) -> Outcome:
+    return await inquiries.history(actor, callback_data.inc)
+
+
+# (handler, its action, the audit name of the action, does it change anything)
+HANDLERS: tuple[tuple[Any, CardAct, str, bool], ...] = (
+    (approve, CardAct.APPROVE, "approve", True),
+    (reject, CardAct.REJECT, "reject", True),
+    (reanalyze, CardAct.REANALYZE, "reanalyze", True),
+    (silence, CardAct.SILENCE, "silence", True),
+    (save_playbook, CardAct.PLAYBOOK, "save_playbook", True),
+    (details, CardAct.DETAILS, "details", False),
+    (history, CardAct.HISTORY, "history", False),
+)
+
+
+def make_router() -> Router:
+    """A fresh router per Dispatcher (several apps may share one process in tests)."""
+    router = Router(name="card_buttons")
+    router.callback_query.filter(ServedChat())
+    router.callback_query.middleware(CardPressGuard())
+    for handler, act, action, mutating in HANDLERS:
+        router.callback_query.register(handler, CardCB.filter(F.act == act),
+                                       flags={"action": action, "mutating": mutating})
+    return router
