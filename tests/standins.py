@@ -5,12 +5,15 @@ import sys
 from pathlib import Path
 
 # A stand-in kubectl: records its argv as one JSON line, then behaves as told by
-# the environment (print a fresh nonce and note it, print given text, sleep past the
-# timeout, print a lot, fail).
+# the environment (note its pid, print a fresh nonce and note it, print given text, sleep
+# past the timeout, print a lot, fail).
 FAKE_KUBECTL = f"""#!{sys.executable}
 import json, os, secrets, sys, time
 with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
+if os.environ.get("FAKE_KUBECTL_PIDS"):
+    with open(os.environ["FAKE_KUBECTL_PIDS"], "a") as out:
+        out.write(str(os.getpid()) + "\\n")
 if os.environ.get("FAKE_KUBECTL_NONCES"):
     nonce = secrets.token_hex(8)
     with open(os.environ["FAKE_KUBECTL_NONCES"], "a") as out:

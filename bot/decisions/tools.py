@@ -13,7 +13,6 @@ and a human's approval.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -23,8 +22,8 @@ from typing import Any
 import httpx
 
 from bot.decisions.redact import Redactor
-from bot.execution.executor import BoundedText
 from bot.execution.names import is_dns1123_label, is_dns1123_subdomain
+from bot.execution.process import run_bounded
 from bot.models import Incident, ToolRecord
 
 # Resource kinds `get` and `describe` accept, with the short names kubectl knows.
@@ -247,29 +246,14 @@ class ToolBox:
         return argv
 
     async def _kubectl(self, argv: list[str]) -> tuple[bool, str]:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        except OSError as exc:
-            return False, f"cannot start kubectl: {exc.strerror or exc}"
-        output = BoundedText(self.cfg.output_max)
-        try:
-            async with asyncio.timeout(self.cfg.timeout):
-                assert proc.stdout is not None
-                while chunk := await proc.stdout.read(65536):
-                    output.feed(chunk)
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            output.feed(b"", final=True)
-            return False, f"{output.text()}\n(timed out after {self.cfg.timeout:g}s)".strip()
-        output.feed(b"", final=True)
-        if proc.returncode:
-            return False, f"{output.text()}\n(exit code {proc.returncode})".strip()
-        return True, output.text()
+        run = await run_bounded(argv, limit=self.cfg.output_max, seconds=self.cfg.timeout)
+        if run.start_error:
+            return False, run.start_error
+        if run.timed_out:
+            return False, f"{run.output}\n(timed out after {self.cfg.timeout:g}s)".strip()
+        if run.returncode:
+            return False, f"{run.output}\n(exit code {run.returncode})".strip()
+        return True, run.output
 
     async def _prometheus(self, args: dict[str, Any]) -> tuple[bool, str]:
         extra = set(args) - {"query"}

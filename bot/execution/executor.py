@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import codecs
 import hashlib
 import hmac
 import json
@@ -25,6 +24,7 @@ import httpx
 from pydantic import BaseModel
 
 from bot.execution.names import ActionLimits, InvalidAction
+from bot.execution.process import BoundedText, bounded, run_bounded
 from bot.models import Action, Verb
 
 log = logging.getLogger(__name__)
@@ -139,36 +139,6 @@ def describe(
     return shlex.join(kubectl_argv(action, cfg))
 
 
-def bounded(text: str, limit: int, more: int = 0) -> str:
-    """`text` cut to `limit` characters with a marker saying how much was left out."""
-    if len(text) > limit:
-        more += len(text) - limit
-        text = text[:limit]
-    return f"{text}… ({more} more characters)" if more else text
-
-
-class BoundedText:
-    """Collects decoded text up to a limit while counting what it drops."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.kept: list[str] = []
-        self.kept_len = 0
-        self.dropped = 0
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def feed(self, chunk: bytes, final: bool = False) -> None:
-        text = self._decoder.decode(chunk, final)
-        room = self.limit - self.kept_len
-        if room > 0:
-            self.kept.append(text[:room])
-            self.kept_len += len(text[:room])
-        self.dropped += max(0, len(text) - max(room, 0))
-
-    def text(self) -> str:
-        return bounded("".join(self.kept), self.limit, self.dropped)
-
-
 class Executor:
     def __init__(self, cfg: ExecutorConfig) -> None:
         self.cfg = cfg
@@ -211,39 +181,18 @@ class Executor:
     async def _run_kubectl(self, argv: list[str]) -> ExecutionResult:
         cfg = self.cfg
         result = ExecutionResult(ok=False, dry_run=False, backend=cfg.backend, argv=argv)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,  # one stream keeps the order the user saw
-            )
-        except OSError as exc:
-            result.error = f"cannot start {argv[0]}: {exc.strerror or exc}"
+        run = await run_bounded(argv, limit=cfg.output_limit, seconds=cfg.timeout)
+        if run.start_error:
+            result.error = run.start_error
             return result
-        output = BoundedText(cfg.output_limit)
-        try:
-            async with asyncio.timeout(cfg.timeout):
-                assert proc.stdout is not None
-                while chunk := await proc.stdout.read(65536):
-                    output.feed(chunk)
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        result.output = run.output
+        result.exit_code = run.returncode
+        if run.timed_out:
             result.error = f"timed out after {cfg.timeout:g}s"
-        except asyncio.CancelledError:  # shutdown: leave no kubectl running behind us
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            raise
-        output.feed(b"", final=True)
-        result.output = output.text()
-        result.exit_code = proc.returncode
-        if result.error is None:
-            result.ok = proc.returncode == 0
+        else:
+            result.ok = run.returncode == 0
             if not result.ok:
-                result.error = f"kubectl exited with code {proc.returncode}"
+                result.error = f"kubectl exited with code {run.returncode}"
         return result
 
     async def _run_http(

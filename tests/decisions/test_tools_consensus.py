@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from bot.decisions.consensus import Opinion, applies, decide
 from bot.decisions.redact import Redactor
 from bot.decisions.tools import ToolBox, ToolConfig
 from bot.models import Action, Proposal, ProposalSource, Risk, Verb
+from sandbox.emulator import wait_for
 
 INC = incident_for([alert(CRASHLOOP)])
 
@@ -95,3 +99,32 @@ def test_severity_order() -> None:
     assert applies("critical", "critical") and not applies("error", "critical")
     assert applies("page", "high") and applies("whatever", "warning")
     assert not applies("info", "warning")
+
+
+async def test_a_call_cut_short_leaves_no_kubectl_running(
+    box: tuple[ToolBox, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DECISION_TIMEOUT cancels the analysis mid-call: the stand-in must not outlive it."""
+    tools, tmp = box
+    pids = tmp / "pids"
+    monkeypatch.setenv("FAKE_KUBECTL_PIDS", str(pids))
+    monkeypatch.setenv("FAKE_KUBECTL_SLEEP", "60")
+    call = asyncio.ensure_future(tools.call("kubectl_get", {"kind": "pods"}, INC))
+    await wait_for(lambda: pids.exists() and pids.read_text().strip(), 10)
+    pid = int(pids.read_text().split()[0])
+    os.kill(pid, 0)  # running
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped
+
+
+async def test_a_slow_call_times_out_and_says_so(
+    box: tuple[ToolBox, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools, _ = box
+    tools.cfg = replace(tools.cfg, timeout=0.5)
+    monkeypatch.setenv("FAKE_KUBECTL_SLEEP", "60")
+    answer, record = await tools.call("kubectl_get", {"kind": "pods"}, INC)
+    assert answer.endswith("(timed out after 0.5s)") and not record.ok and not record.refused
