@@ -135,7 +135,7 @@ class Dissent(BaseModel):
     source: ProposalSource
     action_line: str = ""  # "rollout-restart deployment/cart" or "" for no action
     absent: bool = False
-    absent_reason: str = ""  # "timeout" | "error" | "no_answer"
+    absent_reason: str = ""  # "timeout" | "error" | "unusable" | "invalid" (rules)
     risk: Risk | None = None
     summary: str = ""
     reasoning: str = ""
@@ -157,6 +157,13 @@ class Consensus(BaseModel):
         return [a for a in self.answers if not a.agrees]
 
 
+class Unanswered(BaseModel):
+    """An LLM that was asked but gave nothing usable, so another answer stands."""
+
+    engine: str
+    reason: str  # "timeout" | "error" | "unusable"
+
+
 class Proposal(BaseModel):
     """What a proposer suggests. `action` is None when nothing safe can be automated."""
 
@@ -169,6 +176,7 @@ class Proposal(BaseModel):
     source_name: str = ""
     evidence: Evidence | None = None
     consensus: Consensus | None = None
+    unanswered: list[Unanswered] = Field(default_factory=list)  # shown on the card
     # The action is in a CRITICAL_NAMESPACES namespace: why its risk is critical.
     critical_namespace: bool = False
 

@@ -32,3 +32,28 @@ def make_incident(i: int | None = None, **kw: Any) -> Incident:
     )
     base.update(kw)
     return Incident(**base)
+
+
+# A proven low-risk playbook for the crash-loop fixture (format runs, successes, recent).
+AUTO_PLAYBOOK = """
+[[playbook]]
+name = "scale cart out"
+description = "Scale to 4 replicas"
+risk = "low"
+created_by = "@alice"
+created_at = "2026-11-01T00:00:00+00:00"
+runs = {runs}
+successes = {successes}
+recent = "{recent}"
+
+[playbook.symptoms]
+alertnames = ["LabPodCrashLooping"]
+services = []
+namespaces = ["shop"]
+severities = []
+
+[playbook.action]
+verb = "scale"
+target_kind = "deployment"
+params = {{ replicas = 4 }}
+"""

@@ -2,7 +2,9 @@
 
 By default it answers every chat request with `content`. A test that needs a
 conversation sets `respond`: a function from the request body to the assistant
-message (a dict with "content" and/or "tool_calls"), or None to answer `content`.
+message (a dict with "content" and/or "tool_calls"), or None to answer `content`
+(`investigator` builds one that calls a tool and answers only once it has seen the
+result). `hang` holds every request, `hang_models` only those for the models named.
 Every request body is kept as parsed JSON (`requests`) and as raw text (`raw`), so a
 test can prove what did and did not leave the bot.
 """
@@ -17,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
+from standins import serve
 
 EMBED_DIM = 256
 
@@ -42,6 +45,27 @@ def tool_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in body["messages"] if m.get("role") == "tool"]
 
 
+def investigator(
+    calls: list[dict[str, Any]], must_see: Callable[[], list[str]], answer: dict[str, Any]
+) -> Responder:
+    """A model that first asks for `calls` (tool_call dicts), then answers `answer` only
+    when its next request carries tool results holding every string of `must_see()`
+    (e.g. the fresh nonce the kubectl stand-in printed); otherwise it answers prose, which
+    the bot must drop as unusable."""
+
+    def respond(body: dict[str, Any]) -> dict[str, Any]:
+        results = tool_messages(body)
+        if not results:
+            return {"content": "", "tool_calls": calls}
+        seen = "\n".join(str(m.get("content", "")) for m in results)
+        wanted = must_see()
+        if wanted and all(w in seen for w in wanted):
+            return {"content": json.dumps(answer)}
+        return {"content": "I could not see the tool results."}
+
+    return respond
+
+
 class FakeLlm:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
@@ -51,6 +75,7 @@ class FakeLlm:
         self.content: str = "{}"
         self.status = 200
         self.hang = False
+        self.hang_models: set[str] = set()
         self.refuse_tools = False  # answer 400 to a request that carries `tools`
         self.respond: Responder | None = None
         self.release = asyncio.Event()  # tests never set it; teardown does
@@ -68,7 +93,7 @@ class FakeLlm:
         body = json.loads(text)
         self.requests.append(body)
         self.headers.append(dict(request.headers))
-        if self.hang:
+        if self.hang or body.get("model") in self.hang_models:
             await self.release.wait()
         if self.status != 200:
             return web.Response(status=self.status, text="upstream exploded")
@@ -103,13 +128,9 @@ async def fake_llm_server() -> AsyncIterator[FakeLlm]:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.handle)
     app.router.add_post("/v1/embeddings", fake.embeddings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    try:
-        yield fake
-    finally:
-        fake.release.set()  # let a hung handler return so cleanup does not wait on it
-        await runner.cleanup()
+    async with serve(app) as base:
+        fake.url = base + "/v1"
+        try:
+            yield fake
+        finally:
+            fake.release.set()  # let a hung handler return so cleanup does not wait on it

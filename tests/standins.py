@@ -1,8 +1,13 @@
 """Stand-ins for outside programs, shared by unit and end-to-end tests."""
 
 import json
+import secrets
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+from aiohttp import web
 
 # A stand-in kubectl: records its argv as one JSON line, then behaves as told by
 # the environment (note its pid, print a fresh nonce and note it, print given text, sleep
@@ -49,3 +54,45 @@ def install_fake_kubectl(bindir: Path, log: Path) -> FakeKubectl:
     path.write_text(FAKE_KUBECTL)
     path.chmod(0o755)
     return FakeKubectl(path, log)
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[str]:
+    """Run `app` on an ephemeral loopback port; its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+class FakePrometheus:
+    """The Prometheus HTTP API's instant query (/api/v1/query), answering a vector whose
+    value is a fresh nonce per query, so a test can tell the model saw this answer."""
+
+    def __init__(self) -> None:
+        self.queries: list[dict[str, str]] = []
+        self.nonces: list[str] = []
+        self.url = ""
+
+    async def query(self, request: web.Request) -> web.Response:
+        self.queries.append(dict(request.query))
+        nonce = str(secrets.randbelow(10**9) + 10**9)
+        self.nonces.append(nonce)
+        return web.json_response({"status": "success", "data": {
+            "resultType": "vector",
+            "result": [{"metric": {"namespace": "shop", "deployment": "cart"},
+                        "value": [float(request.query.get("time", "0")), nonce]}],
+        }})
+
+
+@asynccontextmanager
+async def fake_prometheus_server() -> AsyncIterator[FakePrometheus]:
+    fake = FakePrometheus()
+    app = web.Application()
+    app.router.add_get("/api/v1/query", fake.query)
+    async with serve(app) as fake.url:
+        yield fake

@@ -5,8 +5,9 @@ CONSENSUS_PATH, or just LLM_MODEL), a matching playbook, and the rules. The LLMs
 asked in parallel within what is left of DECISION_TIMEOUT; one that times out or fails
 counts as absent, and the card says so. Two engines agree when they propose the same
 verb, target, namespace and parameters; "no action" is an answer too. The proposal is
-the answer most engines give (ties: the lower-risk one, then engine order); any
-disagreement raises its risk one level and rules out auto-approval.
+the answer most engines give (ties: the lower-risk one, then engine order), in the words of
+the playbook when one agrees; any disagreement raises its risk one level and rules out
+auto-approval.
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ def decide(opinions: Sequence[Opinion]) -> Verdict | None:
         return (-len(members), risk, members[0])
 
     winner = min(groups.values(), key=rank)
-    lead = opinions[winner[0]]
+    # A playbook that agrees with the majority speaks for it: its record is the evidence,
+    # and only its answer may auto-approve (when nobody disagrees).
+    lead = next((opinions[i] for i in winner if opinions[i].playbook_id is not None),
+                opinions[winner[0]])
     assert lead.proposal is not None
     risk = lead.proposal.risk
     for i in winner:  # agreeing engines: the highest risk any of them saw
@@ -144,9 +148,7 @@ def decide(opinions: Sequence[Opinion]) -> Verdict | None:
         consensus.raised_from = risk
         risk = risk.raised()
     proposal = lead.proposal.model_copy(update={"risk": risk, "consensus": consensus})
-    playbook = next((opinions[i].playbook_id for i in winner
-                     if opinions[i].playbook_id is not None), None)
-    return Verdict(proposal, playbook)
+    return Verdict(proposal, lead.playbook_id)
 
 
 async def ask_all(

@@ -27,7 +27,16 @@ from bot.decisions.rules import RuleEngine, RuleOutcome, invalid_reason
 from bot.execution.executor import ExecutorConfig, describe
 from bot.execution.names import InvalidAction
 from bot.incidents.risk import DEFAULT_MIN_RISK, gate_risk
-from bot.models import Alert, Evidence, Incident, Proposal, ProposalSource, Risk, Verb
+from bot.models import (
+    Alert,
+    Evidence,
+    Incident,
+    Proposal,
+    ProposalSource,
+    Risk,
+    Unanswered,
+    Verb,
+)
 from storage.playbooks import PlaybookRepo
 
 log = logging.getLogger(__name__)
@@ -86,20 +95,24 @@ class DecisionEngine:
         ruled = self.rules.propose(incident, alerts)
         choice: _Choice | None = None
         related: list[Lookup] = []  # filled as soon as the lookup is done
+        asked: dict[str, str] = {}  # the cascade's LLM -> why it gave nothing ("": asking)
         deadline = asyncio.get_running_loop().time() + self.timeout
         try:
             async with asyncio.timeout_at(deadline):
-                choice = await self._smarter(incident, alerts, ruled, related, deadline)
+                choice = await self._smarter(incident, alerts, ruled, related, asked, deadline)
         except TimeoutError:
             log.warning(
                 "analysis of %s took over %ss; using the rule answer", incident.id, self.timeout
             )
+            asked.update({name: "timeout" for name, why in asked.items() if not why})
         except Exception:
             log.exception("playbook/LLM stage failed for %s; using the rule answer", incident.id)
+            asked.update({name: "error" for name, why in asked.items() if not why})
         if choice is None:
             if ruled.proposal is None:
                 return Analysis(None, ruled.invalid_reason, None, None)
-            choice = _Choice(ruled.proposal)
+            unanswered = [Unanswered(engine=n, reason=why) for n, why in asked.items()]
+            choice = _Choice(ruled.proposal.model_copy(update={"unanswered": unanswered}))
         if related and choice.proposal.evidence is None:
             lookup = related[0]
             evidence = Evidence(related=lookup.items, related_note=lookup.note)
@@ -109,7 +122,7 @@ class DecisionEngine:
 
     async def _smarter(
         self, incident: Incident, alerts: Sequence[Alert], ruled: RuleOutcome,
-        related: list[Lookup], deadline: float,
+        related: list[Lookup], asked: dict[str, str], deadline: float,
     ) -> _Choice | None:
         offer: _Choice | None = None
         if self.playbooks is not None:
@@ -136,10 +149,13 @@ class DecisionEngine:
             return offer
         if self.llm is not None:
             remaining = deadline - asyncio.get_running_loop().time()
-            proposal = await self.llm.propose(incident, alerts, ruled.proposal, lookup,
-                                              budget=remaining)
+            asked[self.llm.name] = ""
+            proposal, why = await self.llm.answer(incident, alerts, ruled.proposal, lookup,
+                                                  budget=remaining)
             if proposal is not None:
+                del asked[self.llm.name]
                 return _Choice(proposal)
+            asked[self.llm.name] = why
         return None
 
     async def _vote(

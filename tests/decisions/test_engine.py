@@ -10,7 +10,16 @@ from bot.decisions.llm import LlmProposer
 from bot.decisions.rules import RuleEngine, default_rules
 from bot.execution.executor import ExecutorConfig
 from bot.incidents.risk import min_risks
-from bot.models import Action, Alert, Incident, Proposal, ProposalSource, Risk, Verb
+from bot.models import (
+    Action,
+    Alert,
+    Incident,
+    Proposal,
+    ProposalSource,
+    Risk,
+    Unanswered,
+    Verb,
+)
 from bot.playbook_types import ActionTemplate, Symptoms
 from storage.db import Database
 from storage.playbooks import PlaybookRepo
@@ -29,14 +38,14 @@ class StubLlm(LlmProposer):
         self.gate = asyncio.Event()
         self.calls: list[Proposal | None] = []
 
-    async def propose(
+    async def answer(
         self, incident: Incident, alerts: Sequence[Alert], suggestion: Proposal | None,
         related: object = None, *, budget: float | None = None,
-    ) -> Proposal | None:
+    ) -> tuple[Proposal | None, str]:
         self.calls.append(suggestion)
         if self.hang:
             await self.gate.wait()
-        return self.proposal
+        return self.proposal, "" if self.proposal else "unusable"
 
 
 def llm_proposal(action: Action | None = LLM_ACTION, risk: Risk = Risk.MEDIUM) -> Proposal:
@@ -95,6 +104,7 @@ async def test_llm_wins_over_rules_and_sees_rule_suggestion() -> None:
 async def test_llm_none_falls_back_to_rules() -> None:
     result = await engine(StubLlm(None)).analyze(*case(CRASHLOOP))
     assert result.proposal is not None and result.proposal.source is ProposalSource.RULE
+    assert result.proposal.unanswered == [Unanswered(engine="stub-model", reason="unusable")]
 
 
 async def test_playbook_wins_over_llm(repo: PlaybookRepo) -> None:
@@ -136,6 +146,7 @@ async def test_timeout_falls_back_to_rule_answer(caplog) -> None:
     assert result.proposal.source is ProposalSource.RULE
     assert result.effect == "kubectl rollout restart deployment/cart --namespace shop"
     assert "using the rule answer" in caplog.text
+    assert result.proposal.unanswered == [Unanswered(engine="stub-model", reason="timeout")]
 
 
 async def test_stage_error_falls_back_to_rule_answer(repo: PlaybookRepo, monkeypatch) -> None:

@@ -128,3 +128,18 @@ async def test_a_slow_call_times_out_and_says_so(
     monkeypatch.setenv("FAKE_KUBECTL_SLEEP", "60")
     answer, record = await tools.call("kubectl_get", {"kind": "pods"}, INC)
     assert answer.endswith("(timed out after 0.5s)") and not record.ok and not record.refused
+
+
+def test_an_agreeing_playbook_speaks_for_the_majority() -> None:
+    playbook = proposal(Verb.ROLLOUT_RESTART, Risk.LOW, ProposalSource.PLAYBOOK)
+    verdict = decide([
+        Opinion("a", ProposalSource.LLM, proposal(Verb.ROLLOUT_RESTART, Risk.HIGH)),
+        Opinion("playbook: p", ProposalSource.PLAYBOOK, playbook, playbook_id=7),
+        Opinion("rules", ProposalSource.RULE, proposal(Verb.ROLLOUT_RESTART, Risk.MEDIUM,
+                                                       ProposalSource.RULE)),
+    ])
+    assert verdict is not None and verdict.playbook_id == 7
+    assert verdict.proposal.source is ProposalSource.PLAYBOOK
+    assert verdict.proposal.risk is Risk.HIGH  # the highest risk an agreeing engine saw
+    assert verdict.proposal.consensus is not None
+    assert not verdict.proposal.consensus.disagreement
