@@ -19,6 +19,8 @@ from pydantic import ValidationError
 
 from bot.alerts.routing import RoutesFileError, RouteTable, load_routes
 from bot.config import Settings
+from bot.decisions.consensus import ConsensusFileError, load_engines
+from bot.decisions.redact import RedactFileError, load_patterns
 from bot.decisions.rules import RuleFileError, load_rules
 from storage.db import SchemaTooNew, known_schema_version
 
@@ -124,6 +126,32 @@ def rules_check(s: Settings) -> Check:
                     "fix the file (TOML [[rule]] tables, see README) or leave RULES_PATH empty "
                     "for the built-in rules")
     return ok("RULES_PATH", f"{s.rules_path}: {len(rules)} rule(s)")
+
+
+def proposal_checks(s: Settings) -> list[Check]:
+    """The files the proposers read: redaction patterns, consensus engines, runbooks."""
+    checks: list[Check] = []
+    try:
+        patterns = load_patterns(s.llm_redact_path or None)
+    except RedactFileError as exc:
+        checks.append(fail("LLM_REDACT_PATH", str(exc),
+                           "one regular expression a line (# for comments), or leave it empty "
+                           "for the built-in patterns"))
+    else:
+        checks.append(ok("LLM_REDACT_PATH", f"built-in patterns + {len(patterns)} of yours"))
+    if s.consensus_path:
+        try:
+            engines = load_engines(s.consensus_path)
+        except ConsensusFileError as exc:
+            checks.append(fail("CONSENSUS_PATH", str(exc),
+                               "fix the file ([[engine]] tables: name, base_url, model, "
+                               "api_key_env; see README) or leave CONSENSUS_PATH empty"))
+        else:
+            checks.append(ok("CONSENSUS_PATH", f"{len(engines)} engine(s)"))
+    if s.kb_path and not Path(s.kb_path).is_dir():
+        checks.append(warn("KB_PATH", f"{s.kb_path} is not a folder; no runbooks are indexed",
+                           "point it at a folder of Markdown files, or leave it empty"))
+    return checks
 
 
 def routes_check(s: Settings) -> tuple[Check, RouteTable | None]:
@@ -292,7 +320,8 @@ def startup_checks(s: Settings) -> tuple[list[Check], RouteTable | None]:
     """What App.start checks before it opens anything: no network, no Redis."""
     routes_result, routes = routes_check(s)
     checks = [
-        token_check(s), rules_check(s), routes_result, *critical_namespace_checks(s, routes),
+        token_check(s), rules_check(s), *proposal_checks(s), routes_result,
+        *critical_namespace_checks(s, routes),
         database_check(s.database_path), port_check(s.http_host, s.http_port),
         redis_url_check(s.redis_url),
     ]

@@ -4,7 +4,8 @@ By default it answers every chat request with `content`. A test that needs a
 conversation sets `respond`: a function from the request body to the assistant
 message (a dict with "content" and/or "tool_calls"), or None to answer `content`
 (`investigator` builds one that calls a tool and answers only once it has seen the
-result). `hang` holds every request, `hang_models` only those for the models named.
+result). `hang` holds every request, `hang_models` only those for the models named,
+`hang_if` those it returns True for.
 Every request body is kept as parsed JSON (`requests`) and as raw text (`raw`), so a
 test can prove what did and did not leave the bot.
 """
@@ -76,6 +77,7 @@ class FakeLlm:
         self.status = 200
         self.hang = False
         self.hang_models: set[str] = set()
+        self.hang_if: Callable[[dict[str, Any]], bool] | None = None
         self.refuse_tools = False  # answer 400 to a request that carries `tools`
         self.respond: Responder | None = None
         self.release = asyncio.Event()  # tests never set it; teardown does
@@ -93,7 +95,8 @@ class FakeLlm:
         body = json.loads(text)
         self.requests.append(body)
         self.headers.append(dict(request.headers))
-        if self.hang or body.get("model") in self.hang_models:
+        if (self.hang or body.get("model") in self.hang_models
+                or (self.hang_if is not None and self.hang_if(body))):
             await self.release.wait()
         if self.status != 200:
             return web.Response(status=self.status, text="upstream exploded")

@@ -39,6 +39,8 @@ async def test_engine_failure_becomes_an_invalid_decision(tmp_path: Path, locale
         inc_id = (await accept(db, group, ctx, NOW)).opened[0]
         worker = AnalysisWorker(db, BrokenEngine(), lambda: NOW, Voice(locale, "UTC"))
         assert await worker.analyze_pending() == 1
+        assert await worker.analyze_pending() == 0  # already under way
+        await worker.drain()
         async with db.read() as conn:
             decision = await repo.current_decision(conn, inc_id)
         assert decision is not None and decision.state is DecisionState.INVALID

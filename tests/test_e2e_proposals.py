@@ -214,6 +214,25 @@ async def test_hanging_model_and_embeddings_never_delay_the_card_or_the_rule_ans
         assert words[2] in shown
 
 
+async def test_a_hanging_model_holds_up_only_its_own_incident(start_app: AppFactory) -> None:
+    async with fake_llm_server() as llm:
+        llm.answer(answer(RESTART | {"namespace": "web"}, "Restart it."))
+        llm.hang_if = lambda body: '"namespace": "shop"' in body["messages"][1]["content"]
+        h = await start_app(llm_base_url=llm.url, llm_model="ops-model")  # timeout 30 s
+        stuck = await post_alert(h, crashloop())
+        await wait_for(lambda: llm.requests, 15)  # the first analysis is waiting on the model
+        payload = crashloop(namespace="web")
+        payload["groupLabels"]["namespace"] = "web"
+        payload["groupKey"] = payload["groupKey"].replace('"shop"', '"web"')
+        for alert in payload["alerts"]:
+            alert["fingerprint"] = "0eb" + alert["fingerprint"][3:]
+        behind = await post_alert(h, payload)
+        assert behind != stuck
+        card = await h.wait_card(lambda m: behind in m["text"] and "model: ops-model" in m["text"])
+        assert "kubectl rollout restart deployment/cart --namespace web" in card["text"]
+        assert (await h.decision(stuck)).state is DecisionState.ANALYZING
+
+
 # (d) several models: agreement, dissent, absence -------------------------------------
 
 def by_model(answers: dict[str, dict[str, Any]]) -> Responder:

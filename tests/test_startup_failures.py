@@ -97,6 +97,20 @@ def test_malformed_rules_file(tmp_path: Path) -> None:
     assert_one_line(err, "RULES_PATH", "risk")
 
 
+def test_bad_redaction_pattern(tmp_path: Path) -> None:
+    (tmp_path / "redact.txt").write_text("# ours\nTENANT-(\n")
+    code, err, _ = run_bot(tmp_path, "run", LLM_REDACT_PATH=str(tmp_path / "redact.txt"))
+    assert code != 0
+    assert_one_line(err, "LLM_REDACT_PATH", "redact.txt:2", "missing )")
+
+
+def test_bad_consensus_file(tmp_path: Path) -> None:
+    (tmp_path / "engines.toml").write_text('[[engine]]\nname = "a"\nbase_url = "ftp://x"\n')
+    code, err, _ = run_bot(tmp_path, "run", CONSENSUS_PATH=str(tmp_path / "engines.toml"))
+    assert code != 0
+    assert_one_line(err, "CONSENSUS_PATH", "engines.toml", "base_url")
+
+
 def test_missing_routes_file(tmp_path: Path) -> None:
     code, err, _ = run_bot(tmp_path, "run", ROUTES_PATH=str(tmp_path / "routes.toml"))
     assert code != 0

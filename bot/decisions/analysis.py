@@ -3,6 +3,8 @@
 The engine may take long (an LLM), so it runs outside any transaction; its
 answer is stored by the state machine's compare-and-set, which loses quietly
 if the decision moved meanwhile (the incident resolved, a re-analysis).
+Decisions are analysed side by side (at most MAX_PARALLEL at once), so a model that
+hangs until DECISION_TIMEOUT holds up only its own incident, not the ones behind it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from storage.db import Database, Wake
 log = logging.getLogger(__name__)
 
 POLL_EVERY = 2.0  # seconds; decisions committed by another process
+MAX_PARALLEL = 8  # analyses at once; each may hold model requests and tool subprocesses
 
 
 class Engine(Protocol):
@@ -52,6 +55,8 @@ class AnalysisWorker:
         self.auto_approver = auto_approver
         self._wake = db.wake_event(Wake.ANALYSIS)
         self._task: asyncio.Task[None] | None = None
+        self._running: dict[int, asyncio.Task[None]] = {}  # decision id -> its analysis
+        self._slots = asyncio.Semaphore(MAX_PARALLEL)
 
     def start(self) -> None:
         self._task = asyncio.create_task(
@@ -60,17 +65,48 @@ class AnalysisWorker:
         )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        tasks = [t for t in (self._task, *self._running.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self._running.clear()
 
     async def analyze_pending(self) -> int:
+        """Start an analysis for each waiting decision not already under way; how many."""
+        # Taken before the read: an analysis that ends after it has committed its outcome
+        # before ending, so the read cannot see its decision as still waiting.
+        busy = set(self._running)
         async with self.db.read() as conn:
             waiting = await repo.decisions_in_state(conn, DecisionState.ANALYZING)
+        started = 0
         for decision in waiting:
-            await self.analyze_one(decision.id, decision.incident_id)
-        return len(waiting)
+            if decision.id in busy or decision.id in self._running:
+                continue
+            task = asyncio.create_task(self._analyze_in_slot(decision.id, decision.incident_id),
+                                       name=f"analysis-{decision.id}")
+            self._running[decision.id] = task
+            task.add_done_callback(self._finished(decision.id))
+            started += 1
+        return started
+
+    def _finished(self, decision_id: int) -> Callable[[asyncio.Task[None]], None]:
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._running.pop(decision_id, None)
+
+        return forget
+
+    async def drain(self) -> None:
+        """Wait for the analyses under way (tests, benchmarks)."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _analyze_in_slot(self, decision_id: int, incident_id: str) -> None:
+        async with self._slots:
+            try:
+                await self.analyze_one(decision_id, incident_id)
+            except Exception:  # one decision's trouble must not end the others
+                log.exception("analysis of decision %s failed", decision_id)
 
     async def analyze_one(self, decision_id: int, incident_id: str) -> None:
         with logs.about(incident_id=incident_id, decision_id=decision_id):

@@ -132,7 +132,8 @@ def build_messages(
         "alerts": [_alert_view(a) for a in alerts[:MAX_ALERTS]],
         "alerts_not_shown": max(0, len(alerts) - MAX_ALERTS),
         "rule_suggestion": suggestion.model_dump(
-            mode="json", exclude={"evidence", "consensus"}) if suggestion else None,
+            mode="json", exclude={"evidence", "consensus", "unanswered"},
+        ) if suggestion else None,
         **related_view(related),
     }
     system = SYSTEM_PROMPT + (TOOLS_PROMPT if tools else "")
