@@ -328,6 +328,30 @@ async def test_disagreement_disables_auto_approval_of_a_proven_playbook(
         assert "no auto-approval" in card["text"] and "Awaiting approval" in card["text"]
 
 
+async def test_engines_on_several_servers_from_consensus_path(
+    start_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOSTED_KEY", "sk-hosted-0123456789")
+    async with fake_llm_server() as local, fake_llm_server() as hosted:
+        local.answer(answer(RESTART, "Local model: restart."))
+        hosted.answer(answer(None, "Hosted model: leave it alone.", risk="low"))
+        engines = tmp_path / "engines.toml"
+        engines.write_text(
+            f'[[engine]]\nname = "local"\nbase_url = "{local.url}"\nmodel = "qwen"\n\n'
+            f'[[engine]]\nname = "hosted"\nbase_url = "{hosted.url}"\nmodel = "gpt"\n'
+            'api_key_env = "HOSTED_KEY"\n')
+        h = await start_app(consensus_path=str(engines))
+        inc = await post_alert(h, crashloop("critical"))
+        card = await proposed_card(h, inc)
+        assert [r["model"] for r in local.requests] == ["qwen"]
+        assert [r["model"] for r in hosted.requests] == ["gpt"]
+        assert "Authorization" not in local.headers[0]
+        assert hosted.headers[0]["Authorization"] == "Bearer sk-hosted-0123456789"
+        assert ("🗳 2 of 3 propose: rollout restart deployment/cart (local, rules: pod-crash)"
+                in card["text"])
+        assert "↳ hosted: no action" in card["text"]
+
+
 # (e) the Prometheus instant query -----------------------------------------------------
 
 async def test_model_queries_prometheus_and_sees_the_answer(start_app: AppFactory) -> None:
