@@ -35,7 +35,9 @@ from bot.checks import (
 from bot.config import Settings
 from bot.decisions.factory import build_decision_stack
 from bot.health import Readiness
+from bot.incidents.acks import AckService
 from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
+from bot.incidents.reminders import Reminders
 from bot.incidents.stale_press import StalePressRule
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
@@ -59,6 +61,7 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 TELEGRAM_WEBHOOK_PATH = "/telegram/webhook"
+MEMBER_STATUSES = frozenset({"creator", "administrator", "member"})  # "restricted": is_member
 
 
 def utcnow() -> datetime:
@@ -68,7 +71,7 @@ def utcnow() -> datetime:
 def build_dispatcher(
     *, approvals: ApprovalService, authz: Authorizer, inquiries: Inquiries, console: Console,
     migrator: ChatMigrator, routes: RouteTable, stale_press: StalePressRule, tz: ZoneInfo,
-    locale: str,
+    locale: str, acks: AckService,
 ) -> Dispatcher:
     """Every service reaches the handlers as its own keyword argument (aiogram passes each
     handler the ones it names). No FSM: no conversation here has steps to remember."""
@@ -76,6 +79,7 @@ def build_dispatcher(
         disable_fsm=True, backlog=False,
         approvals=approvals, authz=authz, inquiries=inquiries, console=console,
         migrator=migrator, routes=routes, stale_press=stale_press, tz=tz, locale=locale,
+        acks=acks,
     )
     dp.callback_query.outer_middleware(time_press)
     dp.include_routers(*make_routers())
@@ -127,6 +131,10 @@ class App:
             admins = await bot.get_chat_administrators(chat_id)
             return [m.user.id for m in admins]
 
+        async def is_member(chat_id: int, user_id: int) -> bool:
+            member = await bot.get_chat_member(chat_id, user_id)
+            return member.status in MEMBER_STATUSES or bool(getattr(member, "is_member", False))
+
         migrator = ChatMigrator(db, clock, routes, s.locale, s.timezone)
         await migrator.load()
         silences = SilenceService(
@@ -172,6 +180,10 @@ class App:
         )
         self.approvals, self.pipeline, self.delivery = approvals, pipeline, delivery
         inquiries = Inquiries(db, s.tz, s.locale, clock, stack.playbooks)
+        voice = Voice(s.locale, s.timezone)
+        acks = AckService(db, clock, voice, authz, routes.on_call_at, state, ack_by=s.ack_by,
+                          is_member=is_member, member_ttl=s.admin_cache_ttl.total_seconds())
+        pipeline.timers.sweeps.append(Reminders(db, routes.on_call_at, clock, voice).sweep)
         pipeline.timers.sweeps.append(
             lambda: announce_ended_silences(silences, inquiries.say, s.tz, s.locale))
         async with db.read() as conn:
@@ -182,7 +194,7 @@ class App:
             console=Console(db, authz, silences, s.tz, s.locale, clock),
             migrator=migrator, routes=routes,
             stale_press=StalePressRule.since_heartbeat(beat, utcnow(), s.callback_max_age),
-            tz=s.tz, locale=s.locale,
+            tz=s.tz, locale=s.locale, acks=acks,
         )
         ingest_ctx = IngestContext(
             routes=routes, group_by=tuple(s.group_by_labels),

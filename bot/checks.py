@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.decisions.consensus import ConsensusFileError, load_engines
 from bot.decisions.redact import RedactFileError, load_patterns
 from bot.decisions.rules import RuleFileError, load_rules
+from bot.models import Pace
 from storage.db import SchemaTooNew, known_schema_version
 
 if TYPE_CHECKING:
@@ -156,7 +157,8 @@ def proposal_checks(s: Settings) -> list[Check]:
 
 def routes_check(s: Settings) -> tuple[Check, RouteTable | None]:
     try:
-        routes = load_routes(s.routes_path or None, s.telegram_chat_id, s.approver_ids)
+        routes = load_routes(s.routes_path or None, s.telegram_chat_id, s.approver_ids,
+                             Pace(s.remind_after, s.remind_every, s.remind_max))
     except RoutesFileError as exc:
         return fail("ROUTES_PATH", str(exc),
                     "fix the file (TOML [[route]] tables, see README) or leave ROUTES_PATH "

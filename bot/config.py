@@ -80,6 +80,12 @@ class Settings(LoggingSettings):
     critical_approvals: int = Field(default=2, ge=1, le=5)
     critical_namespaces: StrList = Field(default_factory=list)
 
+    # On call: who may acknowledge, and reminders while nobody reacts (routes may override)
+    ack_by: Literal["anyone", "approvers"] = "anyone"
+    remind_after: Duration = timedelta(minutes=10)
+    remind_every: Duration = timedelta(minutes=10)
+    remind_max: int = Field(default=3, ge=0, le=100)
+
     # Decisions and execution
     executor: Literal["dry-run", "kubectl", "http"] = "dry-run"
     decision_timeout: Duration = timedelta(seconds=30)
@@ -160,6 +166,13 @@ class Settings(LoggingSettings):
         secret = value.get_secret_value()
         if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
             raise ValueError("use 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("remind_after", "remind_every")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero (REMIND_MAX=0 turns reminders off)")
         return value
 
     @property

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -224,6 +225,9 @@ class Incident(BaseModel):
     resolved_at: datetime | None = None
     silence_id: str | None = None
     chat_id: int
+    acked_by_id: int | None = None  # who acknowledged ("I'm on it"), until unacked
+    acked_by: str | None = None
+    acked_at: datetime | None = None
 
 
 class Decision(BaseModel):
@@ -276,3 +280,26 @@ class Actor(BaseModel):
 
 
 Silence.model_rebuild()
+
+
+Person = int | str  # a Telegram user id, or a username without its "@"
+
+
+@dataclass(frozen=True)
+class Pace:
+    """When an incident nobody reacts to is brought up again: first after `after`, then
+    every `every`, `max` reminders in all (0: never)."""
+
+    after: timedelta = timedelta(minutes=10)
+    every: timedelta = timedelta(minutes=10)
+    max: int = 3
+
+
+@dataclass(frozen=True)
+class OnCall:
+    """What a route says about reminders: whom they mention, whom the escalation
+    mentions (nobody: no escalation), and their pace."""
+
+    reminded: tuple[Person, ...]
+    escalate_to: tuple[Person, ...] = ()
+    pace: Pace = field(default_factory=Pace)

@@ -10,6 +10,7 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery
 
 from bot.chat.card_buttons import Inquiries
+from bot.incidents.acks import AckService
 from bot.incidents.approvals import ApprovalService, Outcome
 from bot.models import Actor
 from handlers.filters import ServedChat
@@ -42,6 +43,20 @@ async def save_playbook(query: CallbackQuery, callback_data: CardCB, actor: Acto
     return await inquiries.save_playbook(actor, callback_data.inc, callback_data.dec)
 
 
+async def ack(query: CallbackQuery, callback_data: CardCB, actor: Actor,
+              acks: AckService) -> Outcome:
+    assert query.message is not None
+    return await acks.ack(actor, query.message.chat.id, query.message.message_id,
+                          callback_data.inc)
+
+
+async def unack(query: CallbackQuery, callback_data: CardCB, actor: Actor,
+                acks: AckService) -> Outcome:
+    assert query.message is not None
+    return await acks.unack(actor, query.message.chat.id, query.message.message_id,
+                            callback_data.inc)
+
+
 async def details(query: CallbackQuery, callback_data: CardCB, actor: Actor,
                   inquiries: Inquiries) -> Outcome:
     return await inquiries.details(actor, callback_data.inc)
@@ -59,9 +74,14 @@ HANDLERS: tuple[tuple[Any, CardAct, str, bool], ...] = (
     (reanalyze, CardAct.REANALYZE, "reanalyze", True),
     (silence, CardAct.SILENCE, "silence", True),
     (save_playbook, CardAct.PLAYBOOK, "save_playbook", True),
+    (ack, CardAct.ACK, "ack", True),
+    (unack, CardAct.UNACK, "unack", True),
     (details, CardAct.DETAILS, "details", False),
     (history, CardAct.HISTORY, "history", False),
 )
+# These change something but are not for approvers only: AckService decides who may press
+# (ACK_BY: members of a chat the incident is in, or approvers; Unack: the acker or approvers).
+OPEN_TO_MEMBERS = frozenset({CardAct.ACK, CardAct.UNACK})
 
 
 def make_router() -> Router:
@@ -71,5 +91,6 @@ def make_router() -> Router:
     router.callback_query.middleware(CardPressGuard())
     for handler, act, action, mutating in HANDLERS:
         router.callback_query.register(handler, CardCB.filter(F.act == act),
-                                       flags={"action": action, "mutating": mutating})
+                                       flags={"action": action, "mutating": mutating,
+                                              "approvers_only": act not in OPEN_TO_MEMBERS})
     return router

@@ -24,8 +24,8 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 class CardPressGuard(BaseMiddleware):
     """Handlers flagged `action` name what the press does (for the audit row); flagged
-    `mutating` they need an approver and a fresh press. A handler returns the Outcome
-    the press is answered with."""
+    `mutating` they need a fresh press and, unless flagged `approvers_only` false, an
+    approver. A handler returns the Outcome the press is answered with."""
 
     async def __call__(self, handler: Handler, event: TelegramObject,
                        data: dict[str, Any]) -> Any:
@@ -39,7 +39,9 @@ class CardPressGuard(BaseMiddleware):
         approvals: ApprovalService = data["approvals"]
         authz: Authorizer = data["authz"]
         locale: str = data["locale"]
-        if not await authz.is_approver(event.message.chat.id, actor.user_id):
+        if get_flag(data, "approvers_only", default=True) and not await authz.is_approver(
+            event.message.chat.id, actor.user_id
+        ):
             refusal = await approvals.refuse(actor, action, callback.inc, callback.dec)
             await answer(event, locale, refusal)
             return None

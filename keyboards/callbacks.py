@@ -31,6 +31,8 @@ class CardAct(StrEnum):
     REANALYZE = "z"
     SILENCE = "s"
     PLAYBOOK = "p"
+    ACK = "k"  # "I'm on it": a property of the incident, so `dec` does not matter
+    UNACK = "u"
 
 
 class CardCB(CallbackData, prefix="c1"):

@@ -87,6 +87,12 @@ def incident_keyboard(
     rows.append(info)
 
     extra = []
+    if incident.status == IncidentStatus.FIRING:
+        # Every open incident can be taken ("I'm on it") or given back.
+        if incident.acked_by_id is None:
+            extra.append(_cb("ack", CardAct.ACK, inc, dec, locale))
+        else:
+            extra.append(_cb("unack", CardAct.UNACK, inc, dec, locale))
     if incident.status == IncidentStatus.FIRING and silence is None:
         extra.append(_cb("silence", CardAct.SILENCE, inc, dec, locale))
     if url_buttons:
@@ -96,3 +102,8 @@ def incident_keyboard(
     if extra:
         rows.append(extra)
     return rows
+
+
+def reminder_keyboard(incident_id: str, locale: str = "en") -> Keyboard:
+    """A reminder's own Ack button (no decision: an ack is about the incident)."""
+    return [[_cb("ack", CardAct.ACK, incident_id, 0, locale)]]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from harness import (
 )
 from hypothesis import settings
 
-from bot.app import App
+from bot.app import App, utcnow
 from sandbox.server import RunningEmulator, start_emulator
 from storage.db import Database
 
@@ -49,8 +50,9 @@ async def start_app(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[AppFa
     running: list[App] = []
 
     async def factory(db_name: str = "opsgate.db", poll: bool = True, chat: int = CHAT,
-                      **overrides: Any) -> Harness:
-        app = App(settings_for(emu, tmp_path / db_name, telegram_chat_id=chat, **overrides))
+                      clock: Callable[[], datetime] = utcnow, **overrides: Any) -> Harness:
+        app = App(settings_for(emu, tmp_path / db_name, telegram_chat_id=chat, **overrides),
+                  clock=clock)
         running.append(app)
         await app.start(poll=poll)
         return Harness(app, emu, chat)

@@ -28,6 +28,7 @@ CHAT = -1001000000001
 ALICE = {"id": 111, "first_name": "Alice", "username": "alice"}
 BOB = {"id": 222, "first_name": "Bob", "username": "bob"}
 MALLORY = {"id": 666, "first_name": "Mallory", "username": "mallory"}
+CAROL = {"id": 333, "first_name": "Carol", "username": "carol"}  # a member, not an approver
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # OPSGATE_TEST_REDIS_DB lets several checkouts run their suites side by side.
 REDIS_TEST_URL = f"redis://127.0.0.1:6379/{os.environ.get('OPSGATE_TEST_REDIS_DB', '13')}"
@@ -70,9 +71,10 @@ async def redis_available() -> bool:
 
 
 def is_card(message: dict[str, Any]) -> bool:
+    """A card always has a Details button; a reminder has card buttons (Ack) but no Details."""
     rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
     return message["from"]["is_bot"] and any(
-        str(b.get("callback_data", "")).startswith("c1:") for row in rows for b in row
+        str(b.get("callback_data", "")).startswith("c1:d:") for row in rows for b in row
     )
 
 
@@ -210,7 +212,7 @@ class AppFactory(Protocol):
     """The start_app fixture: start one more real app (same emulator, same tmp_path)."""
 
     async def __call__(self, db_name: str = "opsgate.db", poll: bool = True, chat: int = CHAT,
-                       **overrides: Any) -> Harness: ...
+                       clock: Callable[[], datetime] = ..., **overrides: Any) -> Harness: ...
 
 
 def now() -> datetime:

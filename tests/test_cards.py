@@ -607,7 +607,42 @@ def thread_cases(value: str) -> dict[str, dict]:
         "reanalyzing": dict(name=value),
         "playbook_saved": dict(name=value, playbook=value),
         "silence_expired": dict(name=value),
+        "acked": dict(name=value, at=APPROVED_AT),
+        "unacked": dict(name=value, holder="bob", at=APPROVED_AT),
+        "reminder": dict(incident=make_incident(title=value), number=2, of=3, now=APPROVED_AT,
+                         people=PEOPLE),
+        "escalation": dict(incident=make_incident(title=value), reminders=3, now=APPROVED_AT,
+                           people=PEOPLE),
     }
+
+
+PEOPLE = [{"username": "alice", "id": None}, {"username": None, "id": 333}]
+
+
+def test_reminder_and_escalation_mention_people() -> None:
+    inc = make_incident(title="KubePodCrashLooping — cart")
+    text = render_thread("reminder", tz=UTC_TZ, incident=inc, number=2, of=3, now=APPROVED_AT,
+                         people=PEOPLE)
+    assert text == (
+        f"🔔 Still firing since 13:07 UTC and nobody is on it: <code>{inc.id}</code> "
+        "KubePodCrashLooping — cart · reminder 2 of 3\n"
+        '@alice <a href="tg://user?id=333">333</a> — press 👀 Ack if you take it.'
+    )
+    text = render_thread("escalation", tz=UTC_TZ, incident=inc, reminders=1, now=APPROVED_AT,
+                         people=PEOPLE[:1])
+    assert "after 1 reminder." in text
+    assert text.endswith("@alice — please take it or find who will.")
+    zh = render_thread("reminder", tz=UTC_TZ, locale="zh-TW", incident=inc, number=1, of=3,
+                       now=APPROVED_AT, people=PEOPLE)
+    assert "第 1 次提醒，共 3 次" in zh and "@alice" in zh
+
+
+def test_card_shows_who_acknowledged() -> None:
+    inc = make_incident().model_copy(update={"acked_by_id": 333, "acked_by": "@carol",
+                                             "acked_at": APPROVED_AT})
+    assert "👀 Acknowledged by @carol at 13:10 UTC" in render_card(view(incident=inc)).text
+    zh = render_card(view(incident=inc, locale="zh-TW")).text
+    assert "👀 已由 @carol 認領（13:10 UTC）" in zh
 
 
 def test_thread_cases_cover_every_kind() -> None:

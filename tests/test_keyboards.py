@@ -24,7 +24,7 @@ from keyboards.callbacks import (
     SilenceAct,
     SilenceCB,
 )
-from keyboards.incident import incident_keyboard
+from keyboards.incident import incident_keyboard, reminder_keyboard
 
 T = datetime(2026, 11, 27, 13, 7, tzinfo=UTC)
 LONG_INC = "INC-" + "Z" * 16
@@ -95,7 +95,7 @@ def test_card_callback_fits_with_longest_ids(act: CardAct) -> None:
 
 def test_card_callback_format_is_short_and_versioned() -> None:
     assert CardCB(act=CardAct.APPROVE, inc="INC-7K3F9Q", dec=5).pack() == "c1:a:INC-7K3F9Q:5"
-    assert {a.value for a in CardAct} == {"a", "r", "d", "h", "z", "s", "p"}
+    assert {a.value for a in CardAct} == {"a", "r", "d", "h", "z", "s", "p", "k", "u"}
 
 
 def test_history_and_silence_callbacks_fit() -> None:
@@ -124,22 +124,23 @@ def test_every_keyboard_callback_fits() -> None:
 
 INFO = ["🔍 Details", "📜 History"]
 INFO_RE = [*INFO, "🔄 Re-analyze"]
+ACK_SILENCE = ["👀 Ack", "🔕 Silence 1h"]
 
 
 @pytest.mark.parametrize(
     ("state", "rows"),
     [
-        (DecisionState.ANALYZING, [INFO, ["🔕 Silence 1h"]]),
-        (DecisionState.PENDING, [["✅ Approve", "❌ Reject"], INFO_RE, ["🔕 Silence 1h"]]),
-        (DecisionState.APPROVED, [INFO, ["🔕 Silence 1h"]]),
-        (DecisionState.EXECUTING, [INFO, ["🔕 Silence 1h"]]),
-        (DecisionState.SUCCEEDED, [["💾 Save as playbook"], INFO, ["🔕 Silence 1h"]]),
-        (DecisionState.FAILED, [INFO_RE, ["🔕 Silence 1h"]]),
-        (DecisionState.REJECTED, [INFO_RE, ["🔕 Silence 1h"]]),
-        (DecisionState.EXPIRED, [INFO_RE, ["🔕 Silence 1h"]]),
-        (DecisionState.CANCELLED, [INFO_RE, ["🔕 Silence 1h"]]),
-        (DecisionState.INVALID, [INFO_RE, ["🔕 Silence 1h"]]),
-        (DecisionState.SUPERSEDED, [INFO, ["🔕 Silence 1h"]]),
+        (DecisionState.ANALYZING, [INFO, ACK_SILENCE]),
+        (DecisionState.PENDING, [["✅ Approve", "❌ Reject"], INFO_RE, ACK_SILENCE]),
+        (DecisionState.APPROVED, [INFO, ACK_SILENCE]),
+        (DecisionState.EXECUTING, [INFO, ACK_SILENCE]),
+        (DecisionState.SUCCEEDED, [["💾 Save as playbook"], INFO, ACK_SILENCE]),
+        (DecisionState.FAILED, [INFO_RE, ACK_SILENCE]),
+        (DecisionState.REJECTED, [INFO_RE, ACK_SILENCE]),
+        (DecisionState.EXPIRED, [INFO_RE, ACK_SILENCE]),
+        (DecisionState.CANCELLED, [INFO_RE, ACK_SILENCE]),
+        (DecisionState.INVALID, [INFO_RE, ACK_SILENCE]),
+        (DecisionState.SUPERSEDED, [INFO, ACK_SILENCE]),
     ],
 )
 def test_rows_per_state(state: DecisionState, rows: list[list[str]]) -> None:
@@ -155,6 +156,7 @@ def test_callback_values_per_button() -> None:
         CardAct.DETAILS,
         CardAct.HISTORY,
         CardAct.REANALYZE,
+        CardAct.ACK,
         CardAct.SILENCE,
     ]
     assert {(p.inc, p.dec) for p in packed} == {("INC-7K3F9Q", 42)}
@@ -162,13 +164,13 @@ def test_callback_values_per_button() -> None:
 
 def test_no_decision_yet() -> None:
     rows = incident_keyboard(incident(), None, None)
-    assert texts_of(rows) == [INFO, ["🔕 Silence 1h"]]
+    assert texts_of(rows) == [INFO, ACK_SILENCE]
     assert CardCB.unpack(rows[0][0]["callback_data"]).dec == 0
 
 
 def test_pending_without_action_has_no_approve() -> None:
     rows = incident_keyboard(incident(), decision(DecisionState.PENDING, action=False), None)
-    assert texts_of(rows) == [INFO_RE, ["🔕 Silence 1h"]]
+    assert texts_of(rows) == [INFO_RE, ACK_SILENCE]
 
 
 @pytest.mark.parametrize(
@@ -188,7 +190,7 @@ def test_playbook_button_for_llm_success() -> None:
 
 def test_silence_hidden_when_silenced_or_resolved() -> None:
     dec = decision(DecisionState.REJECTED)
-    assert texts_of(incident_keyboard(incident(), dec, SILENCE)) == [INFO_RE]
+    assert texts_of(incident_keyboard(incident(), dec, SILENCE)) == [INFO_RE, ["👀 Ack"]]
     # Resolved: no silence, and no re-analysis either (open incidents only).
     assert texts_of(incident_keyboard(incident("resolved"), dec, None)) == [INFO]
 
@@ -202,7 +204,7 @@ def test_url_buttons_only_for_acceptable_links() -> None:
         source_url="https://prometheus.example.com/graph?g0.expr=up",
         runbook_url="https://runbooks.example.com/cart",
     )
-    assert rows[-1][1:] == [
+    assert rows[-1][2:] == [
         {"text": "📈 Source", "url": "https://prometheus.example.com/graph?g0.expr=up"},
         {"text": "📖 Runbook", "url": "https://runbooks.example.com/cart"},
     ]
@@ -213,13 +215,23 @@ def test_url_buttons_only_for_acceptable_links() -> None:
         source_url="http://prometheus-0:9090/graph",
         runbook_url="http://localhost/rb",
     )
-    assert texts_of(bad) == [INFO_RE, ["🔕 Silence 1h"]]
+    assert texts_of(bad) == [INFO_RE, ACK_SILENCE]
     off = incident_keyboard(
         incident(), dec, None, source_url="https://grafana.example.com/", url_buttons=False
     )
-    assert texts_of(off) == [INFO_RE, ["🔕 Silence 1h"]]
+    assert texts_of(off) == [INFO_RE, ACK_SILENCE]
 
 
 def test_zh_tw_labels() -> None:
     rows = incident_keyboard(incident(), decision(DecisionState.PENDING), None, locale="zh-TW")
     assert rows[0][0]["text"].startswith("✅") and "Approve" not in rows[0][0]["text"]
+
+
+def test_ack_becomes_unack_and_a_reminder_has_its_own_ack() -> None:
+    acked = incident().model_copy(update={"acked_by_id": 333, "acked_by": "@carol", "acked_at": T})
+    rows = incident_keyboard(acked, decision(DecisionState.PENDING), None)
+    assert texts_of(rows)[-1] == ["↩️ Unack", "🔕 Silence 1h"]
+    assert CardCB.unpack(rows[-1][0]["callback_data"]).act is CardAct.UNACK
+    (button,), = reminder_keyboard("INC-7K3F9Q")
+    assert button["text"] == "👀 Ack"
+    assert CardCB.unpack(button["callback_data"]) == CardCB(act=CardAct.ACK, inc="INC-7K3F9Q")

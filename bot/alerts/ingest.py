@@ -152,7 +152,7 @@ async def accept(
             routes = ctx.routes.resolve(routing_labels(group))
             open_inc = _new_incident(group, key, ctx, now, routes[0].chat_id)
             await repo.insert_incident(conn, open_inc, group.truncated_alerts)
-            await _plan_cards(conn, open_inc.id, routes, ctx)
+            await _plan_cards(conn, open_inc.id, routes, ctx, now)
             result.opened.append(open_inc.id)
         touched: dict[str, None] = {}
         for i, alert in enumerate(group.alerts):
@@ -173,12 +173,14 @@ async def accept(
 
 
 async def _plan_cards(
-    conn: repo.Conn, incident_id: str, routes: list[Route], ctx: IngestContext
+    conn: repo.Conn, incident_id: str, routes: list[Route], ctx: IngestContext, now: datetime
 ) -> None:
     for route in routes:
         # In topic mode the group's own topic is found or made when the card is sent.
         thread = None if route.chat_id in ctx.topic_chats else route.topic
-        await repo.plan_card(conn, incident_id, route.chat_id, thread)
+        remind_at = now + route.pace.after if route.pace.max > 0 else None
+        await repo.plan_card(conn, incident_id, route.chat_id, thread,
+                             route_index=route.index, remind_at=remind_at)
 
 
 async def _after_alerts_changed(

@@ -10,6 +10,12 @@ Routes come from a TOML file (ROUTES_PATH), tried in order like Alertmanager's r
     topic = 42                                    # message_thread_id of an existing topic
     approvers = [111, 222]                        # default: APPROVER_IDS
     continue = true                               # also post to later matching routes
+    oncall = ["@alice", 333]                      # reminded while nobody reacts (default:
+                                                  # the approvers); usernames or user ids
+    escalate_to = ["@lead"]                       # mentioned once after the last reminder
+    remind_after = "5m"                           # default REMIND_AFTER
+    remind_every = "10m"                          # default REMIND_EVERY
+    remind_max = 3                                # default REMIND_MAX (0: no reminders)
 
 The first matching route wins; with `continue = true` later matches are added too. A route
 without match keys matches everything. When nothing matches, the default route is used:
@@ -24,12 +30,18 @@ import re
 import tomllib
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.durations import parse_duration
+from bot.models import OnCall, Pace, Person
+
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_FIELDS = frozenset({"name", "match", "match_regex", "chat_id", "topic", "approvers", "continue"})
+_FIELDS = frozenset({"name", "match", "match_regex", "chat_id", "topic", "approvers", "continue",
+                     "oncall", "escalate_to", "remind_after", "remind_every", "remind_max"})
+_USERNAME = re.compile(r"@?([A-Za-z][A-Za-z0-9_]{3,31})")
 
 
 class RoutesFileError(ValueError):
@@ -47,6 +59,14 @@ class Route:
     name: str = ""
     index: int = 0  # position in the file, from 1; 0 for the default route
     is_default: bool = False
+    oncall: tuple[Person, ...] = ()  # empty: the approvers
+    escalate_to: tuple[Person, ...] = ()
+    pace: Pace = field(default_factory=Pace)
+
+    @property
+    def on_call(self) -> OnCall:
+        """Reminders mention the on-call people, or else the approvers."""
+        return OnCall(self.oncall or tuple(sorted(self.approvers)), self.escalate_to, self.pace)
 
     @property
     def catch_all(self) -> bool:
@@ -92,6 +112,18 @@ class RouteTable:
                 approvers |= route.approvers
         return frozenset(approvers)
 
+    def route_at(self, index: int, chat_id: int) -> Route:
+        """The route a card was planned by (its position in the file). A file changed since
+        then may have moved it: then the first route into that chat, or the default."""
+        if index == 0 and self.default.chat_id == chat_id:
+            return self.default
+        if 0 < index <= len(self.routes) and self.routes[index - 1].chat_id == chat_id:
+            return self.routes[index - 1]
+        return next((r for r in self.routes if r.chat_id == chat_id), self.default)
+
+    def on_call_at(self, index: int, chat_id: int) -> OnCall:
+        return self.route_at(index, chat_id).on_call
+
     def chats(self) -> frozenset[int]:
         """Every chat a route or the default names: the bot serves exactly these."""
         return frozenset(route.chat_id for route in [*self.routes, self.default])
@@ -113,13 +145,16 @@ class RouteTable:
         return changed
 
 
-def default_route(chat_id: int, approvers: Iterable[int]) -> Route:
-    return Route(chat_id=chat_id, approvers=frozenset(approvers), name="default", is_default=True)
+def default_route(chat_id: int, approvers: Iterable[int], pace: Pace | None = None) -> Route:
+    return Route(chat_id=chat_id, approvers=frozenset(approvers), name="default", is_default=True,
+                 pace=pace or Pace())
 
 
-def load_routes(path: str | None, default_chat_id: int, default_approvers: list[int]) -> RouteTable:
-    """Read ROUTES_PATH; without a path, every incident goes to the default chat."""
-    default = default_route(default_chat_id, default_approvers)
+def load_routes(path: str | None, default_chat_id: int, default_approvers: list[int],
+                pace: Pace | None = None) -> RouteTable:
+    """Read ROUTES_PATH; without a path, every incident goes to the default chat.
+    `pace` (REMIND_AFTER, REMIND_EVERY, REMIND_MAX) applies where a route sets none."""
+    default = default_route(default_chat_id, default_approvers, pace)
     if not path:
         return RouteTable([], default)
     try:
@@ -142,7 +177,7 @@ def parse_routes(data: Mapping[str, Any], default: Route, source: str = "routes"
     tables = data.get("route", [])
     if not isinstance(tables, list):
         raise RoutesFileError(f"{source}: 'route' must be an array of tables: write [[route]]")
-    routes = [_route(source, i, table, default.approvers) for i, table in enumerate(tables, 1)]
+    routes = [_route(source, i, table, default) for i, table in enumerate(tables, 1)]
     for route, later in itertools.pairwise(routes):
         if route.catch_all and not route.continue_:
             # Certainly a mistake: every route after it is dead.
@@ -163,7 +198,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)  # TOML true is an int too
 
 
-def _route(source: str, index: int, table: Any, default_approvers: frozenset[int]) -> Route:
+def _route(source: str, index: int, table: Any, default: Route) -> Route:
     if not isinstance(table, dict):
         raise RoutesFileError(f"{_where(source, index)}: must be a table")
     name = table.get("name", "")
@@ -188,7 +223,7 @@ def _route(source: str, index: int, table: Any, default_approvers: frozenset[int
     if topic is not None and (not _is_int(topic) or topic <= 0):
         raise bad("topic", f"must be a positive integer (a message_thread_id), got {topic!r}")
 
-    approvers = default_approvers
+    approvers = default.approvers
     if "approvers" in table:
         raw = table["approvers"]
         if not isinstance(raw, list) or not all(_is_int(a) and a > 0 for a in raw):
@@ -214,7 +249,43 @@ def _route(source: str, index: int, table: Any, default_approvers: frozenset[int
     return Route(
         chat_id=chat_id, approvers=approvers, topic=topic, match=match,
         match_regex=tuple(compiled), continue_=cont, name=name, index=index,
+        oncall=_people(table, "oncall", bad), escalate_to=_people(table, "escalate_to", bad),
+        pace=_pace(table, default.pace, bad),
     )
+
+
+def _people(table: dict[str, Any], field_name: str, bad: Any) -> tuple[Person, ...]:
+    raw = table.get(field_name, [])
+    if not isinstance(raw, list):
+        raise bad(field_name, f'must be a list of usernames or user ids, got {raw!r}')
+    people: list[Person] = []
+    for item in raw:
+        if _is_int(item) and item > 0:
+            people.append(item)
+        elif isinstance(item, str) and (m := _USERNAME.fullmatch(item.strip())):
+            people.append(m.group(1))
+        else:
+            raise bad(field_name, f'{item!r} is neither a username ("@name") nor a user id')
+    return tuple(dict.fromkeys(people))
+
+
+def _pace(table: dict[str, Any], default: Pace, bad: Any) -> Pace:
+    durations = {}
+    for key in ("remind_after", "remind_every"):
+        if key not in table:
+            continue
+        try:
+            value = parse_duration(table[key])
+        except ValueError as exc:
+            raise bad(key, str(exc)) from None
+        if value <= timedelta(0):
+            raise bad(key, f"must be longer than zero, got {table[key]!r}")
+        durations[key] = value
+    most = table.get("remind_max", default.max)
+    if not _is_int(most) or not 0 <= most <= 100:
+        raise bad("remind_max", f"must be a whole number from 0 to 100, got {most!r}")
+    return Pace(after=durations.get("remind_after", default.after),
+                every=durations.get("remind_every", default.every), max=most)
 
 
 def _labels(raw: Any, field_name: str, bad: Any) -> tuple[tuple[str, str], ...]:

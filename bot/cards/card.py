@@ -235,6 +235,10 @@ THREAD_KINDS = (
     "reanalyzing",
     "playbook_saved",
     "silence_expired",
+    "acked",
+    "unacked",
+    "reminder",
+    "escalation",
 )
 
 

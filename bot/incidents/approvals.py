@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 AdminLookup = Callable[[int], Awaitable[list[int]]]
 
 MUTATING = frozenset({"approve", "reject", "reanalyze", "silence", "save_playbook"})
-BUTTON_OF = {"save_playbook": "playbook"}
+BUTTON_OF = {"save_playbook": "playbook"}  # the rest are named like their button
 
 
 @dataclass

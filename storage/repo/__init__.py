@@ -44,6 +44,16 @@ from storage.repo.incidents import (
     update_incident_counts,
 )
 from storage.repo.meta import get_meta, set_meta
+from storage.repo.oncall import (
+    DueReminder,
+    advance_reminder,
+    clear_ack,
+    drop_resolved_reminders,
+    due_reminders,
+    reminder_cards,
+    reschedule_reminder,
+    set_ack,
+)
 from storage.repo.silences import (
     active_silences,
     ended_unannounced,
@@ -60,15 +70,17 @@ from storage.repo.sql import Conn, parse_ts, req_ts, ts
 from storage.repo.topics import get_topic, save_topic
 
 __all__ = [
-    "CardRow", "Conn", "active_silences", "add_approval", "alert_owner", "alerts_of",
-    "approvals_of", "audit", "audit_rows", "card_by_message", "cards_of", "current_decision",
-    "decision_extras", "decision_state_counts", "decisions_in_state", "ended_unannounced",
+    "CardRow", "Conn", "DueReminder", "active_silences", "add_approval", "advance_reminder",
+    "alert_owner", "alerts_of", "approvals_of", "audit", "audit_rows", "card_by_message",
+    "cards_of", "clear_ack", "current_decision", "decision_extras", "decision_state_counts",
+    "decisions_in_state", "drop_resolved_reminders", "due_reminders", "ended_unannounced",
     "expire_silence", "firing_labels", "get_card", "get_decision", "get_incident", "get_meta",
     "get_silence", "get_topic", "history_page", "incident_truncated", "incidents_with_silence",
     "incidents_without_card", "insert_chat_silence", "insert_decision", "insert_incident",
     "insert_silence", "known_am_ids", "mark_announced", "migrations", "move_chat",
     "open_incident_for_group", "open_incidents", "open_incidents_by_severity", "parse_ts",
-    "pending_older_than", "plan_card", "recent_incidents_for_target", "record_migration", "req_ts",
-    "save_card", "save_topic", "set_card_thread", "set_incident_silence", "set_meta", "set_reason",
-    "set_silence_am_id", "silence_extras", "ts", "update_incident_counts", "upsert_alert",
+    "pending_older_than", "plan_card", "recent_incidents_for_target", "record_migration",
+    "reminder_cards", "req_ts", "reschedule_reminder", "save_card", "save_topic", "set_ack",
+    "set_card_thread", "set_incident_silence", "set_meta", "set_reason", "set_silence_am_id",
+    "silence_extras", "ts", "update_incident_counts", "upsert_alert",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import aiosqlite
 
-from storage.repo.sql import Conn, fetch_all, fetch_one
+from storage.repo.sql import Conn, fetch_all, fetch_one, ts
 
 
 class CardRow:
@@ -60,12 +62,16 @@ async def cards_of(conn: Conn, incident_id: str) -> list[CardRow]:
     return [CardRow(r) for r in rows]
 
 
-async def plan_card(conn: Conn, incident_id: str, chat_id: int, thread_id: int | None) -> None:
-    """Record where a card will go, before it is sent."""
+async def plan_card(conn: Conn, incident_id: str, chat_id: int, thread_id: int | None, *,
+                    route_index: int = 0, remind_at: datetime | None = None) -> None:
+    """Record where a card will go, before it is sent, which route brought it and when its
+    first reminder is due (None: never)."""
     await conn.execute(
-        """INSERT INTO cards (incident_id, chat_id, message_thread_id) VALUES (?,?,?)
+        """INSERT INTO cards (incident_id, chat_id, message_thread_id, route_index,
+               next_remind_at)
+           VALUES (?,?,?,?,?)
            ON CONFLICT (incident_id, chat_id) DO NOTHING""",
-        (incident_id, chat_id, thread_id),
+        (incident_id, chat_id, thread_id, route_index, ts(remind_at)),
     )
 
 

@@ -30,6 +30,9 @@ def _incident(row: aiosqlite.Row) -> Incident:
         resolved_at=parse_ts(row["resolved_at"]),
         silence_id=row["silence_id"],
         chat_id=row["chat_id"],
+        acked_by_id=row["acked_by_id"],
+        acked_by=row["acked_by"],
+        acked_at=parse_ts(row["acked_at"]),
     )
 
 
