@@ -52,6 +52,9 @@ def test_lists_and_durations_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"TIMEZONE": "Mars/Olympus"}, "TIMEZONE"),
         ({"EXECUTOR": "shell"}, "EXECUTOR"),
         ({"HTTP_PORT": "99999"}, "HTTP_PORT"),
+        ({"ACK_BY": "everyone"}, "ACK_BY"),
+        ({"REMIND_AFTER": "0s"}, "REMIND_AFTER: must be longer than zero"),
+        ({"REMIND_MAX": "-1"}, "REMIND_MAX"),
     ],
 )
 def test_bad_values_name_the_variable(

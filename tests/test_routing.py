@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,16 @@ def test_remap_the_default_chat_without_a_file() -> None:
         ("[[route]]\nchat_id = 1\nmatch_regex = { alertname = \"[[:alpha:]]\" }\n",
          "route 1: match_regex.alertname: bad regular expression"),
         ("[[route]]\nchat_id = 1\nchat = 2\n", "route 1: chat: unknown field"),
+        ("[[route]]\nchat_id = 1\noncall = \"@alice\"\n", "route 1: oncall: must be a list"),
+        ("[[route]]\nchat_id = 1\noncall = [\"a b\"]\n",
+         "route 1: oncall: 'a b' is neither a username"),
+        ("[[route]]\nchat_id = 1\nescalate_to = [-5]\n", "route 1: escalate_to: -5 is neither"),
+        ("[[route]]\nchat_id = 1\nremind_after = \"soon\"\n",
+         "route 1: remind_after: not a duration: 'soon'"),
+        ("[[route]]\nchat_id = 1\nremind_every = \"0s\"\n",
+         "route 1: remind_every: must be longer than zero"),
+        ("[[route]]\nchat_id = 1\nremind_max = -1\n", "route 1: remind_max: must be a whole"),
+        ("[[route]]\nchat_id = 1\nremind_max = true\n", "route 1: remind_max: must be a whole"),
         ("[[route]]\nname = \"pay\"\nchat_id = 1\n\n[[route]]\nname = \"db\"\ntopik = 3\n"
          "chat_id = 2\n",
          "route 2 (db): topik: unknown field"),
@@ -265,3 +276,27 @@ def test_bad_files(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RoutesFileError, match="no such file"):
         load_routes(str(tmp_path / "nope.toml"), DEFAULT_CHAT, [])
+
+
+def test_on_call_people_pace_and_fallbacks(tmp_path: Path) -> None:
+    routes = table(tmp_path, """
+[[route]]
+match = { namespace = "payments" }
+chat_id = -1002000000002
+oncall = ["@pay_lead", 555, "pay_two"]
+escalate_to = ["@boss"]
+remind_after = "2m"
+remind_max = 5
+
+[[route]]
+chat_id = -1001000000001
+""")
+    pay = routes.on_call_at(1, PAY_CHAT)
+    assert pay.reminded == ("pay_lead", 555, "pay_two") and pay.escalate_to == ("boss",)
+    assert (pay.pace.after, pay.pace.every, pay.pace.max) == (timedelta(minutes=2),
+                                                             timedelta(minutes=10), 5)
+    rest = routes.on_call_at(2, DEFAULT_CHAT)
+    assert rest.reminded == (ALICE, BOB) and rest.escalate_to == ()  # the approvers
+    # A card planned by a route that has moved since (file edited): the chat's first route.
+    assert routes.on_call_at(7, PAY_CHAT) == pay
+    assert load_routes(None, DEFAULT_CHAT, [BOB]).on_call_at(0, DEFAULT_CHAT).reminded == (BOB,)
