@@ -47,8 +47,7 @@ class Reminders:
     async def sweep(self) -> int:
         """Send what is due now; returns how many reminders and escalations were queued."""
         now = self.clock()
-        async with self.db.write() as conn:
-            await repo.drop_resolved_reminders(conn, now)
+        async with self.db.read() as conn:
             due = await repo.due_reminders(conn, now)
         queued = 0
         for item in due:

@@ -94,6 +94,10 @@ async def update_incident_counts(
                WHERE id = ? AND status = 'firing'""",
             (resolved_at, incident_id),
         )
+        # A resolved incident is never reminded of: its cards leave the due scan.
+        await conn.execute(
+            "UPDATE cards SET next_remind_at = NULL WHERE incident_id = ?", (incident_id,)
+        )
     inc = await get_incident(conn, incident_id)
     assert inc is not None
     return inc

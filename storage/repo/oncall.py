@@ -110,15 +110,3 @@ async def reschedule_reminder(conn: Conn, incident_id: str, chat_id: int, at: da
            WHERE incident_id = ? AND chat_id = ? AND next_remind_at IS NOT NULL""",
         (ts(at), incident_id, chat_id),
     )
-
-
-async def drop_resolved_reminders(conn: Conn, now: datetime) -> int:
-    """Reminders of resolved incidents will never go: clear them, so the due scan stays
-    proportional to the open incidents, not to history."""
-    cur = await conn.execute(
-        """UPDATE cards SET next_remind_at = NULL
-           WHERE next_remind_at IS NOT NULL AND next_remind_at <= ?
-             AND incident_id IN (SELECT id FROM incidents WHERE status = 'resolved')""",
-        (ts(now),),
-    )
-    return cur.rowcount
