@@ -17,8 +17,10 @@ from handler_session import RecordingSession, Request
 
 from bot.alerts.routing import RouteTable, default_route
 from bot.app import build_dispatcher
+from bot.cards.notes import Voice
 from bot.chat.answers import Console
 from bot.chat.card_buttons import Inquiries
+from bot.incidents.acks import AckService
 from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
 from bot.incidents.stale_press import StalePressRule
 from bot.models import Action, Actor, DecisionState, Matcher, Proposal, Risk, Verb
@@ -35,6 +37,8 @@ User = dict[str, Any]
 ALICE: User = {"id": 111, "is_bot": False, "first_name": "Alice", "username": "alice"}
 MALLORY: User = {"id": 666, "is_bot": False, "first_name": "Mallory", "username": "mallory"}
 BOT_USER: User = {"id": 42, "is_bot": True, "first_name": "opsgate", "username": "opsgate_bot"}
+CAROL: User = {"id": 333, "is_bot": False, "first_name": "Carol", "username": "carol"}
+MEMBERS = {CAROL["id"]}  # in CHAT, not an approver
 INC = "INC-7K3F9Q"
 CARD_MESSAGE = 100
 _ids = itertools.count(1)
@@ -127,8 +131,14 @@ def dispatcher(db: Database, *, stale: bool = False, reverse: bool = False) -> D
     silences = SilenceService(db, clock, "en", "UTC")
     approvals = ApprovalService(
         db, authz, state, ApprovalConfig("en", "UTC", timedelta(minutes=5)), clock, silences)
+    async def is_member(chat_id: int, user_id: int) -> bool:
+        return chat_id == CHAT and user_id in MEMBERS
+
+    acks = AckService(db, clock, Voice("en", "UTC"), authz, routes.on_call_at, state,
+                      is_member=is_member)
     dp = build_dispatcher(
         approvals=approvals, authz=authz, inquiries=Inquiries(db, UTC_TZ, "en", clock),
+        acks=acks,
         console=Console(db, authz, silences, UTC_TZ, "en", clock),
         migrator=ChatMigrator(db, clock, routes, "en", "UTC"), routes=routes,
         stale_press=StalePressRule(downtime=timedelta(hours=1 if stale else 0),
@@ -219,6 +229,29 @@ async def test_a_press_queued_while_down_is_recorded_not_carried_out(db: Databas
     # The same rule lets a press made after the start through.
     await tier.press(card_data("a", decision_id), backlog=False)
     assert await tier.state() is DecisionState.APPROVED
+
+
+async def test_ack_and_unack_are_open_to_members_not_to_strangers(tier: Tier) -> None:
+    answer = await tier.press(card_data("k", tier.decision_id), MALLORY)
+    assert answer.params["show_alert"] is True and "members" in answer.params["text"]
+    answer = await tier.press(card_data("k", 0), CAROL)  # a reminder's button: no decision
+    assert answer.params["text"] == "Acknowledged — the incident is yours"
+    answer = await tier.press(card_data("u", tier.decision_id), CAROL)
+    assert answer.params["text"] == "Given back — nobody is on it now"
+    assert await tier.audit() == [("ack", "ack_not_member", MALLORY["id"]),
+                                  ("ack", "acknowledged", CAROL["id"]),
+                                  ("unack", "given_back", CAROL["id"])]
+    assert await tier.state() is DecisionState.PENDING  # an ack decides nothing
+
+
+async def test_an_ack_queued_while_down_is_recorded_not_carried_out(db: Database) -> None:
+    decision_id = await seed(db)
+    session = RecordingSession()
+    tier = Tier(dispatcher(db, stale=True), Bot("42:TEST", session=session), session, db,
+                decision_id)
+    await tier.press(card_data("k", decision_id), CAROL, backlog=True)
+    assert await tier.audit() == [("ack", "stale_press", CAROL["id"])]
+    assert await tier.rows("SELECT acked_by_id FROM incidents") == [(None,)]
 
 
 # -- buttons no handler is for ------------------------------------------------------------
