@@ -14,7 +14,8 @@ Known differences from Telegram (deliberate simplifications):
   public HTTPS on 443/80/88/8443); a failing webhook is retried 3 times;
 - all group messages reach the bot (privacy mode is not emulated);
 - error texts marked approximate in the tests (setMyCommands, topic names,
-  nested blockquotes, answer text length) are best guesses.
+  answer text length) are best guesses; message texts are judged by TDLib's own
+  parser (sandbox/judge.py), so their errors are Telegram's.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Telegram's HTML parse_mode, re-implemented after TDLib's ``parse_html``.
+"""Telegram's HTML parse_mode, re-implemented after TDLib's ``parse_html``: the fallback
+judge where TDLib itself (sandbox/tdlib.py) cannot be imported. Kept equal to TDLib in
+what it accepts, refuses (with the same error) and leaves as text by
+tests/sandbox/test_html_differential.py; limits and clean-up are in sandbox/judge.py.
 
 Works on UTF-8 bytes like TDLib does, so error offsets are byte offsets and
 entity offsets/lengths are UTF-16 code units, as the Bot API reports them.
@@ -6,10 +9,8 @@ entity offsets/lengths are UTF-16 code units, as the Bot API reports them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-
-MAX_TEXT_CHARS = 4096
-MAX_RAW_BYTES = 32 * 1024
 
 _PREFIX = "Bad Request: can't parse entities: "
 
@@ -28,7 +29,13 @@ _SIMPLE_TAGS = {
 }
 _ALL_TAGS = {*_SIMPLE_TAGS, "span", "a", "tg-emoji", "tg-time", "code", "pre", "blockquote"}
 _NAMED_ENTITIES = {b"lt": "<", b"gt": ">", b"amp": "&", b"quot": '"'}
-_SPACES = b" \t\n\r\f\v"
+_SPACES = b" \t\n\r\v"  # TDLib's is_space: no form feed
+_BAD_UNICODE = (
+    "Text contains invalid Unicode characters after decoding HTML entities, "
+    "check for unmatched surrogate code units"
+)
+_INT64 = 2**63
+_EMOJI_ID = re.compile(r"-?[1-9][0-9]*")
 
 
 class HtmlParseError(ValueError):
@@ -57,6 +64,7 @@ class _Open:
     utf16_offset: int
     result_pos: int  # byte position in the output, to recover an <a>'s text
     expandable: bool = False
+    attrs: dict[str, str] = field(default_factory=dict)  # tg-emoji and tg-time
 
 
 def _decode_entity(data: bytes, pos: int) -> tuple[str, int] | None:
@@ -76,7 +84,7 @@ def _decode_entity(data: bytes, pos: int) -> tuple[str, int] | None:
             end += 1
             if value >= 0x10FFFF:
                 return None
-        if end == start_digits or value == 0 or 0xD800 <= value <= 0xDFFF:
+        if end == start_digits or value == 0:
             return None
         char = chr(value)
     else:
@@ -103,6 +111,7 @@ def parse_html(text: str) -> ParsedText:
     utf16 = 0
     stack: list[_Open] = []
     entities: list[dict] = []
+    has_nul = b"\0" in data
     i = 0
     while i < n:
         c = data[i]
@@ -110,8 +119,9 @@ def parse_html(text: str) -> ParsedText:
             decoded = _decode_entity(data, i)
             if decoded is not None:
                 char, i = decoded
-                out += char.encode("utf-8")
-                utf16 += utf16_len(char)
+                # a surrogate gives invalid UTF-8, refused once parsing is done, as TDLib does
+                out += char.encode("utf-8", "surrogatepass")
+                utf16 += 1 + (ord(char) > 0xFFFF)
                 continue
         if c != ord("<"):
             out.append(c)
@@ -122,21 +132,25 @@ def parse_html(text: str) -> ParsedText:
 
         begin = i
         i += 1
+        # inside a tag TDLib reads a NUL as the end of the text (a C string)
+        nul = data.find(b"\0", i) if has_nul else -1
+        tag_data = data if nul < 0 else data[:nul]
         if i < n and data[i] == ord("/"):
-            i = _close_tag(data, begin, i, stack, entities, out, utf16)
+            i = _close_tag(tag_data, begin, i, stack, entities, out, utf16)
             continue
-        i, opened = _open_tag(data, begin, i)
+        i, opened = _open_tag(tag_data, begin, i)
         opened.utf16_offset = utf16
         opened.result_pos = len(out)
-        if opened.tag == "blockquote" and any(o.tag == "blockquote" for o in stack):
-            raise HtmlParseError(f"{_PREFIX}Blockquotes can't be nested at byte offset {begin}")
         stack.append(opened)
 
     if stack:
         raise HtmlParseError(
             f'{_PREFIX}Can\'t find end tag corresponding to start tag "{stack[-1].tag}"'
         )
-    plain = out.decode("utf-8")
+    try:
+        plain = out.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HtmlParseError(f"{_PREFIX}{_BAD_UNICODE}") from None
     return ParsedText(plain, _normalize(entities))
 
 
@@ -146,21 +160,20 @@ def _open_tag(data: bytes, begin: int, i: int) -> tuple[int, _Open]:
         i += 1
     if i >= n:
         raise HtmlParseError(f"{_PREFIX}Unclosed start tag at byte offset {begin}")
-    tag = data[begin + 1 : i].decode("utf-8", "replace").lower()
+    tag = data[begin + 1 : i].lower().decode("utf-8", "replace")  # ASCII-only lowering
     if tag not in _ALL_TAGS:
         raise HtmlParseError(f'{_PREFIX}Unsupported start tag "{tag}" at byte offset {begin}')
     opened = _Open(tag, "", 0, 0)
+    unclosed = HtmlParseError(f'{_PREFIX}Unclosed start tag "{tag}" at byte offset {begin}')
     while data[i] != ord(">"):
         while i < n and data[i] in _SPACES:
             i += 1
-        if i >= n:
-            raise HtmlParseError(f"{_PREFIX}Unclosed start tag at byte offset {begin}")
-        if data[i] == ord(">"):
+        if i < n and data[i] == ord(">"):
             break
         name_start = i
-        while i < n and data[i] not in _SPACES and data[i] not in b"=>":
+        while i < n and data[i] not in _SPACES and data[i] not in b"=>/\"'":
             i += 1
-        name = data[name_start:i].decode("utf-8", "replace").lower()
+        name = data[name_start:i].decode("utf-8", "replace")  # case-sensitive in TDLib
         if not name:
             raise HtmlParseError(
                 f'{_PREFIX}Empty attribute name in the tag "{tag}" at byte offset {begin}'
@@ -168,20 +181,17 @@ def _open_tag(data: bytes, begin: int, i: int) -> tuple[int, _Open]:
         while i < n and data[i] in _SPACES:
             i += 1
         if i >= n:
-            raise HtmlParseError(f"{_PREFIX}Unclosed start tag at byte offset {begin}")
+            raise unclosed
+        if tag == "blockquote" and name == "expandable":
+            opened.expandable = True  # with or without a value
         if data[i] != ord("="):
-            if tag == "blockquote" and name == "expandable":
-                opened.expandable = True
-                continue
-            raise HtmlParseError(
-                f"{_PREFIX}Expected equal sign in declaration of an attribute of the tag "
-                f'"{tag}" at byte offset {begin}'
-            )
+            _apply_attribute(opened, name, "")  # an attribute without a value
+            continue
         i += 1
         while i < n and data[i] in _SPACES:
             i += 1
         if i >= n:
-            raise HtmlParseError(f"{_PREFIX}Unclosed start tag at byte offset {begin}")
+            raise unclosed
         value, i = _attribute_value(data, i)
         if i >= n:
             raise HtmlParseError(f"{_PREFIX}Unclosed start tag at byte offset {begin}")
@@ -210,14 +220,14 @@ def _attribute_value(data: bytes, i: int) -> tuple[str, int]:
         if data[i] == ord("&"):
             decoded = _decode_entity(data, i)
             if decoded is not None:
-                value += decoded[0].encode("utf-8")
+                value += decoded[0].encode("utf-8", "surrogatepass")
                 i = decoded[1]
                 continue
         value.append(data[i])
         i += 1
     if i < n:
         i += 1
-    return value.decode("utf-8"), i
+    return value.decode("utf-8", "replace"), i
 
 
 def _apply_attribute(opened: _Open, name: str, value: str) -> None:
@@ -229,13 +239,8 @@ def _apply_attribute(opened: _Open, name: str, value: str) -> None:
         opened.arg = value[len("language-") :]
     elif tag == "span" and name == "class" and value.startswith("tg-"):
         opened.arg = value[len("tg-") :]
-    elif tag == "tg-emoji" and name == "emoji-id":
-        opened.arg = value
-    elif tag == "tg-time" and name in ("unix", "format"):
-        # keep both attributes: "unix=..;format=.."
-        parts = dict(p.split("=", 1) for p in opened.arg.split(";") if "=" in p)
-        parts[name] = value
-        opened.arg = ";".join(f"{k}={v}" for k, v in parts.items())
+    elif (tag, name) in (("tg-emoji", "emoji-id"), ("tg-time", "unix"), ("tg-time", "format")):
+        opened.attrs[name] = value
 
 
 def _close_tag(
@@ -253,7 +258,7 @@ def _close_tag(
     i += 1  # skip '/'
     while i < n and data[i] not in _SPACES and data[i] != ord(">"):
         i += 1
-    end_name = data[begin + 2 : i].decode("utf-8", "replace").lower()
+    end_name = data[begin + 2 : i].lower().decode("utf-8", "replace")
     while i < n and data[i] in _SPACES:
         i += 1
     if i >= n or data[i] != ord(">"):
@@ -278,20 +283,25 @@ def _make_entity(opened: _Open, utf16: int, entities: list[dict], out: bytearray
     if tag in _SIMPLE_TAGS or tag == "span":
         return {"type": _SIMPLE_TAGS.get(tag, "spoiler"), **base}
     if tag == "a":
-        url = opened.arg or out[opened.result_pos :].decode("utf-8")
+        url = opened.arg or out[opened.result_pos :].decode("utf-8", "replace")
         if url.startswith("tg://user?id=") and url[len("tg://user?id=") :].isdigit():
             user = {"id": int(url[len("tg://user?id=") :]), "is_bot": False, "first_name": ""}
             return {"type": "text_mention", **base, "user": user}
         return {"type": "text_link", **base, "url": url} if url.strip() else None
     if tag == "tg-emoji":
-        return {"type": "custom_emoji", **base, "custom_emoji_id": opened.arg}
+        emoji_id = opened.attrs.get("emoji-id", "")
+        if not _EMOJI_ID.fullmatch(emoji_id) or not -_INT64 <= int(emoji_id) < _INT64:
+            raise HtmlParseError(f"{_PREFIX}Invalid custom emoji identifier specified")
+        return {"type": "custom_emoji", **base, "custom_emoji_id": emoji_id}
     if tag == "tg-time":
-        parts = dict(p.split("=", 1) for p in opened.arg.split(";") if "=" in p)
-        if not parts.get("unix", "").isdigit():
+        unix, fmt = opened.attrs.get("unix", ""), opened.attrs.get("format", "")
+        if fmt and fmt.lower() != "r" and fmt.strip("wWdDtT"):
+            raise HtmlParseError(f"{_PREFIX}Invalid date format used")
+        if not unix.isdigit() or not 0 < int(unix) < 2**31:
             return None
-        entity = {"type": "date_time", **base, "unix_time": int(parts["unix"])}
-        if parts.get("format"):
-            entity["date_time_format"] = parts["format"]
+        entity = {"type": "date_time", **base, "unix_time": int(unix)}
+        if fmt:
+            entity["date_time_format"] = fmt
         return entity
     last = entities[-1] if entities else None
     same_range = last is not None and last["offset"] == offset and last["length"] == length
@@ -330,44 +340,3 @@ def _normalize(entities: list[dict]) -> list[dict]:
         or not any(s <= e["offset"] and e["offset"] + e["length"] <= t for s, t in code_ranges)
     ]
     return sorted(kept, key=lambda e: (e["offset"], -e["length"]))
-
-
-def _strip(parsed: ParsedText) -> ParsedText:
-    """Trim surrounding whitespace like Telegram and shift/clip entities."""
-    text = parsed.text
-    stripped = text.strip()
-    if stripped == text:
-        return parsed
-    head = utf16_len(text[: len(text) - len(text.lstrip())])
-    new_len = utf16_len(stripped)
-    entities = []
-    for entity in parsed.entities:
-        start = max(entity["offset"] - head, 0)
-        end = min(entity["offset"] + entity["length"] - head, new_len)
-        if end > start:
-            entities.append({**entity, "offset": start, "length": end - start})
-    return ParsedText(stripped, entities)
-
-
-def check_message_text(html: str) -> ParsedText:
-    """Validate a sendMessage/editMessageText text in HTML parse mode."""
-    if len(html.encode("utf-8")) > MAX_RAW_BYTES:
-        raise HtmlParseError("Bad Request: message is too long")
-    parsed = _strip(parse_html(html))
-    if not parsed.text:
-        raise HtmlParseError("Bad Request: message text is empty")
-    if len(parsed.text) > MAX_TEXT_CHARS:
-        raise HtmlParseError("Bad Request: message is too long")
-    return parsed
-
-
-def check_plain_text(text: str) -> ParsedText:
-    """Same limits for a text sent without parse_mode."""
-    if len(text.encode("utf-8")) > MAX_RAW_BYTES:
-        raise HtmlParseError("Bad Request: message is too long")
-    parsed = _strip(ParsedText(text, []))
-    if not parsed.text:
-        raise HtmlParseError("Bad Request: message text is empty")
-    if len(parsed.text) > MAX_TEXT_CHARS:
-        raise HtmlParseError("Bad Request: message is too long")
-    return parsed
