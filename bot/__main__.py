@@ -1,4 +1,4 @@
-"""python -m bot [run | sandbox | check-config | discover | playbooks ... | kb ...]"""
+"""python -m bot [run | sandbox | check-config | discover | playbooks ... | kb ... | backup FILE]"""
 
 from __future__ import annotations
 
@@ -98,6 +98,21 @@ def cmd_kb(args: argparse.Namespace) -> int:
     return asyncio.run(kb_command(_settings(), args.action))
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from storage.backup import BackupError, backup
+
+    source = _settings().database_path
+    try:
+        info = backup(source, args.file)
+    except BackupError as exc:
+        print(f"opsgate: backup: {exc}", file=sys.stderr)
+        return 1
+    rows = ", ".join(f"{table} {count}" for table, count in info.rows.items())
+    print(f"backup: {info.path} (schema {info.schema_version}, {info.size} bytes) "
+          f"from {source}: {rows}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="opsgate")
     sub = parser.add_subparsers(dest="command")
@@ -121,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     kb = sub.add_parser("kb", help="knowledge index: reindex (rebuild) or status")
     kb.add_argument("action", choices=["reindex", "status"])
     kb.set_defaults(fn=cmd_kb)
+    bk = sub.add_parser("backup", help="copy the database to FILE while the bot runs "
+                                       "(SQLite online backup; FILE must not exist)")
+    bk.add_argument("file", help="the new file (on the same machine as DATABASE_PATH)")
+    bk.set_defaults(fn=cmd_backup)
     args = parser.parse_args(argv)
     _configure_logging()
     fn = getattr(args, "fn", cmd_run)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.alerts.ingest import IngestContext
 from bot.alerts.routing import RouteTable
+from bot.alerts.signature import GrafanaSigning
 from bot.cards.notes import Voice
 from bot.chat import replies as command_views
 from bot.chat.answers import Console
@@ -41,6 +42,7 @@ from bot.incidents.reminders import Reminders
 from bot.incidents.stale_press import StalePressRule
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
+from bot.retention import Pruner, Retention
 from bot.silences.alertmanager import AlertmanagerSilences
 from bot.silences.service import SilenceService, announce_ended_silences
 from bot.telegram.card_loading import card_renderer
@@ -186,6 +188,9 @@ class App:
         pipeline.timers.sweeps.append(Reminders(db, routes.on_call_at, clock, voice).sweep)
         pipeline.timers.sweeps.append(
             lambda: announce_ended_silences(silences, inquiries.say, s.tz, s.locale))
+        pipeline.timers.sweeps.append(Pruner(db, Retention(
+            resolved_incidents=s.retain_resolved_incidents, audit=s.retain_audit,
+            delivered_outbox=s.retain_delivered_outbox, every=s.prune_interval), clock).sweep)
         async with db.read() as conn:
             beat = await repo.get_meta(conn, "heartbeat")
 
@@ -236,6 +241,10 @@ class App:
             token=s.alert_webhook_token.get_secret_value(), max_body_bytes=s.max_body_bytes,
             read_timeout=s.webhook_read_timeout.total_seconds(), metrics=metrics,
             readiness=readiness,
+            grafana_signing=GrafanaSigning(
+                secret=s.grafana_webhook_secret.get_secret_value(),
+                timestamp_header=s.grafana_webhook_timestamp_header,
+                max_skew=s.grafana_webhook_max_skew),
         )
         if self.settings.telegram_webhook_url:
             # Updates pushed by Telegram; the secret header tells them from forgeries.

@@ -63,6 +63,9 @@ class Settings(LoggingSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_read_timeout: Duration = timedelta(seconds=10)
     group_by_labels: StrList = Field(default_factory=lambda: ["alertname", "namespace", "service"])
+    grafana_webhook_secret: SecretStr = Field(default=SecretStr(""))
+    grafana_webhook_timestamp_header: str = ""
+    grafana_webhook_max_skew: Duration = timedelta(minutes=5)
 
     # Storage
     database_path: str = "data/opsgate.db"
@@ -72,6 +75,12 @@ class Settings(LoggingSettings):
     # Readiness (/readyz): how long before these count as degraded
     telegram_unreachable_after: Duration = timedelta(minutes=2)
     outbox_stuck_after: Duration = timedelta(minutes=5)
+
+    # Data lifecycle: how long rows are kept (0 = forever), how often pruning runs
+    retain_resolved_incidents: Duration = timedelta(days=180)
+    retain_audit: Duration = timedelta(days=400)
+    retain_delivered_outbox: Duration = timedelta(days=30)
+    prune_interval: Duration = timedelta(hours=1)
 
     # Approvals
     approval_timeout: Duration = timedelta(minutes=60)
@@ -142,6 +151,20 @@ class Settings(LoggingSettings):
     @classmethod
     def _rate(cls, value: str) -> str:
         parse_rate(value)
+        return value
+
+    @field_validator("retain_resolved_incidents", "retain_audit", "retain_delivered_outbox")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative (0 keeps forever)")
+        return value
+
+    @field_validator("prune_interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
         return value
 
     @field_validator("timezone")

@@ -9,6 +9,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Annotations a Grafana alert's extras are kept in (see bot.alerts.payloads): the
+# links become card buttons (button key -> annotation), the values a card line.
+GRAFANA_LINK_ANNOTATIONS = {
+    "dashboard": "grafana_dashboard_url",
+    "panel": "grafana_panel_url",
+    "grafana_silence": "grafana_silence_url",
+}
+VALUES_ANNOTATION = "grafana_values"
+
 
 class AlertStatus(StrEnum):
     FIRING = "firing"
@@ -193,6 +202,9 @@ class Alert(BaseModel):
     ends_at: datetime | None = None
     generator_url: str = ""
     source: str = "alertmanager"
+    # False when the sender gave no start time (generic webhook): starts_at is the time
+    # received, and ingest joins the alert to its episode still firing. Not stored.
+    start_known: bool = True
 
 
 class AlertGroup(BaseModel):

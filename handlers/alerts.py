@@ -7,6 +7,8 @@ committed; analysis and Telegram happen afterwards, driven from the database.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import logging
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.alerts import ingest, payloads
+from bot.alerts.signature import GrafanaSigning, signature_problem
 from bot.health import Readiness
 from bot.metrics import CONTENT_TYPE, Metrics
 from storage.db import Database, StorageUnavailable
@@ -30,6 +33,7 @@ MAX_BODY = web.AppKey("max_body", int)
 READ_TIMEOUT = web.AppKey("read_timeout", float)  # seconds (WEBHOOK_READ_TIMEOUT)
 METRICS = web.AppKey("metrics", Metrics)
 READINESS = web.AppKey("readiness", Readiness)
+GRAFANA_SIGNING = web.AppKey("grafana_signing", GrafanaSigning)
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -59,11 +63,19 @@ def _json_content_type(request: web.Request) -> str | None:
 
 
 def _authorized(request: web.Request, token: str) -> bool:
+    """Bearer TOKEN (Alertmanager's authorization, Grafana's Authorization header), or
+    HTTP Basic with TOKEN as the password (Grafana's basic authentication option)."""
     if not token:
         return True
     header = request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer":
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        credentials = decoded.partition(":")[2]
+    elif scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(credentials.strip().encode(), token.encode())
 
@@ -71,7 +83,8 @@ def _authorized(request: web.Request, token: str) -> bool:
 async def _receive(request: web.Request, kind: str) -> web.Response:
     app = request.app
     if not _authorized(request, app[TOKEN]):
-        return _error(401, "missing or wrong bearer token (ALERT_WEBHOOK_TOKEN)")
+        return _error(401, "missing or wrong token in the Authorization header "
+                           "(Bearer or Basic password = ALERT_WEBHOOK_TOKEN)")
     limit = app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         return _hang_up(413, f"body larger than {limit} bytes")
@@ -91,6 +104,10 @@ async def _receive(request: web.Request, kind: str) -> web.Response:
         log.debug("webhook client %s dropped the connection mid-body: %s", request.remote, exc)
         return _hang_up(400, "connection lost")
     now = app[CLOCK]()
+    if kind == "grafana":
+        problem = signature_problem(app[GRAFANA_SIGNING], request.headers, raw, now)
+        if problem is not None:
+            return _error(401, problem)
     try:
         group = payloads.parse(kind, raw, now)
     except payloads.PayloadError as exc:
@@ -150,7 +167,7 @@ async def scrape(request: web.Request) -> web.Response:
 def setup_routes(
     app: web.Application, *, db: Database, ingest_ctx: ingest.IngestContext,
     clock: Callable[[], datetime], token: str, max_body_bytes: int, read_timeout: float,
-    metrics: Metrics, readiness: Readiness,
+    metrics: Metrics, readiness: Readiness, grafana_signing: GrafanaSigning | None = None,
 ) -> None:
     app[DB] = db
     app[INGEST] = ingest_ctx
@@ -160,6 +177,7 @@ def setup_routes(
     app[READ_TIMEOUT] = read_timeout
     app[METRICS] = metrics
     app[READINESS] = readiness
+    app[GRAFANA_SIGNING] = grafana_signing or GrafanaSigning(secret="")
     app.router.add_post("/alerts/alertmanager", alertmanager)
     app.router.add_post("/alerts/grafana", grafana)
     app.router.add_post("/alerts/generic", generic)

@@ -53,6 +53,7 @@ def incident_keyboard(
     *,
     source_url: str | None = None,
     runbook_url: str | None = None,
+    links: list[tuple[str, str]] | None = None,
     url_buttons: bool = True,
     locale: str = "en",
 ) -> Keyboard:
@@ -101,6 +102,11 @@ def incident_keyboard(
                 extra.append(_url(key, url, locale))
     if extra:
         rows.append(extra)
+    # Further links (Grafana's dashboard, panel, silence) in a row of their own.
+    more = [_url(key, url, locale) for key, url in links or []
+            if url_buttons and button_url_ok(url)]
+    if more:
+        rows.append(more)
     return rows
 
 

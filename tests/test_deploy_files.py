@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from harness import Harness
 from packaging.requirements import Requirement
 
 from bot.decisions.tools import CLUSTER_SCOPED, KINDS
 from bot.execution.names import ALLOWED_TARGET_KINDS
 from bot.models import Verb
-from tests.harness import Harness
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -137,6 +137,7 @@ async def accept(
     result = IngestResult(alerts=len(group.alerts))
     key = group_key_of(group, ctx.group_by)
     async with db.write() as conn:
+        group = await _anchor_unknown_starts(conn, group)
         open_inc = await repo.open_incident_for_group(conn, key)
         # Alerts already stored keep their incident; new firing ones join the open
         # incident, or open one. New resolved-only alerts without an incident are
@@ -170,6 +171,18 @@ async def accept(
             )
         result.incidents = list(touched)
     return result
+
+
+async def _anchor_unknown_starts(conn: repo.Conn, group: AlertGroup) -> AlertGroup:
+    """An alert sent without a start time belongs to the episode of its fingerprint that
+    is still firing (a re-post or its resolution); only without one does it start now."""
+    if all(a.start_known for a in group.alerts):
+        return group
+    alerts = []
+    for alert in group.alerts:
+        start = None if alert.start_known else await repo.firing_start(conn, alert.fingerprint)
+        alerts.append(alert if start is None else alert.model_copy(update={"starts_at": start}))
+    return group.model_copy(update={"alerts": alerts})
 
 
 async def _plan_cards(

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,7 +32,13 @@ from pydantic import (
     field_validator,
 )
 
-from bot.models import Alert, AlertGroup, AlertStatus
+from bot.models import (
+    GRAFANA_LINK_ANNOTATIONS,
+    VALUES_ANNOTATION,
+    Alert,
+    AlertGroup,
+    AlertStatus,
+)
 
 # Alertmanager sends Go's zero time (year 1, in any zone) for "not ended yet".
 _ZERO_YEAR = 1
@@ -130,10 +137,43 @@ class AlertmanagerPayload(_Base):
         )
 
 
+# Grafana's extras are kept as annotations (bot.models names the keys): the card turns
+# the links into buttons and shows the values, Details lists them all. An annotation the
+# sender set itself wins.
+GRAFANA_TITLE = "grafana_title"
+GRAFANA_MESSAGE = "grafana_message"
+# The notification's message repeats every alert; kept once per alert, so bounded.
+_MESSAGE_KEPT = 2000
+
+
+def _values_text(values: dict[str, float] | None, value_string: str) -> str:
+    if values:
+        return ", ".join(f"{name}={value:.6g}" for name, value in sorted(values.items()))
+    return value_string.strip()
+
+
 class GrafanaAlert(AMAlert):
+    """One alert of Grafana's webhook (its ExtendedAlert): Alertmanager's plus links and
+    the query values that fired it."""
+
     silenceURL: str = ""
     dashboardURL: str = ""
     panelURL: str = ""
+    values: dict[str, float] | None = None  # Go's nil map arrives as null
+    valueString: str = ""
+    imageURL: str = ""
+
+    def to_alert(self, source: str, notes: dict[str, str] | None = None) -> Alert:
+        alert = super().to_alert(source)
+        extras = {
+            GRAFANA_LINK_ANNOTATIONS["dashboard"]: self.dashboardURL.strip(),
+            GRAFANA_LINK_ANNOTATIONS["panel"]: self.panelURL.strip(),
+            GRAFANA_LINK_ANNOTATIONS["grafana_silence"]: self.silenceURL.strip(),
+            VALUES_ANNOTATION: _values_text(self.values, self.valueString),
+            **(notes or {}),
+        }
+        kept = {key: value for key, value in extras.items() if value}
+        return alert.model_copy(update={"annotations": {**kept, **alert.annotations}})
 
 
 class GrafanaPayload(AlertmanagerPayload):
@@ -144,13 +184,18 @@ class GrafanaPayload(AlertmanagerPayload):
     title: str = ""
     state: str = ""
     message: str = ""
+    orgId: int = 0
 
     def to_group(self, source: str = "grafana") -> AlertGroup:
-        return super().to_group(source)
+        group = super().to_group(source)
+        notes = {GRAFANA_TITLE: self.title.strip(),
+                 GRAFANA_MESSAGE: self.message.strip()[:_MESSAGE_KEPT]}
+        alerts = [a.to_alert(source, notes) for a in self.alerts]
+        return group.model_copy(update={"alerts": alerts})
 
 
 class GenericPayload(_Base):
-    """For anything that can POST JSON: one alert per request."""
+    """For anything that can POST JSON: one alert per request (fields in the README)."""
 
     title: str = Field(min_length=1, max_length=500)
     message: str = Field(default="", max_length=20000)
@@ -158,20 +203,26 @@ class GenericPayload(_Base):
     status: Literal["firing", "resolved"] = "firing"
     id: str = Field(default="", max_length=500)
     labels: dict[str, str] = Field(default_factory=dict)
-    url: str = ""
-    starts_at: Time | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+    url: str = Field(default="", validation_alias=AliasChoices("url", "generatorURL"))
+    starts_at: Time | None = Field(default=None,
+                                   validation_alias=AliasChoices("starts_at", "startsAt"))
+    ends_at: EndTime = Field(default=None, validation_alias=AliasChoices("ends_at", "endsAt"))
 
     def to_group(self, received_at: datetime) -> AlertGroup:
         labels = {"alertname": self.title, "severity": self.severity, **self.labels}
         key = self.id or fingerprint_of(labels)
+        notes = {"summary": self.title, "description": self.message}
         alert = Alert(
             fingerprint=fingerprint_of({"id": key}),
             status=AlertStatus(self.status),
             labels=labels,
-            annotations={"summary": self.title, "description": self.message},
-            # Without a start time, one id is one episode; the id anchors it.
-            starts_at=self.starts_at or TIME_WINDOW[0],
-            ends_at=received_at if self.status == "resolved" else None,
+            annotations={**{k: v for k, v in notes.items() if v}, **self.annotations},
+            # Without a start time the alert started when it was received; ingest joins
+            # it to the episode of the same id that is still firing, if there is one.
+            starts_at=self.starts_at or received_at,
+            start_known=self.starts_at is not None,
+            ends_at=(self.ends_at or received_at) if self.status == "resolved" else None,
             generator_url=self.url,
             source="generic",
         )

@@ -17,8 +17,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.cards.fit import Limits, checked, fit, fits, tidy
-from bot.cards.links import button_url_ok
-from bot.models import Alert, AlertStatus, Approval, Decision, Incident, IncidentStatus, Silence
+from bot.cards.links import button_url_ok, extra_links
+from bot.models import (
+    VALUES_ANNOTATION,
+    Alert,
+    AlertStatus,
+    Approval,
+    Decision,
+    Incident,
+    IncidentStatus,
+    Silence,
+)
 from bot.texts import line, render, since
 from keyboards.incident import incident_keyboard, is_dry_run
 
@@ -149,7 +158,7 @@ def _context(view: CardView, lim: Limits) -> dict[str, Any]:
     source, runbook = card_links(alerts)
     text_links = [
         (key, url)
-        for key, url in (("source", source), ("runbook", runbook))
+        for key, url in (("source", source), ("runbook", runbook), *extra_links(alerts))
         if url and not (view.url_buttons and button_url_ok(url))
     ]
     instances, more = instance_list(alerts, lim)
@@ -167,6 +176,7 @@ def _context(view: CardView, lim: Limits) -> dict[str, Any]:
         "resolved": inc.status == IncidentStatus.RESOLVED,
         "summary": summary,
         "description": description,
+        "values": lead.annotations.get(VALUES_ANNOTATION, "") if lead else "",
         "text_links": text_links,
         "instances": instances,
         "more": more,
@@ -213,6 +223,7 @@ def render_card(view: CardView) -> Card:
         view.silence,
         source_url=source,
         runbook_url=runbook,
+        links=extra_links(sorted_alerts(view.alerts)),
         url_buttons=view.url_buttons,
         locale=view.locale,
     )

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
+
+from bot.models import GRAFANA_LINK_ANNOTATIONS, Alert
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
@@ -73,3 +76,15 @@ def _host_ok(host: str) -> bool:
     if not _TLD.match(labels[-1]):
         return False  # also rules out dotted-number hosts such as 10.0.0
     return not any(ascii_host == s or ascii_host.endswith("." + s) for s in _PRIVATE_SUFFIXES)
+
+
+def extra_links(alerts: Iterable[Alert]) -> list[tuple[str, str]]:
+    """(button key, url) of the links Grafana sends besides the source (dashboard, panel,
+    silence), each from the first alert that has it, in that order."""
+    alerts = list(alerts)
+    found = []
+    for key, annotation in GRAFANA_LINK_ANNOTATIONS.items():
+        url = next((u for a in alerts if (u := a.annotations.get(annotation, "").strip())), "")
+        if url:
+            found.append((key, url))
+    return found

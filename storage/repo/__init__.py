@@ -5,7 +5,7 @@ Functions take an open connection so a caller can group several of them in
 one `db.write()` transaction. Rows come back as the domain models of bot.models.
 """
 
-from storage.repo.alerts import alert_owner, alerts_of, firing_labels, upsert_alert
+from storage.repo.alerts import alert_owner, alerts_of, firing_labels, firing_start, upsert_alert
 from storage.repo.audit_log import audit, audit_rows
 from storage.repo.cards import (
     CardRow,
@@ -73,7 +73,7 @@ __all__ = [
     "alert_owner", "alerts_of", "approvals_of", "audit", "audit_rows", "card_by_message",
     "cards_of", "clear_ack", "current_decision", "decision_extras", "decision_state_counts",
     "decisions_in_state", "due_reminders", "ended_unannounced",
-    "expire_silence", "firing_labels", "get_card", "get_decision", "get_incident", "get_meta",
+    "expire_silence", "firing_labels", "firing_start", "get_card", "get_decision", "get_incident", "get_meta",
     "get_silence", "get_topic", "history_page", "incident_truncated", "incidents_with_silence",
     "incidents_without_card", "insert_chat_silence", "insert_decision", "insert_incident",
     "insert_silence", "known_am_ids", "mark_announced", "migrations", "move_chat",

@@ -33,6 +33,17 @@ async def alert_owner(conn: Conn, alert: Alert) -> str | None:
     return row[0] if row else None
 
 
+async def firing_start(conn: Conn, fingerprint: str) -> datetime | None:
+    """Start of the latest episode of `fingerprint` that is still firing."""
+    row = await fetch_one(
+        conn,
+        """SELECT starts_at FROM alerts WHERE fingerprint = ? AND status = 'firing'
+           ORDER BY starts_at DESC LIMIT 1""",
+        (fingerprint,),
+    )
+    return req_ts(row[0]) if row else None
+
+
 async def upsert_alert(conn: Conn, alert: Alert, incident_id: str, received_at: datetime) -> None:
     """Re-delivery of the same firing episode updates the row, never duplicates it."""
     await conn.execute(
