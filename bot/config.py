@@ -162,7 +162,7 @@ class Settings(LoggingSettings):
 
     @field_validator("prune_interval")
     @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
+    def _at_least_a_second(cls, value: timedelta) -> timedelta:
         if value < timedelta(seconds=1):
             raise ValueError("must be at least 1s")
         return value

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from harness import ALICE, AppFactory, Harness, fixture
+from pydantic import ValidationError
 
+from bot.config import Settings
 from bot.retention import Retention, prune
 from sandbox.emulator import wait_for
 
@@ -141,3 +143,13 @@ async def test_the_running_app_prunes_on_its_own(
     assert app.cards(), "the card was delivered (so its outbox row had been done)"
     assert any("retention: deleted" in r.getMessage() and "outbox" in r.getMessage()
                for r in caplog.records)
+
+
+def test_retention_settings() -> None:
+    keep = Settings(_env_file=None, retain_audit="0", retain_resolved_incidents="90d")  # type: ignore[call-arg]
+    assert keep.retain_audit == timedelta(0) and keep.retain_resolved_incidents.days == 90
+    assert Settings(_env_file=None).retain_delivered_outbox == timedelta(days=30)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="at least 1s"):
+        Settings(_env_file=None, prune_interval="0s")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="must not be negative"):
+        Settings(_env_file=None, retain_audit=-1)  # type: ignore[call-arg]
