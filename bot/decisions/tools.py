@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from bot.decisions.redact import Redactor
+from bot.decisions.wire import client
 from bot.execution.names import is_dns1123_label, is_dns1123_subdomain
 from bot.execution.process import run_bounded
 from bot.models import Incident, ToolRecord
@@ -265,8 +266,8 @@ class ToolBox:
             raise Refused(f"the query is longer than {QUERY_MAX} characters")
         url = self.cfg.prometheus_url.rstrip("/") + "/api/v1/query"
         try:
-            async with httpx.AsyncClient(timeout=self.cfg.timeout) as client:
-                resp = await client.get(url, params={"query": query, "time": f"{self.clock():.3f}"})
+            async with client(self.cfg.timeout) as http:
+                resp = await http.get(url, params={"query": query, "time": f"{self.clock():.3f}"})
         except httpx.HTTPError as exc:
             return False, f"Prometheus unreachable: {exc}"
         text = resp.text

@@ -5,11 +5,24 @@ Everything posted goes through the redactor first, so no caller can forget it.
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Any
 
 import httpx
 
 from bot.decisions.redact import Redactor
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every request: building one reads the CA bundle, which costs
+    about as much as a whole local model round trip (./dev bench proposals)."""
+    return httpx.create_ssl_context()
+
+
+def client(seconds: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=seconds, verify=tls_context())
 
 
 class WireError(Exception):
@@ -34,8 +47,8 @@ async def post_json(
     ValueError when the answer is not a JSON object.
     """
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    async with httpx.AsyncClient(timeout=seconds) as client:
-        resp = await client.post(url, json=redactor.obj(body), headers=headers)
+    async with client(seconds) as http:
+        resp = await http.post(url, json=redactor.obj(body), headers=headers)
     if resp.status_code >= 300:
         raise WireError(resp.status_code, resp.text)
     data = resp.json()
