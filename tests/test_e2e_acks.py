@@ -102,10 +102,20 @@ async def test_ack_refused_for_a_non_member_a_foreign_chat_and_non_approvers(
     assert answer["show_alert"] is True
     assert answer["text"] == "This incident is not shown in this chat"
 
-    text = app.em.message(CHAT, card["message_id"])["text"]
-    assert "Acknowledged" not in text
+    # In the right chat, but on another incident's card: a press acts only on the incident
+    # of the message pressed.
+    other = (await app.alert("two-alerts-firing.json"))["opened"][0]
+    await app.settled()
+    other_card = await app.wait_card(lambda m: other in m["text"])
+    answer = await press(app, other_card["message_id"], "", ALICE, data=ack)
+    assert answer["show_alert"] is True
+    assert answer["text"].startswith("This button does not belong to the message")
+
+    for message in (card, other_card):
+        assert "Acknowledged" not in app.em.message(CHAT, message["message_id"])["text"]
     assert await audit_of(app, inc, "ack") == [
         ("ack", "ack_not_member", MALLORY["id"]), ("ack", "ack_not_here", BOB["id"]),
+        ("ack", "wrong_message", ALICE["id"]),
     ]
 
 

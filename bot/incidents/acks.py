@@ -79,17 +79,17 @@ class AckService:
         return None if await self._member(chat_id, user_id) else "ack_not_member"
 
     async def _shown_here(self, conn: Conn, incident_id: str, chat_id: int,
-                          message_id: int) -> Incident | None:
+                          message_id: int) -> Incident | str:
         """The incident, if the pressed message is its card or one of its thread messages
-        in this chat (callback data is untrusted text: it may name any incident)."""
+        in this chat (callback data is untrusted text: it may name any incident); else
+        the refusal."""
         inc = await repo.get_incident(conn, incident_id)
         if inc is None or await repo.get_card(conn, incident_id, chat_id) is None:
-            return None
+            return "ack_not_here"
         card = await repo.card_by_message(conn, chat_id, message_id)
-        if card is not None:
-            return inc if card.incident_id == incident_id else None
-        sent = await outbox.sent_item(conn, chat_id, message_id)
-        return inc if sent is not None and sent.incident_id == incident_id else None
+        sent = None if card else await outbox.sent_item(conn, chat_id, message_id)
+        owner = card.incident_id if card else (sent.incident_id if sent else None)
+        return inc if owner == incident_id else "wrong_message"
 
     async def _refuse(self, conn: Conn, now: datetime, actor: Actor, action: str,
                       incident_id: str, result: str, **ctx: object) -> Outcome:
@@ -102,8 +102,8 @@ class AckService:
         refusal = await self._may_ack(chat_id, actor.user_id)
         async with self.db.write() as conn:
             inc = await self._shown_here(conn, incident_id, chat_id, message_id)
-            if inc is None:
-                return await self._refuse(conn, now, actor, "ack", incident_id, "ack_not_here")
+            if isinstance(inc, str):
+                return await self._refuse(conn, now, actor, "ack", incident_id, inc)
             if refusal is not None:
                 return await self._refuse(conn, now, actor, "ack", incident_id, refusal)
             if inc.status is not IncidentStatus.FIRING:
@@ -126,9 +126,8 @@ class AckService:
         approver = await self.authz.is_approver(chat_id, actor.user_id)
         async with self.db.write() as conn:
             inc = await self._shown_here(conn, incident_id, chat_id, message_id)
-            if inc is None:
-                return await self._refuse(conn, now, actor, "unack", incident_id,
-                                          "ack_not_here")
+            if isinstance(inc, str):
+                return await self._refuse(conn, now, actor, "unack", incident_id, inc)
             if inc.acked_by_id is None:
                 await audit.record(conn, now, "unack", "not_acked", actor=actor,
                                    incident_id=inc.id)
