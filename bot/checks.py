@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from bot.alerts.routing import RoutesFileError, RouteTable, load_routes
+from bot.alerts.routing import RoutesFileError, RouteTable, load_routes, on_call_problems
 from bot.config import Settings
 from bot.decisions.consensus import ConsensusFileError, load_engines
 from bot.decisions.redact import RedactFileError, load_patterns
@@ -321,9 +321,11 @@ def critical_namespace_checks(s: Settings, routes: RouteTable | None) -> list[Ch
 def startup_checks(s: Settings) -> tuple[list[Check], RouteTable | None]:
     """What App.start checks before it opens anything: no network, no Redis."""
     routes_result, routes = routes_check(s)
+    reminders = [warn("REMIND_MAX", problem, fix)
+                 for problem, fix in (on_call_problems(routes) if routes else [])]
     checks = [
         token_check(s), rules_check(s), *proposal_checks(s), routes_result,
-        *critical_namespace_checks(s, routes),
+        *critical_namespace_checks(s, routes), *reminders,
         database_check(s.database_path), port_check(s.http_host, s.http_port),
         redis_url_check(s.redis_url),
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts.routing import RoutesFileError, RouteTable, load_routes
+from bot.alerts.routing import RoutesFileError, RouteTable, load_routes, on_call_problems
 
 DEFAULT_CHAT = -1001000000001
 PAY_CHAT = -1002000000002
@@ -300,3 +300,24 @@ chat_id = -1001000000001
     # A card planned by a route that has moved since (file edited): the chat's first route.
     assert routes.on_call_at(7, PAY_CHAT) == pay
     assert load_routes(None, DEFAULT_CHAT, [BOB]).on_call_at(0, DEFAULT_CHAT).reminded == (BOB,)
+
+
+def test_on_call_problems_name_the_route(tmp_path: Path) -> None:
+    routes = table(tmp_path, """
+[[route]]
+name = "quiet"
+match = { namespace = "batch" }
+chat_id = -1002000000002
+escalate_to = ["@boss"]
+remind_max = 0
+
+[[route]]
+chat_id = -1001000000001
+approvers = []
+""")
+    assert [problem for problem, _ in on_call_problems(routes)] == [
+        "route 1 (quiet): escalate_to is set but remind_max is 0, so nobody is ever reminded "
+        "and the escalation never comes",
+        "route 2: reminders mention nobody (no oncall and no approvers)",
+    ]
+    assert on_call_problems(load_routes(None, DEFAULT_CHAT, [ALICE])) == []

@@ -145,6 +145,22 @@ class RouteTable:
         return changed
 
 
+def on_call_problems(routes: RouteTable) -> list[tuple[str, str]]:
+    """Reminder settings that cannot do what they say: (problem, fix), one per route."""
+    problems = []
+    for route in [*routes.routes, routes.default]:
+        where = _where("", route.index, route.name) if route.index else "the default route"
+        if route.escalate_to and route.pace.max == 0:
+            problems.append((f"{where}: escalate_to is set but remind_max is 0, so nobody is "
+                             "ever reminded and the escalation never comes",
+                             "set remind_max above 0, or drop escalate_to"))
+        if route.pace.max and not route.on_call.reminded:
+            problems.append((f"{where}: reminders mention nobody (no oncall and no approvers)",
+                             "set APPROVER_IDS or the route's oncall, or REMIND_MAX=0 "
+                             "(remind_max = 0 on a route) to send no reminders"))
+    return problems
+
+
 def default_route(chat_id: int, approvers: Iterable[int], pace: Pace | None = None) -> Route:
     return Route(chat_id=chat_id, approvers=frozenset(approvers), name="default", is_default=True,
                  pace=pace or Pace())
