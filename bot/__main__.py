@@ -44,6 +44,14 @@ def cmd_run(_: argparse.Namespace) -> int:
         for problem in problems:
             print(f"opsgate: {problem}", file=sys.stderr)
         return 2
+    from bot.checks import startup_checks
+
+    # The offline checks first, so most fatal problems are reported before aiogram's import
+    # (seconds of CPU) has started; App.start repeats them and logs the warnings once.
+    for check in startup_checks(settings)[0]:
+        if not check.ok and not check.run_continues:
+            print(f"opsgate: cannot start: {check.line()}", file=sys.stderr)
+            return 1
     from bot.app import serve_until_signal
 
     return asyncio.run(serve_until_signal(settings))
