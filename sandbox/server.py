@@ -11,9 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.emulator import ApiError, Emulator
+from sandbox.panel import PanelError, SamplePanel
 
 EMULATOR_KEY = web.AppKey("emulator", Emulator)
+PANEL_KEY = web.AppKey("panel", SamplePanel)
 _PAGE = Path(__file__).with_name("page.html")
+_FAVICON = Path(__file__).with_name("favicon.svg")
 
 # Parameters that are always strings: never JSON/int/bool-decode them.
 _STRING_KEYS = {
@@ -207,9 +210,27 @@ async def _page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html")
 
 
-def build_app(emulator: Emulator) -> web.Application:
+async def _favicon(request: web.Request) -> web.Response:
+    return web.Response(body=_FAVICON.read_bytes(), content_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})
+
+
+async def _panel(request: web.Request) -> web.Response:
+    return web.json_response(request.app[PANEL_KEY].describe())
+
+
+async def _fire(request: web.Request) -> web.Response:
+    try:
+        result = await request.app[PANEL_KEY].fire(request.match_info["name"])
+    except PanelError as exc:
+        return web.json_response({"error": exc.message}, status=exc.status)
+    return web.json_response(result)
+
+
+def build_app(emulator: Emulator, panel: SamplePanel | None = None) -> web.Application:
     app = web.Application()
     app[EMULATOR_KEY] = emulator
+    app[PANEL_KEY] = panel or SamplePanel()
     app.router.add_route("GET", "/bot{token}/{method}", bot_api)
     app.router.add_route("POST", "/bot{token}/{method}", bot_api)
     c = "/_control"
@@ -227,6 +248,9 @@ def build_app(emulator: Emulator) -> web.Application:
     app.router.add_post(f"{c}/reset", _control(_reset))
     app.router.add_get(f"{c}/topics/{{chat_id}}", _control(_topics))
     app.router.add_post(f"{c}/settings", _control(_settings))
+    app.router.add_get("/_sandbox/panel", _panel)
+    app.router.add_post("/_sandbox/samples/{name}", _fire)
+    app.router.add_get("/favicon.svg", _favicon)
     app.router.add_get("/", _page)
     return app
 
@@ -257,13 +281,14 @@ def _is_loopback(host: str) -> bool:
 
 
 async def start_emulator(
-    host: str = "127.0.0.1", port: int = 0, **emulator_kwargs: Any
+    host: str = "127.0.0.1", port: int = 0, panel: SamplePanel | None = None,
+    **emulator_kwargs: Any,
 ) -> RunningEmulator:
     """Serve a new Emulator on loopback; ``port=0`` picks a free port."""
     if not _is_loopback(host):
         raise ValueError(f"the sandbox listens on loopback only, not {host!r}")
     emulator = Emulator(**emulator_kwargs)
-    runner = web.AppRunner(build_app(emulator), access_log=None, shutdown_timeout=1.0)
+    runner = web.AppRunner(build_app(emulator, panel), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

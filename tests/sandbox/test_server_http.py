@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -209,8 +210,10 @@ async def test_browser_page(running: RunningEmulator, http: aiohttp.ClientSessio
         page = await resp.text()
     assert "/_control/" in page and "press" in page
     assert "<script" in page
-    # no external assets
-    assert 'src="http' not in page and "<link" not in page
+    # no external assets: the only linked file is the favicon, served here
+    assert 'src="http' not in page
+    assert re.findall(r"<link[^>]*>", page) == [
+        '<link rel="icon" href="/favicon.svg" type="image/svg+xml">']
 
 
 # ----------------------------------------------------------------- lifecycle
