@@ -168,7 +168,11 @@ async def test_sandbox_page_in_a_real_browser(browser: Browser, tmp_path: Path) 
         hostile = _card(page, "<script>alert('x')</script>")
         await expect(hostile).to_be_visible(timeout=WAIT_MS)
         assert await page.locator("#messages script, #messages img").count() == 0
-
+        # its Details list every label, the 600-character one too
+        await hostile.get_by_role("button", name="Details").click()
+        long_label = page.locator(".msg.bot", has_text="very-long-label-xxxx")
+        await expect(long_label.first).to_be_visible(timeout=WAIT_MS)
+        await long_label.first.scroll_into_view_if_needed()
         await _screenshot(page, "sandbox-hostile.png")
 
         # a phone: nothing scrolls sideways
@@ -177,6 +181,11 @@ async def test_sandbox_page_in_a_real_browser(browser: Browser, tmp_path: Path) 
         await expect(page.get_by_role("button", name="💥 Crash loop", exact=True)).to_be_visible()
         widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], f"horizontal scroll at 390x844: {widths}"
+        # and nothing is merely clipped: no message or pane is wider than its box
+        too_wide = await page.evaluate(
+            "[...document.querySelectorAll('#messages, #messages .msg, header, #toolbar, #send')]"
+            ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.className || e.id)")
+        assert too_wide == []
         await _screenshot(page, "sandbox-phone.png")
         await context.close()
         assert errors == []
