@@ -19,6 +19,7 @@ from harness import ALICE, BOB, CHAT, AppFactory, Harness, in_ci
 
 from bot.models import DecisionState
 from sandbox.emulator import wait_for
+from storage.state import build_state
 
 
 class PrivateRedis:
@@ -49,10 +50,11 @@ class PrivateRedis:
         finally:
             await client.aclose()
 
-    async def keys(self) -> list[bytes]:
+    async def ttls(self) -> dict[bytes, int]:
+        """Every opsgate key with its time to live in ms (-1: none)."""
         client = aioredis.Redis.from_url(self.url)
         try:
-            return list(await client.keys("opsgate:*"))
+            return {key: await client.pttl(key) for key in await client.keys("opsgate:*")}
         finally:
             await client.aclose()
 
@@ -123,7 +125,9 @@ async def test_presses_and_commands_survive_redis_going_away(
         return "redis" not in (await readyz(app))["degraded"]
 
     await wait_for(back, 15, message="the bot did not go back to Redis")
-    assert await private_redis.keys()
+    # What was kept meanwhile is in Redis now, still with its expiry.
+    kept = await private_redis.ttls()
+    assert kept and all(ttl > 0 for ttl in kept.values()), kept
     assert any("answers again" in r.getMessage() for r in caplog.records)
     prompt = next(r for r in app.replies_to(card["message_id"]) if "add a reason" in r["text"])
     app.em.user_sends(CHAT, BOB, "rolled back by hand", reply_to_message_id=prompt["message_id"])
@@ -148,3 +152,19 @@ async def test_start_with_redis_down(start_app: AppFactory, private_redis: Priva
         return "redis" not in (await readyz(app))["degraded"]
 
     await wait_for(back, 15, message="the bot did not go back to Redis")
+
+
+async def test_no_password_in_what_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody answers there
+    state = build_state(f"redis://:hunter2@127.0.0.1:{port}/0")
+    try:
+        await state.open()
+        await state.set("k", {"v": 1}, 60)
+        assert await state.get("k") == {"v": 1}
+        problem = state.problem()
+        assert problem is not None and f"127.0.0.1:{port}" in problem
+        assert "hunter2" not in problem and "hunter2" not in caplog.text
+    finally:
+        await state.close()
