@@ -94,3 +94,8 @@ async def test_a_sender_that_hangs_up_mid_body_is_one_debug_line(
         ("handlers.alerts", logging.DEBUG, None)]
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
     assert _alert_rows(tmp_path / "opsgate.db") == []
+
+
+async def test_an_unterminated_string_is_refused_at_once(app: Harness) -> None:
+    status, body = await app.post("/alerts/alertmanager", b'{"receiver": "' + b"x" * 5000)
+    assert status == 400, body

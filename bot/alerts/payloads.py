@@ -48,7 +48,9 @@ TIME_WINDOW = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC
 MAX_DEPTH = 32
 INT64 = (-(2**63), 2**63 - 1)
 
-_STRING = re.compile(r'"(?:[^"\\]+|\\.)*"', re.S)
+# One character per step: a nested repetition here backtracks exponentially on an
+# unterminated string, and a 40-byte body would hold the event loop for minutes.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _BRACKET = re.compile(r"[\[\]{}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
