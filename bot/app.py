@@ -21,9 +21,9 @@ from bot.alerts.ingest import IngestContext
 from bot.alerts.routing import RouteTable
 from bot.alerts.signature import GrafanaSigning
 from bot.cards.notes import Voice
-from bot.chat import replies as command_views
 from bot.chat.answers import Console
 from bot.chat.card_buttons import Inquiries
+from bot.chat.commands import command_menu
 from bot.checks import (
     StartupError,
     bind_fix,
@@ -226,7 +226,7 @@ class App:
         """Telegram's command menu, per scope (through the outbox, like every write)."""
         s = self.settings
         now = utcnow()
-        menu = command_views.command_menu(s.locale)
+        menu = command_menu(s.locale)
         async with db.write() as conn:
             for scope in ("all_group_chats", "all_private_chats"):
                 await outbox.enqueue(conn, kind=outbox.COMMANDS, chat_id=0, now=now,

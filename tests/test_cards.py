@@ -12,9 +12,7 @@ from factories import T0, UTC_TZ, make_incident
 from bot.cards.card import (
     THREAD_KINDS,
     CardView,
-    HistoryItem,
     render_card,
-    render_history,
     render_message,
     render_thread,
     render_whoami,
@@ -797,39 +795,6 @@ def test_details_worst_case() -> None:
     assert len(msgs) <= 3
     for m in msgs:
         check(m)
-
-
-def history_items(n: int, value: str = "cart") -> list[HistoryItem]:
-    out = []
-    for i in range(n):
-        inc = make_incident(
-            id=f"INC-{i:06d}",
-            alertname=value,
-            opened_at=T0 - timedelta(days=i),
-            status="resolved",
-            resolved_at=T0 - timedelta(days=i) + timedelta(minutes=5 + i),
-        )
-        states = list(DecisionState)
-        dec = make_decision(states[i % len(states)], result={"dry_run": True}) if i % 4 else None
-        out.append(HistoryItem(incident=inc, decision=dec))
-    return out
-
-
-@pytest.mark.parametrize("locale", LOCALES)
-def test_history(locale: str) -> None:
-    text = check(render_history("cart", history_items(3), tz=UTC_TZ, locale=locale))
-    assert "INC-000000" in text and "INC-000002" in text
-    if locale == "en":
-        assert "2026-11-27 13:07 UTC · 5m" in text
-    empty = check(render_history("cart", [], tz=UTC_TZ, locale=locale))
-    assert empty
-
-
-def test_history_bounded_and_hostile() -> None:
-    for value in [*HOSTILE, LONG]:
-        text = check(render_history(value, history_items(50, value), tz=UTC_TZ))
-        assert "… 35 older" in text
-        assert text.index("INC-000000") < text.index("INC-000001")  # newest first
 
 
 @pytest.mark.parametrize("locale", LOCALES)

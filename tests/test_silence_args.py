@@ -11,17 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from jinja2.runtime import Macro
 
-from bot import texts
-from bot.chat import replies as views
+from bot import command_args, texts
+from bot.chat import commands as views
+from bot.chat import history
+from bot.chat.history import HistoryArgs, parse_history_args
+from bot.command_args import CODES, ArgsError, error_text
 from bot.models import Matcher
 from bot.silences import arguments as silence_args
 from bot.silences.arguments import (
-    CODES,
     SILENCE_USAGE,
-    ArgsError,
-    HistoryArgs,
-    error_text,
-    parse_history_args,
     parse_silence_args,
     parse_unsilence_args,
 )
@@ -432,9 +430,11 @@ def _macros(locale: str) -> dict[str, Macro]:
     return {k: v for k, v in vars(module).items() if isinstance(v, Macro)}
 
 
-def test_codes_list_every_code_the_module_raises() -> None:
-    source = Path(silence_args.__file__).read_text(encoding="utf-8")
-    raised = set(re.findall(r'ArgsError\(\s*"(\w+)"', source))
+def test_codes_list_every_code_the_parsers_raise() -> None:
+    raised: set[str] = set()
+    for module in (command_args, silence_args, history):
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        raised |= set(re.findall(r'ArgsError\(\s*"(\w+)"', source))
     assert raised == set(CODES)
     assert len(CODES) == len(set(CODES))
     assert {code for _, _, code in _EXAMPLES} == set(CODES)

@@ -16,6 +16,7 @@ from bot.alerts.routing import Route, RouteTable
 from bot.cards import notes
 from bot.cards.notes import Voice
 from bot.incidents.states import Event, transition
+from bot.labels import common_labels, firing_or_all
 from bot.models import (
     Alert,
     AlertGroup,
@@ -76,11 +77,6 @@ def group_key_of(group: AlertGroup, group_by: tuple[str, ...]) -> str:
     return group.source + ":" + ",".join(f"{k}={labels.get(k, '')}" for k in group_by)
 
 
-def common_labels(alerts: list[Alert]) -> dict[str, str]:
-    first = alerts[0].labels
-    return {k: v for k, v in first.items() if all(a.labels.get(k) == v for a in alerts[1:])}
-
-
 def target_of(labels: dict[str, str]) -> str:
     for name in _TARGET_LABELS:
         if labels.get(name):
@@ -98,14 +94,13 @@ def severity_of(alerts: list[Alert]) -> str:
 
 
 def routing_labels(group: AlertGroup) -> dict[str, str]:
-    firing = [a for a in group.alerts if a.status is AlertStatus.FIRING] or group.alerts
-    return {**common_labels(firing), **group.group_labels}
+    return {**common_labels(firing_or_all(group.alerts)), **group.group_labels}
 
 
 def _new_incident(
     group: AlertGroup, key: str, ctx: IngestContext, now: datetime, chat_id: int
 ) -> Incident:
-    firing = [a for a in group.alerts if a.status is AlertStatus.FIRING] or group.alerts
+    firing = firing_or_all(group.alerts)
     labels = common_labels(firing)
     alertname = labels.get("alertname") or firing[0].labels.get("alertname", "alert")
     target = target_of(labels) if labels else alertname
@@ -213,7 +208,7 @@ async def _after_alerts_changed(
     inc = await repo.update_incident_counts(
         conn,
         incident_id,
-        severity=severity_of([a for a in alerts if a.status is AlertStatus.FIRING] or alerts),
+        severity=severity_of(firing_or_all(alerts)),
         truncated=group.truncated_alerts,
         updated_at=now,
     )

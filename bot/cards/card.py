@@ -28,7 +28,7 @@ from bot.models import (
     IncidentStatus,
     Silence,
 )
-from bot.texts import line, render, since
+from bot.texts import line, render
 from keyboards.incident import incident_keyboard, is_dry_run
 
 __all__ = ["fits", "tidy"]  # re-exported: command answers fit with the same measure
@@ -291,42 +291,4 @@ def render_whoami(
         name=name,
         is_approver=is_approver,
         chat_id=chat_id,
-    )
-
-
-@dataclass(frozen=True)
-class HistoryItem:
-    incident: Incident
-    decision: Decision | None  # the last decision of that incident
-
-
-HISTORY_MAX_ITEMS = 15
-
-
-def render_history(
-    target: str,
-    items: list[HistoryItem],
-    *,
-    tz: ZoneInfo,
-    locale: str = "en",
-) -> str:
-    """Recent incidents for one target: id, opened, how long, outcome (newest first)."""
-    ordered = sorted(items, key=lambda i: (i.incident.opened_at, i.incident.id), reverse=True)
-    rows = []
-    for item in ordered[:HISTORY_MAX_ITEMS]:
-        inc, dec = item.incident, item.decision
-        outcome = str(dec.state) if dec else "none"
-        if dec is not None and outcome == "succeeded" and is_dry_run(dec):
-            outcome = "dry_run"
-        took = None
-        if inc.resolved_at is not None:
-            took = since(inc.opened_at, inc.resolved_at)
-        rows.append({"incident": inc, "duration": took, "outcome": outcome})
-    return render_message(
-        "thread/history.html",
-        tz=tz,
-        locale=locale,
-        target=target,
-        items=rows,
-        more=max(0, len(ordered) - HISTORY_MAX_ITEMS),
     )

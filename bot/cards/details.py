@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.cards.card import CardView, sorted_alerts, varying_keys
 from bot.cards.fit import DoesNotFit, Limits, fit, fits, tidy
+from bot.labels import shared
 from bot.models import Alert
 from bot.texts import render
 
@@ -35,16 +36,9 @@ def _drawing(view: CardView, template: str, **ctx: Any) -> Callable[[Limits], st
     return lambda lim: render(template, locale=view.locale, tz=view.tz, lim=lim, **ctx)
 
 
-def _common(maps: list[dict[str, str]]) -> dict[str, str]:
-    """Entries shared (same value) by every mapping."""
-    if not maps:
-        return {}
-    return {k: v for k, v in sorted(maps[0].items()) if all(m.get(k) == v for m in maps)}
-
-
 def _details_head(view: CardView, alerts: list[Alert], keys: list[str]) -> str:
-    labels = _common([a.labels for a in alerts])
-    annotations = _common([a.annotations for a in alerts])
+    labels = shared([a.labels for a in alerts])
+    annotations = shared([a.annotations for a in alerts])
     urls = {a.generator_url for a in alerts}
     distinct = []
     for k in keys[:_DETAILS_MAX_DISTINCT]:
@@ -69,8 +63,8 @@ def _details_head(view: CardView, alerts: list[Alert], keys: list[str]) -> str:
 
 def _details_alert(view: CardView, alert: Alert, index: int, alerts: list[Alert]) -> str:
     # Only what tells this alert apart: shared labels/annotations are in the head.
-    shared_labels = _common([a.labels for a in alerts])
-    shared_notes = _common([a.annotations for a in alerts])
+    shared_labels = shared([a.labels for a in alerts])
+    shared_notes = shared([a.annotations for a in alerts])
     labels = [(k, v) for k, v in sorted(alert.labels.items()) if k not in shared_labels]
     annotations = [(k, v) for k, v in sorted(alert.annotations.items()) if k not in shared_notes]
     show_url = len({a.generator_url for a in alerts}) > 1

@@ -6,24 +6,21 @@ the update and queue the answer through the outbox.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 from bot import audit, texts
-from bot.chat import replies as views
+from bot.chat import history, open_incidents
+from bot.chat.commands import render_help, render_not_allowed, render_usage
+from bot.command_args import ArgsError, error_text
 from bot.incidents.approvals import Authorizer
 from bot.models import Actor
+from bot.silences import replies as silence_replies
 from bot.silences.arguments import (
-    HISTORY_USAGE,
     SILENCE_USAGE,
     UNSILENCE_USAGE,
-    ArgsError,
-    error_text,
-    parse_history_args,
     parse_silence_args,
     parse_unsilence_args,
 )
@@ -57,15 +54,15 @@ class Console:
         self.clock = clock
 
     def _usage(self, usage: str, error: str | None) -> Answer:
-        return Answer(views.render_usage(usage, error=error, tz=self.tz, locale=self.locale))
+        return Answer(render_usage(usage, error=error, tz=self.tz, locale=self.locale))
 
     def _not_allowed(self, actor: Actor) -> Answer:
-        return Answer(views.render_not_allowed(user_id=actor.user_id, tz=self.tz,
+        return Answer(render_not_allowed(user_id=actor.user_id, tz=self.tz,
                                                locale=self.locale))
 
     async def help(self, actor: Actor) -> Answer:
         approver = await self.authz.is_approver(actor.chat_id or 0, actor.user_id)
-        return Answer(views.render_help(is_approver=approver, tz=self.tz, locale=self.locale))
+        return Answer(render_help(is_approver=approver, tz=self.tz, locale=self.locale))
 
     async def silence(self, actor: Actor, args: str | None) -> Answer:
         if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
@@ -88,7 +85,7 @@ class Console:
             actor, actor.chat_id, matchers, parsed.ends_at, parsed.reason,
             incident_id=parsed.incident_id,
         )
-        return Answer(views.render_silence_created(
+        return Answer(silence_replies.render_silence_created(
             created.silence, open_matches=created.open_matches, am_status=created.am_status,
             tz=self.tz, locale=self.locale, now=now,
         ))
@@ -96,7 +93,7 @@ class Console:
     async def list_silences(self, actor: Actor) -> Answer:
         local, remote, _ = await self.silences.active()
         can_expire = await self.authz.is_approver(actor.chat_id or 0, actor.user_id)
-        text, keyboard = views.render_silence_list(
+        text, keyboard = silence_replies.render_silence_list(
             local, remote, can_expire=can_expire, tz=self.tz, locale=self.locale,
             now=self.clock(),
         )
@@ -125,38 +122,22 @@ class Console:
     async def _expire(self, actor: Actor, sid: str) -> Answer:
         silence = await self.silences.expire(actor, sid)
         if silence is None:
-            return Answer(views.render_unknown_silence(sid, tz=self.tz, locale=self.locale),
-                          toast="unknown_silence")
-        return Answer(views.render_silence_expired(silence, by=actor.name, tz=self.tz,
-                                                   locale=self.locale), toast="silence_expired")
+            unknown = silence_replies.render_unknown_silence(sid, tz=self.tz, locale=self.locale)
+            return Answer(unknown, toast="unknown_silence")
+        expired = silence_replies.render_silence_expired(silence, by=actor.name, tz=self.tz,
+                                                         locale=self.locale)
+        return Answer(expired, toast="silence_expired")
 
     async def history(self, args: str | None, page: int = 0) -> Answer:
         try:
-            parsed = parse_history_args(args)
+            parsed = history.parse_history_args(args)
         except ArgsError as exc:
-            return self._usage(HISTORY_USAGE, error_text(exc, self.locale))
+            return self._usage(history.HISTORY_USAGE, error_text(exc, self.locale))
         return await self.history_page(parsed.query, parsed.limit, page)
 
     async def history_page(self, query: str | None, per_page: int, page: int) -> Answer:
-        # The page buttons carry the query: ':' is aiogram's separator, so it travels encoded.
-        pager = views.history_query(quote(unquote(query or ""), safe=""))
-        # A long query is cut to what a button can carry; search what the buttons repeat.
-        query = unquote(pager) if pager else None
-        async with self.db.read() as conn:
-            incidents, total = await repo.history_page(conn, query, per_page, page * per_page)
-            rows = []
-            for inc in incidents:
-                d = await repo.current_decision(conn, inc.id)
-                rows.append(views.HistoryRow(
-                    incident=inc, state=d.state.value if d else None,
-                    decided_by=d.decided_by if d else None,
-                    dry_run=bool(d and (d.result or {}).get("dry_run")),
-                ))
-        pages = max(1, math.ceil(total / per_page))
-        text, keyboard = views.render_history_page(
-            query, rows, page=min(page, pages - 1), pages=pages, tz=self.tz, locale=self.locale,
-            per_page=per_page, pager_query=pager or "",
-        )
+        text, keyboard = await history.search_page(self.db, query, per_page, page, tz=self.tz,
+                                                   locale=self.locale)
         return Answer(text, keyboard)
 
     async def incidents(self, chat_id: int) -> Answer:
@@ -167,8 +148,9 @@ class Console:
                 d = await repo.current_decision(conn, inc.id)
                 link = None
                 if card is not None and card.message_id is not None:
-                    link = views.message_link(chat_id, card.message_id, card.message_thread_id)
-                rows.append(views.OpenIncidentRow(
+                    link = open_incidents.message_link(chat_id, card.message_id,
+                                                       card.message_thread_id)
+                rows.append(open_incidents.OpenIncidentRow(
                     incident=inc, state=d.state.value if d else None, link=link,
                 ))
-        return Answer(views.render_incidents(rows, tz=self.tz, locale=self.locale))
+        return Answer(open_incidents.render_incidents(rows, tz=self.tz, locale=self.locale))

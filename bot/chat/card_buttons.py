@@ -1,4 +1,5 @@
-"""Read-mostly chat features: Details, History, Save as playbook, chat answers."""
+"""The card's information buttons (Details, History, Save as playbook) and the outbox writes
+of chat answers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from bot import audit
 from bot.cards import card as cards
 from bot.cards import notes
 from bot.cards.details import render_details
+from bot.chat.history import target_history
 from bot.incidents.approvals import Outcome
 from bot.models import Actor, DecisionState
 from bot.telegram.card_loading import load_view
@@ -54,27 +56,18 @@ class Inquiries:
         return Outcome("working")
 
     async def history(self, actor: Actor, incident_id: str) -> Outcome:
+        """The History button: earlier incidents of the same target, in the thread."""
         now = self.clock()
-        async with self.db.read() as conn:
-            inc = await repo.get_incident(conn, incident_id)
-            if inc is None:
-                past = []
-            else:
-                past = await repo.recent_incidents_for_target(
-                    conn, inc.target, exclude=inc.id, limit=cards.HISTORY_MAX_ITEMS + 10
-                )
-            items = [
-                cards.HistoryItem(p, await repo.current_decision(conn, p.id)) for p in past
-            ]
-        if inc is None:
+        found = await target_history(self.db, incident_id, tz=self.tz, locale=self.locale)
+        if found is None:
             await audit.write(self.db, now, "history", "unknown_incident", actor=actor,
                               incident_id=incident_id)
             return Outcome("unknown_incident", alert=True)
-        text = cards.render_history(inc.target, items, tz=self.tz, locale=self.locale)
+        inc, text, listed = found
         async with self.db.write() as conn:
             await notes.reply_texts(conn, inc, [text], now, note="history",
                                     chat_id=actor.chat_id or inc.chat_id)
-            await audit.record(conn, now, "history", f"{len(items)} incidents", actor=actor,
+            await audit.record(conn, now, "history", f"{listed} incidents", actor=actor,
                                incident_id=incident_id)
         return Outcome("working")
 

@@ -8,18 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from bot.models import Alert, AlertStatus, Incident
-
-
-def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
-    if not maps:
-        return {}
-    first, rest = maps[0], maps[1:]
-    return {k: v for k, v in first.items() if all(m.get(k) == v for m in rest)}
-
-
-def _firing(alerts: Sequence[Alert]) -> list[Alert]:
-    return [a for a in alerts if a.status is AlertStatus.FIRING] or list(alerts)
+from bot.labels import common_labels, firing_or_all, shared
+from bot.models import Alert, Incident
 
 
 def incident_labels(incident: Incident, alerts: Sequence[Alert]) -> dict[str, str]:
@@ -28,12 +18,12 @@ def incident_labels(incident: Incident, alerts: Sequence[Alert]) -> dict[str, st
     if incident.namespace:
         labels["namespace"] = incident.namespace
     labels.update(incident.group_labels)
-    labels.update(_common([a.labels for a in _firing(alerts)]))
+    labels.update(common_labels(firing_or_all(alerts)))
     return labels
 
 
 def incident_annotations(alerts: Sequence[Alert]) -> dict[str, str]:
-    return _common([a.annotations for a in _firing(alerts)])
+    return shared([a.annotations for a in firing_or_all(alerts)])
 
 
 def first_present(values: Mapping[str, str], names: Iterable[str]) -> str | None:

@@ -1,5 +1,4 @@
-"""Arguments of the chat commands /silence, /unsilence and /history. Parsing is pure: no I/O,
-no clock.
+"""Arguments of the chat commands /silence and /unsilence. Parsing is pure: no I/O, no clock.
 
 Grammar of /silence (matchers first, then one duration, then free text):
 
@@ -8,13 +7,8 @@ Grammar of /silence (matchers first, then one duration, then free text):
     /silence INC-7K3F9Q 1h30m
 
 Matchers follow Alertmanager: `name=value` is an exact match, `name=~regex` must match the
-whole value (anchored), and a missing label counts as the empty string. Values may be quoted
-with double quotes (also the curly quotes phones type) to include spaces; inside quotes
-`\\"` is a quote and `\\\\` a backslash, any other backslash is kept as-is (regexes stay
-readable: `"Disk\\d+"`).
-
-Errors are ArgsError(code, **values); `error_text` renders them from
-templates/<locale>/commands/args_errors.html (the only part that reads files).
+whole value (anchored), and a missing label counts as the empty string. Quoting and the
+error codes are bot.command_args's, shared with /history.
 """
 
 from __future__ import annotations
@@ -25,7 +19,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import texts
+from bot.command_args import (
+    CLOSE_QUOTES,
+    INCIDENT_ID,
+    OPEN_QUOTES,
+    ArgsError,
+    Token,
+    next_token,
+    show,
+    split_args,
+    strip_command,
+    unquote,
+)
 from bot.durations import duration_seconds
 from bot.models import Matcher
 
@@ -33,15 +38,12 @@ SILENCE_USAGE = (
     "/silence label=value|label=~regex|INC-id … 30m|2h|1d|1h30m|until 09:00 [reason]"
 )
 UNSILENCE_USAGE = "/unsilence S-1A2B3C"
-HISTORY_USAGE = "/history [target|INC-id|alertname] [n (1-50)]"
 
 MIN_SILENCE = timedelta(minutes=1)
 MAX_SILENCE = timedelta(days=30)
 MAX_REASON = 500
-HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-INCIDENT_ID = re.compile(r"INC-[0-9A-HJKMNP-TV-Z]{6}", re.IGNORECASE)  # Crockford base32
 # "S-" + 6 characters; approvals.py generates hex, the wider set survives a change there.
 SILENCE_ID = re.compile(r"S-[0-9A-Z]{6}", re.IGNORECASE)
 
@@ -51,59 +53,6 @@ _DAY_AND_CLOCK = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{1,2}:\d{2})", re.IGNORECAS
 # Operators are read from the raw token so a quoted value like "~x" stays a literal.
 _OPERATOR = re.compile(r"([^=!~\s]*)(==|=~|!=|!~|=)")
 
-# Phones replace " with curly quotes; accept both as openers and closers.
-_OPEN_QUOTES = '"“”'
-_CLOSE_QUOTES = '"”'
-
-
-# Every ArgsError code; each has a macro in templates/<locale>/commands/args_errors.html.
-CODES = (
-    "unclosed_quote",
-    "not_a_matcher",
-    "label_missing",
-    "negative_matcher",
-    "double_equals",
-    "bad_label_name",
-    "bad_regex",
-    "regex_not_re2",
-    "too_long",
-    "too_short",
-    "not_a_time",
-    "not_a_date",
-    "until_what",
-    "add_time_of_day",
-    "in_the_past",
-    "nothing_to_silence",
-    "missing_duration",
-    "one_incident",
-    "not_an_incident_id",
-    "order",
-    "not_a_duration",
-    "ids_and_matchers",
-    "all_empty",
-    "which_silence",
-    "one_silence_id",
-    "not_a_silence_id",
-    "n_range",
-    "one_query",
-)
-ARGS_ERRORS_TEMPLATE = "commands/args_errors.html"
-
-
-class ArgsError(texts.TemplatedError):
-    """What is wrong, as a code and its values; the words live in the templates.
-
-    `error_text(exc, locale)` is what a user sees (shown in chat before the usage line).
-    """
-
-    template = ARGS_ERRORS_TEMPLATE
-
-
-def error_text(exc: ArgsError, locale: str = texts.DEFAULT_LOCALE) -> str:
-    """The error as plain text in `locale` (falling back to en); render_usage escapes it."""
-    return exc.text(locale)
-
-
 @dataclass
 class SilenceArgs:
     matchers: list[Matcher]
@@ -112,123 +61,27 @@ class SilenceArgs:
     reason: str
 
 
-@dataclass(frozen=True)
-class HistoryArgs:
-    query: str | None  # a target, alert name or an INC- id (upper-cased)
-    limit: int
-
-    @property
-    def incident_id(self) -> str | None:
-        if self.query and INCIDENT_ID.fullmatch(self.query):
-            return self.query
-        return None
-
-
-# ------------------------------------------------------------------ tokens
-
-
-@dataclass(frozen=True)
-class _Token:
-    raw: str  # as typed, quotes included
-    end: int  # offset just after the token in the text
-
-    @property
-    def quoted(self) -> bool:
-        return any(q in self.raw for q in _OPEN_QUOTES)
-
-    @property
-    def text(self) -> str:
-        return _unquote(self.raw)
-
-
-def _show(token: str, limit: int = 40) -> str:
-    """A token quoted for an error message, clipped so one typo cannot flood the chat."""
-    return f"'{token if len(token) <= limit else token[: limit - 1] + '…'}'"
-
-
-def _next_token(text: str, pos: int) -> _Token | None:
-    """The whitespace-separated token at `pos`; quoted parts may contain spaces."""
-    n = len(text)
-    while pos < n and text[pos].isspace():
-        pos += 1
-    if pos >= n:
-        return None
-    start = pos
-    while pos < n and not text[pos].isspace():
-        if text[pos] in _OPEN_QUOTES:
-            pos = _closing_quote(text, pos + 1)
-            if pos < 0:
-                raise ArgsError("unclosed_quote", token=_show(text[start:].split()[0]))
-        pos += 1
-    return _Token(text[start:pos], pos)
-
-
-def _closing_quote(text: str, pos: int) -> int:
-    while pos < len(text):
-        if text[pos] == "\\" and pos + 1 < len(text):
-            pos += 2
-            continue
-        if text[pos] in _CLOSE_QUOTES:
-            return pos
-        pos += 1
-    return -1
-
-
-def _unquote(raw: str) -> str:
-    out: list[str] = []
-    i, quoted = 0, False
-    while i < len(raw):
-        ch = raw[i]
-        if quoted and ch == "\\" and i + 1 < len(raw) and raw[i + 1] in '"\\”':
-            out.append(raw[i + 1])
-            i += 2
-            continue
-        if (not quoted and ch in _OPEN_QUOTES) or (quoted and ch in _CLOSE_QUOTES):
-            quoted = not quoted
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def _tokens(text: str) -> list[_Token]:
-    tokens, pos = [], 0
-    while (token := _next_token(text, pos)) is not None:
-        tokens.append(token)
-        pos = token.end
-    return tokens
-
-
-def _strip_command(text: str | None) -> str:
-    """Accept either the arguments or the whole message ("/silence@opsgate_bot …")."""
-    text = (text or "").strip()
-    if text.startswith("/"):  # no matcher, duration or id starts with "/"
-        parts = text.split(maxsplit=1)
-        text = parts[1] if len(parts) > 1 else ""
-    return text
-
-
 def _not_a_matcher(raw: str) -> ArgsError:
-    return ArgsError("not_a_matcher", token=_show(raw))
+    return ArgsError("not_a_matcher", token=show(raw))
 
 
 # ---------------------------------------------------------------- matchers
 
 
-def _parse_matcher(token: _Token) -> Matcher:
+def _parse_matcher(token: Token) -> Matcher:
     m = _OPERATOR.match(token.raw)
     if m is None:
         raise _not_a_matcher(token.raw)
     name, op = m.group(1), m.group(2)
     if not name:
-        raise ArgsError("label_missing", token=_show(token.raw))
+        raise ArgsError("label_missing", token=show(token.raw))
     if op in ("!=", "!~"):
-        raise ArgsError("negative_matcher", op=op, token=_show(token.raw))
+        raise ArgsError("negative_matcher", op=op, token=show(token.raw))
     if op == "==":
-        raise ArgsError("double_equals", token=_show(token.raw))
+        raise ArgsError("double_equals", token=show(token.raw))
     if not LABEL_NAME.fullmatch(name):
-        raise ArgsError("bad_label_name", name=_show(name))
-    value = _unquote(token.raw[m.end():])
+        raise ArgsError("bad_label_name", name=show(name))
+    value = unquote(token.raw[m.end():])
     if op == "=~":
         _check_regex(value)
     return Matcher(name=name, value=value, is_regex=op == "=~")
@@ -242,9 +95,9 @@ def _check_regex(pattern: str) -> None:
             warnings.simplefilter("error")
             re.compile(pattern)
     except (re.error, FutureWarning) as exc:
-        raise ArgsError("bad_regex", pattern=_show(pattern), error=str(exc)) from None
+        raise ArgsError("bad_regex", pattern=show(pattern), error=str(exc)) from None
     if _uses_non_re2(pattern):
-        raise ArgsError("regex_not_re2", pattern=_show(pattern))
+        raise ArgsError("regex_not_re2", pattern=show(pattern))
 
 
 def _uses_non_re2(pattern: str) -> bool:
@@ -295,7 +148,7 @@ def _relative(token: str) -> timedelta | None:
 def _clock(token: str) -> time:
     m = _CLOCK.fullmatch(token)
     if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise ArgsError("not_a_time", token=_show(token))
+        raise ArgsError("not_a_time", token=show(token))
     return time(int(m.group(1)), int(m.group(2)))
 
 
@@ -306,7 +159,7 @@ def _day(token: str) -> date:
             raise ValueError
         return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
-        raise ArgsError("not_a_date", token=_show(token)) from None
+        raise ArgsError("not_a_date", token=show(token)) from None
 
 
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
@@ -317,13 +170,13 @@ def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
 
 def _until(text: str, pos: int, now: datetime, tz: ZoneInfo) -> tuple[datetime, int]:
     """`until HH:MM` (next occurrence after now) or `until YYYY-MM-DD HH:MM`, local time."""
-    first = _next_token(text, pos)
+    first = next_token(text, pos)
     if first is None:
         raise ArgsError("until_what")
     if m := _DAY_AND_CLOCK.fullmatch(first.raw):
         return _local(_day(m.group(1)), _clock(m.group(2)), tz), first.end
     if _DAY.fullmatch(first.raw):
-        second = _next_token(text, first.end)
+        second = next_token(text, first.end)
         if second is None or not _CLOCK.fullmatch(second.raw):
             raise ArgsError("add_time_of_day", day=first.raw)
         return _local(_day(first.raw), _clock(second.raw), tz), second.end
@@ -337,7 +190,7 @@ def _until(text: str, pos: int, now: datetime, tz: ZoneInfo) -> tuple[datetime, 
 
 
 def _read_duration(
-    text: str, token: _Token, now: datetime, tz: ZoneInfo
+    text: str, token: Token, now: datetime, tz: ZoneInfo
 ) -> tuple[datetime, int] | None:
     """(ends_at, end offset) if `token` starts a duration, else None."""
     if token.raw.lower() == "until":
@@ -353,7 +206,7 @@ def _read_duration(
     # "1h 30m" reads as 1h30m: swallow further pure-duration tokens.
     while True:
         try:
-            more = _next_token(text, end)
+            more = next_token(text, end)
         except ArgsError:  # an unbalanced quote in the reason is the reason's business
             break
         extra = _relative(more.raw) if more else None
@@ -374,10 +227,10 @@ def _reason(rest: str) -> str:
     """The rest of the text as typed; one fully quoted string loses its quotes."""
     rest = rest.strip()
     try:
-        tokens = _tokens(rest)
+        tokens = split_args(rest)
     except ArgsError:  # unbalanced quotes are fine in free text
         return rest
-    if len(tokens) == 1 and rest[0] in _OPEN_QUOTES and rest[-1] in _CLOSE_QUOTES:
+    if len(tokens) == 1 and rest[0] in OPEN_QUOTES and rest[-1] in CLOSE_QUOTES:
         return tokens[0].text
     return rest
 
@@ -389,12 +242,12 @@ def parse_silence_args(text: str | None, now: datetime, tz: ZoneInfo) -> Silence
     """Parse `/silence <matchers> <duration> [reason]`; raise ArgsError if it does not parse."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    text = _strip_command(text)
+    text = strip_command(text)
     matchers: list[Matcher] = []
     incident_id: str | None = None
     pos = 0
     while True:
-        token = _next_token(text, pos)
+        token = next_token(text, pos)
         if token is None:
             if not matchers and incident_id is None:
                 raise ArgsError("nothing_to_silence")
@@ -404,7 +257,7 @@ def parse_silence_args(text: str | None, now: datetime, tz: ZoneInfo) -> Silence
                 raise ArgsError("one_incident")
             incident_id = token.raw.upper()
         elif token.raw[:4].upper() == "INC-" and "=" not in token.raw:
-            raise ArgsError("not_an_incident_id", token=_show(token.raw))
+            raise ArgsError("not_an_incident_id", token=show(token.raw))
         elif "=" in token.raw or "~" in token.raw:
             matchers.append(_parse_matcher(token))
         else:
@@ -414,7 +267,7 @@ def parse_silence_args(text: str | None, now: datetime, tz: ZoneInfo) -> Silence
                 raise _not_a_matcher(token.raw)
             found = _read_duration(text, token, now, tz)
             if found is None:
-                raise ArgsError("not_a_duration", token=_show(token.raw))
+                raise ArgsError("not_a_duration", token=show(token.raw))
             ends_at, pos = found
             break
         pos = token.end
@@ -433,27 +286,12 @@ def parse_silence_args(text: str | None, now: datetime, tz: ZoneInfo) -> Silence
 
 def parse_unsilence_args(text: str | None) -> str:
     """`/unsilence S-1A2B3C` -> "S-1A2B3C" (case-insensitive)."""
-    tokens = _tokens(_strip_command(text))
+    tokens = split_args(strip_command(text))
     if not tokens:
         raise ArgsError("which_silence")
     if len(tokens) > 1:
         raise ArgsError("one_silence_id")
     if not SILENCE_ID.fullmatch(tokens[0].raw):
-        raise ArgsError("not_a_silence_id", token=_show(tokens[0].raw))
+        raise ArgsError("not_a_silence_id", token=show(tokens[0].raw))
     return tokens[0].raw.upper()
 
-
-def parse_history_args(text: str | None) -> HistoryArgs:
-    """`/history [target|INC-id|alertname] [n]`; a quoted number is a query, not n."""
-    tokens = _tokens(_strip_command(text))
-    limit = HISTORY_DEFAULT
-    if tokens and not tokens[-1].quoted and re.fullmatch(r"[+-]?[0-9]+", tokens[-1].raw):
-        limit = int(tokens.pop().raw)
-        if not 1 <= limit <= HISTORY_MAX:
-            raise ArgsError("n_range", low=1, high=HISTORY_MAX)
-    if len(tokens) > 1:
-        raise ArgsError("one_query")
-    query = tokens[0].text.strip() if tokens else None
-    if query and INCIDENT_ID.fullmatch(query):
-        query = query.upper()
-    return HistoryArgs(query or None, limit)

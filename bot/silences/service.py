@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 from bot import audit
 from bot.cards import notes
 from bot.cards.notes import Voice
-from bot.chat import replies as command_views
 from bot.models import Actor, Matcher, Silence
 from bot.silences.alertmanager import AlertmanagerSilences, AlertmanagerUnavailable, RemoteSilence
 from bot.silences.matching import group_matchers, silence_matches
+from bot.silences.replies import render_silence_expired
 from storage import repo
 from storage.db import Database
 
@@ -182,6 +182,6 @@ async def announce_ended_silences(silences: SilenceService,
     for silence, chat_id in ended:
         if chat_id is None:
             continue
-        text = command_views.render_silence_expired(silence, by=None, tz=tz, locale=locale)
+        text = render_silence_expired(silence, by=None, tz=tz, locale=locale)
         await say(chat_id, text)
     return len(ended)

@@ -9,11 +9,16 @@ from zoneinfo import ZoneInfo
 
 from bot.alerts.routing import RouteTable
 from bot.cards import notes
-from bot.chat import replies as command_views
+from bot.cards.fitting import fit_one
 from storage import outbox, repo
 from storage.db import Database
 
 log = logging.getLogger(__name__)
+
+
+def render_migrated(*, old_chat_id: int, new_chat_id: int, tz: ZoneInfo, locale: str = "en") -> str:
+    """Posted in the new supergroup after the group was upgraded (chat id changed)."""
+    return fit_one("migrated", locale, tz, old_chat_id=old_chat_id, new_chat_id=new_chat_id)
 
 
 class ChatMigrator:
@@ -41,10 +46,8 @@ class ChatMigrator:
                 if inc is not None and not inc.silence_id:
                     await notes.card_changed(conn, inc, now)
             if first:
-                text = command_views.render_migrated(
-                    old_chat_id=old, new_chat_id=new, tz=ZoneInfo(self.tz_name),
-                    locale=self.locale,
-                )
+                text = render_migrated(old_chat_id=old, new_chat_id=new,
+                                       tz=ZoneInfo(self.tz_name), locale=self.locale)
                 await outbox.enqueue(conn, kind=outbox.MESSAGE, chat_id=new, now=now,
                                      payload={"text": text})
         self.routes.remap_chat(old, new)

@@ -1,4 +1,5 @@
-"""bot.chat.replies: chat-command answers in both locales, under hostile and huge input."""
+"""bot.chat (commands, history, open_incidents), bot.silences.replies and the migration
+note: chat answers in both locales, under hostile and huge input."""
 
 from __future__ import annotations
 
@@ -10,31 +11,35 @@ from zoneinfo import ZoneInfo
 import pytest
 from factories import T0, UTC_TZ, make_incident
 
-from bot.chat.replies import (
+from bot.chat.commands import (
     COMMANDS,
-    HISTORY_QUERY_MAX,
-    MAX_EXPIRE_BUTTONS,
-    HistoryRow,
-    OpenIncidentRow,
     command_menu,
+    render_help,
+    render_not_allowed,
+    render_usage,
+)
+from bot.chat.history import (
+    HISTORY_QUERY_MAX,
+    HISTORY_USAGE,
+    HistoryRow,
     history_keyboard,
     history_query,
-    matcher_text,
-    message_link,
-    render_help,
     render_history_page,
-    render_incidents,
-    render_migrated,
-    render_not_allowed,
+    render_target_history,
+)
+from bot.chat.open_incidents import OpenIncidentRow, message_link, render_incidents
+from bot.models import Matcher, Silence
+from bot.silences.alertmanager import RemoteSilence
+from bot.silences.arguments import SILENCE_USAGE, UNSILENCE_USAGE
+from bot.silences.replies import (
+    MAX_EXPIRE_BUTTONS,
+    matcher_text,
     render_silence_created,
     render_silence_expired,
     render_silence_list,
     render_unknown_silence,
-    render_usage,
 )
-from bot.models import Matcher, Silence
-from bot.silences.alertmanager import RemoteSilence
-from bot.silences.arguments import HISTORY_USAGE, SILENCE_USAGE, UNSILENCE_USAGE
+from bot.telegram.chat_migration import render_migrated
 from keyboards.callbacks import HistoryPageCB, SilenceAct, SilenceCB
 from sandbox.judge import check_message_text
 
@@ -347,6 +352,40 @@ def history_rows(n: int, value: str | None = None) -> list[HistoryRow]:
         )
         rows.append(HistoryRow(inc, states[i % len(states)], value or "alice", i % 4 == 1))
     return rows
+
+
+def target_rows(n: int, value: str = "cart") -> list[HistoryRow]:
+    """The History button's rows: every outcome, some dry-run, some without a decision."""
+    out = []
+    states = [None, "succeeded", "failed", "rejected", "cancelled", "pending", "invalid"]
+    for i in range(n):
+        inc = make_incident(
+            id=f"INC-{i:06d}",
+            alertname=value,
+            opened_at=T0 - timedelta(days=i),
+            status="resolved",
+            resolved_at=T0 - timedelta(days=i) + timedelta(minutes=5 + i),
+        )
+        out.append(HistoryRow(inc, states[i % len(states)], None, dry_run=i % 4 == 1))
+    return out
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_target_history(locale: str) -> None:
+    text = check(render_target_history("cart", target_rows(3), tz=UTC_TZ, locale=locale))
+    assert "INC-000000" in text and "INC-000002" in text
+    if locale == "en":
+        assert "2026-11-27 13:07 UTC · 5m" in text
+        assert "fixed (dry-run)" in text and "no decision" in text
+    empty = check(render_target_history("cart", [], tz=UTC_TZ, locale=locale))
+    assert empty
+
+
+def test_target_history_bounded_and_hostile() -> None:
+    for value in [*HOSTILE, LONG]:
+        text = check(render_target_history(value, target_rows(50, value), tz=UTC_TZ))
+        assert "… 35 older" in text
+        assert text.index("INC-000000") < text.index("INC-000001")  # newest first
 
 
 @pytest.mark.parametrize("locale", LOCALES)
