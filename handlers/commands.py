@@ -67,8 +67,7 @@ async def expire_silence(query: CallbackQuery, callback_data: SilenceCB, console
     actor = actor_of(query.from_user, query.message.chat.id)
     done = await console.expire_button(actor, callback_data.sid)
     toast = done.toast or "working"
-    await answer(query, locale, Outcome(toast, {"user_id": actor.user_id},
-                                        alert=toast == "not_allowed"))
+    await answer(query, locale, Outcome(toast, {"user_id": actor.user_id}, alert=done.alert))
     if done.text:
         await inquiries.edit(query.message.chat.id, query.message.message_id, done.text,
                              done.keyboard)

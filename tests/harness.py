@@ -208,6 +208,19 @@ class Harness:
         return decision
 
 
+async def say(h: Harness, user: dict[str, Any], text: str,
+              chat: int | None = None) -> dict[str, Any]:
+    """A person sends a command; returns the bot's reply to it."""
+    where = chat or h.chat
+    sent = h.em.user_sends(where, user, text)
+    return await wait_for(
+        lambda: next((m for m in h.em.messages(where)
+                      if (m.get("reply_to_message") or {}).get("message_id")
+                      == sent["message_id"]), None),
+        15, message=f"no answer to {text!r}",
+    )
+
+
 class AppFactory(Protocol):
     """The start_app fixture: start one more real app (same emulator, same tmp_path)."""
 

@@ -670,3 +670,21 @@ def test_every_command_template_is_translated() -> None:
     assert en == zh
     for name in en - {"_words.html", "menu.html"}:  # these two are all words, checked above
         assert CJK.search((TEMPLATES_DIR / "zh-TW" / "commands" / name).read_text()), name
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_incidents_say_nothing_to_approve_and_silenced_until(locale: str) -> None:
+    rows = [
+        OpenIncidentRow(make_incident(1), "nothing_to_approve", None),
+        OpenIncidentRow(make_incident(2), "pending", None, silenced_until=T0 + timedelta(hours=2)),
+        OpenIncidentRow(make_incident(3), "pending", None),
+    ]
+    text = check(render_incidents(rows, tz=UTC_TZ, locale=locale))
+    lines = {i: next(x for x in text.splitlines() if f"INC-00000{i}" in x) for i in (1, 2, 3)}
+    assert "2026-11-27 15:07 UTC" in lines[2] and "🔕" in lines[2]
+    if locale == "en":
+        assert lines[1].endswith("nothing to approve")
+        assert lines[2].endswith("silenced until 2026-11-27 15:07 UTC")
+        assert lines[3].endswith("awaiting approval")
+    else:
+        assert lines[1].endswith("無需核准") and lines[3].endswith("等待核准")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from am_standin import start_am_standin
-from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness, fixture, is_card
+from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness, fixture, is_card, say
 
 from bot.models import DecisionState
 from sandbox.emulator import wait_for
@@ -22,18 +22,6 @@ BOTNAME = "opsgate_sandbox_bot"
 OTHER_CHAT = -1001000000002
 FORUM = -1001000000003
 BASIC_GROUP = -4001
-
-
-async def say(h: Harness, user: dict, text: str, chat: int | None = None) -> dict:
-    """A person sends a command; returns the bot's reply to it."""
-    chat = chat or h.chat
-    sent = h.em.user_sends(chat, user, text)
-    return await wait_for(
-        lambda: next((m for m in h.em.messages(chat)
-                      if (m.get("reply_to_message") or {}).get("message_id")
-                      == sent["message_id"]), None),
-        15, message=f"no answer to {text!r}",
-    )
 
 
 def has_cjk(text: str) -> bool:

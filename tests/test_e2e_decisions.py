@@ -191,6 +191,12 @@ async def test_playbooks_cli_round_trip(tmp_path: Path) -> None:
         return subprocess.run([sys.executable, "-m", "bot", "playbooks", *args], env=env,
                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
+    empty = bot("list")
+    assert empty.returncode == 0 and "no playbooks yet" in empty.stdout
+    nothing = bot("export", str(tmp_path / "none.toml"))
+    assert nothing.returncode == 0 and "nothing to export" in nothing.stderr
+    assert not (tmp_path / "none.toml").exists()
+    assert bot("export").stdout == ""
     assert bot("import", str(book)).returncode == 0
     listing = bot("list")
     assert "scale cart out" in listing.stdout and "100% of 2 runs" in listing.stdout
@@ -202,6 +208,21 @@ async def test_playbooks_cli_round_trip(tmp_path: Path) -> None:
     bad.write_text("[[playbook]]\nname = 3\n")
     result = bot("import", str(bad))
     assert result.returncode == 1 and "cannot import" in result.stderr
+    # One readable line per problem, naming the playbook and the field; nothing imported.
+    bad.write_text(first.replace('verb = "scale"', 'verb = "nuke"')
+                   .replace("runs = 2", "runs = 2\ncolour = 1")
+                   + '\n[[playbook]]\nname = "second"\nrisk = "low"\n')
+    result = bot("import", str(bad))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "4 problems" in lines[0], result.stderr
+    assert sorted(line.split(": ", 2)[1:] for line in lines[1:]) == sorted([
+        ['playbook 1 "scale cart out"', "action.verb: Input should be 'rollout-restart', "
+         "'rollout-undo', 'scale' or 'delete-pod' (got \"nuke\")"],
+        ['playbook 1 "scale cart out"', "colour: unknown key (see docs/playbooks.md for the keys)"],
+        ['playbook 2 "second"', "action: missing (required)"],
+        ['playbook 2 "second"', "created_at: missing (required)"],
+    ])
+    assert bot("export").stdout == first
 
 
 async def test_reanalyze_supersedes_and_is_refused_while_executing(

@@ -20,6 +20,7 @@ TOASTS = {
     "already_approved": {},
     "rejected": {},
     "not_allowed": {"user_id": 4242},
+    "silence_not_allowed": {"user_id": 4242},
     "stale_card": {},
     "unknown_incident": {},
     "already_decided": {"state": "approved"},

@@ -21,6 +21,7 @@ from bot.models import (
     Alert,
     AlertGroup,
     AlertStatus,
+    DecisionState,
     Incident,
     IncidentStatus,
 )
@@ -236,8 +237,12 @@ async def _after_alerts_changed(
         result.resolved.append(incident_id)
         decision = await repo.current_decision(conn, incident_id)
         if decision is not None:
+            # "Cancelled before anyone approved" is untrue when nothing was asked: the
+            # resolved note alone tells the thread.
+            asked = decision.proposal is not None and decision.proposal.action is not None
             await transition(conn, decision.id, Event.CANCEL, now, ctx.voice,
-                             detail="incident resolved")
+                             detail="incident resolved",
+                             thread_note=asked or decision.state is not DecisionState.PENDING)
         await notes.reply(conn, inc, "resolved", now, ctx.voice)
         for chat_id in await notes.chats_of(conn, inc):
             if chat_id in ctx.topic_chats:

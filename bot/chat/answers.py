@@ -34,6 +34,7 @@ class Answer:
     text: str
     keyboard: list[list[dict]] = field(default_factory=list)
     toast: str | None = None  # for button presses
+    alert: bool = False  # the toast is a refusal: shown as a modal the presser must close
 
 
 class Console:
@@ -113,7 +114,8 @@ class Console:
         """The Expire button under /silences: answer, and the refreshed list."""
         if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
             await audit.write(self.db, self.clock(), "unsilence", "not_allowed", actor=actor)
-            return Answer("", toast="not_allowed")
+            # About silences, not approvals: the button is under /silences, not on a card.
+            return Answer("", toast="silence_not_allowed", alert=True)
         done = await self._expire(actor, sid)
         listing = await self.list_silences(actor)
         listing.toast = done.toast
@@ -145,12 +147,12 @@ class Console:
             rows = []
             for inc in await repo.open_incidents(conn):
                 card = await repo.get_card(conn, inc.id, chat_id)
-                d = await repo.current_decision(conn, inc.id)
                 link = None
                 if card is not None and card.message_id is not None:
                     link = open_incidents.message_link(chat_id, card.message_id,
                                                        card.message_thread_id)
-                rows.append(open_incidents.OpenIncidentRow(
-                    incident=inc, state=d.state.value if d else None, link=link,
+                silence = await repo.get_silence(conn, inc.silence_id) if inc.silence_id else None
+                rows.append(open_incidents.OpenIncidentRow.of(
+                    inc, await repo.current_decision(conn, inc.id), silence, link,
                 ))
         return Answer(open_incidents.render_incidents(rows, tz=self.tz, locale=self.locale))

@@ -4,11 +4,12 @@ limits by bot.cards.fitting."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.cards.fitting import fit, view
 from bot.cards.links import button_url_ok
-from bot.models import Incident
+from bot.models import Decision, DecisionState, Incident, Silence
 
 _MAX_LINK = 512  # an href longer than this is not one of ours: show the id as text
 
@@ -18,8 +19,23 @@ class OpenIncidentRow:
     """One line of /incidents."""
 
     incident: Incident
-    state: str | None  # DecisionState value of the current decision; None: no decision
+    # DecisionState value of the current decision, "nothing_to_approve" for a pending one
+    # without an action; None: no decision
+    state: str | None
     link: str | None  # t.me link to the card (see message_link), or None
+    silenced_until: datetime | None = None  # shown instead of the state while silenced
+
+    @classmethod
+    def of(cls, incident: Incident, decision: Decision | None, silence: Silence | None,
+           link: str | None) -> OpenIncidentRow:
+        """Where the incident stands, as a person reads it: a silence first (nobody is
+        asked anything while it lasts), then a pending decision with nothing to approve."""
+        state = decision.state.value if decision else None
+        if (decision is not None and decision.state is DecisionState.PENDING
+                and (decision.proposal is None or decision.proposal.action is None)):
+            state = "nothing_to_approve"
+        live = silence is not None and silence.expired_at is None
+        return cls(incident, state, link, silence.ends_at if live and silence else None)
 
 
 def _link_ok(link: str | None) -> bool:
@@ -34,6 +50,7 @@ def render_incidents(items: list[OpenIncidentRow], *, tz: ZoneInfo, locale: str 
             "incident": row.incident,
             "state": row.state or "none",
             "link": row.link if _link_ok(row.link) else "",
+            "silenced_until": row.silenced_until,
         }
         for row in items
     ]

@@ -12,6 +12,9 @@ from storage import knowledge as kb_store
 from storage.db import Database
 from storage.playbooks import PlaybookRepo
 
+NO_PLAYBOOKS = ("no playbooks yet: press \"Save as playbook\" on a fixed incident's card, or "
+                "python -m bot playbooks import FILE (format: docs/playbooks.md)")
+
 
 async def playbooks_command(settings: Settings, action: str, file: str | None) -> int:
     db = Database(settings.database_path)
@@ -19,7 +22,10 @@ async def playbooks_command(settings: Settings, action: str, file: str | None) -
     try:
         repo = PlaybookRepo(db)
         if action == "list":
-            for pb in await repo.list_all():
+            playbooks = await repo.list_all()
+            if not playbooks:
+                print(NO_PLAYBOOKS)
+            for pb in playbooks:
                 rate = pb.success_rate
                 rate_text = "never run" if rate is None else f"{rate:.0%} of {pb.runs} runs"
                 print(f"{pb.id:>4}  {pb.name}  [{pb.action.verb}, risk {pb.risk}, {rate_text}]")
@@ -31,12 +37,23 @@ async def playbooks_command(settings: Settings, action: str, file: str | None) -
             try:
                 text = await asyncio.to_thread(Path(file).read_text, encoding="utf-8")
                 count = await import_toml(repo, text)
-            except (OSError, PlaybookFileError) as exc:
-                print(f"opsgate: cannot import {file}: {exc}", file=sys.stderr)
+            except OSError as exc:
+                print(f"opsgate: cannot import {file}: {exc.strerror or exc}", file=sys.stderr)
+                return 1
+            except PlaybookFileError as exc:
+                count = len(exc.errors)
+                print(f"opsgate: cannot import {file}, nothing was imported "
+                      f"({count} problem{'s' if count != 1 else ''}):", file=sys.stderr)
+                for line in exc.errors:
+                    print(f"  {file}: {line}", file=sys.stderr)
                 return 1
             print(f"imported {count} playbook(s) from {file}")
             return 0
         text = await export_toml(repo)
+        if not text:
+            # Nothing written, not even an empty file: an export must never look like a backup.
+            print(f"opsgate: nothing to export — {NO_PLAYBOOKS}", file=sys.stderr)
+            return 0
         if file and file != "-":
             await asyncio.to_thread(Path(file).write_text, text, encoding="utf-8")
             print(f"exported to {file}")

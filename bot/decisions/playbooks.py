@@ -58,7 +58,12 @@ MIN_SUCCESS_RATE = 0.8
 
 
 class PlaybookFileError(ValueError):
-    """A playbook TOML file that cannot be imported; the message says why."""
+    """A playbook TOML file that cannot be imported: `errors` holds one readable line per
+    problem (which playbook, which field, what is wrong); str() joins them."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = list(errors)
 
 
 # ------------------------------------------------------------------ matching
@@ -242,15 +247,52 @@ class _PlaybookFile(BaseModel):
 
 
 def parse_toml(text: str) -> list[Playbook]:
+    """The playbooks of a file in the format of docs/playbooks.md; PlaybookFileError lists
+    every problem at once, one line each."""
     try:
         data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # its message names the line and column
+        raise PlaybookFileError([f"not valid TOML: {exc}"]) from exc
+    try:
         entries = _PlaybookFile.model_validate(data).playbook
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise PlaybookFileError(str(exc)) from exc
-    for entry in entries:
-        if entry.id is not None:
-            raise PlaybookFileError(f"playbook {entry.name!r}: id is assigned by the database")
+    except ValidationError as exc:
+        raise PlaybookFileError(_error_lines(exc, data)) from exc
+    assigned = [f"{_which(i, e.name)}: id is assigned by the database, leave it out"
+                for i, e in enumerate(entries) if e.id is not None]
+    if assigned:
+        raise PlaybookFileError(assigned)
     return [Playbook.model_validate(e.model_dump()) for e in entries]
+
+
+def _which(index: int, name: object) -> str:
+    """The n-th [[playbook]] table (1-based, as a person counts), with its name if any."""
+    named = f" {json.dumps(name, ensure_ascii=False)[:80]}" if isinstance(name, str) else ""
+    return f"playbook {index + 1}{named}"
+
+
+def _error_lines(exc: ValidationError, data: dict[str, Any]) -> list[str]:
+    found = data.get("playbook")
+    tables: list[Any] = found if isinstance(found, list) else []
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = "top level"
+        if len(loc) >= 2 and loc[0] == "playbook" and isinstance(loc[1], int):
+            index = loc[1]
+            table = tables[index] if index < len(tables) else None
+            where = _which(index, table.get("name") if isinstance(table, dict) else None)
+            loc = loc[2:]
+        field = ".".join(str(part) for part in loc) or "table"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = "missing (required)"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown key (see docs/playbooks.md for the keys)"
+        elif not isinstance(err.get("input"), dict | list):
+            got = json.dumps(err.get("input"), ensure_ascii=False, default=str)
+            message += f" (got {got[:60]})"
+        lines.append(f"{where}: {field}: {message}")
+    return lines
 
 
 async def import_toml(repo: PlaybookRepo, text: str) -> int:

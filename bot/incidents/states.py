@@ -102,11 +102,13 @@ async def transition(
     fields: Mapping[str, Any] | None = None,
     detail: str | None = None,
     note: Mapping[str, Any] | None = None,
+    thread_note: bool = True,
 ) -> Decision | None:
     """Perform `event` on the decision, in the caller's write transaction.
 
     `fields` are stored with the new state, `detail` goes into the audit row and
-    `note` fills the thread note. Returns the decision as it now is, or None when
+    `note` fills the thread note (`thread_note=False`: none, when it would tell the
+    thread something untrue). Returns the decision as it now is, or None when
     the diagram has no such arrow from its current state (or another caller took
     it first): then nothing at all was written.
     """
@@ -126,6 +128,6 @@ async def transition(
     await audit.record(conn, now, rule.audit_action, rule.audit_result, actor=actor,
                        incident_id=incident.id, decision_id=decision_id, detail=detail)
     await notes.card_changed(conn, incident, now)
-    if rule.note is not None:
+    if rule.note is not None and thread_note:
         await notes.reply(conn, incident, rule.note, now, voice, **dict(note or {}))
     return decision

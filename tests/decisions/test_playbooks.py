@@ -1,5 +1,7 @@
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from helpers import CRASHLOOP, alert, incident_for, playbook
@@ -304,3 +306,28 @@ async def test_failed_import_changes_nothing(repo: PlaybookRepo) -> None:
     with pytest.raises(PlaybookFileError):
         await import_toml(repo, dump_toml([playbook()]) + "\n[[playbook]]\nname = 1\n")
     assert await repo.list_all() == []
+
+
+def test_the_documented_example_imports() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "playbooks.md").read_text("utf-8")
+    (example,) = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    books = parse_toml(example)
+    assert [b.name for b in books] == ["restart crash-looping cart", "scale checkout out"]
+    assert books[1].action.params == {"replicas": 6} and books[0].symptoms.severities == []
+    assert parse_toml(dump_toml(books)) == books
+
+
+def test_every_problem_of_a_file_is_one_line() -> None:
+    text = dump_toml([playbook()]).replace("runs = 0", "runs = 0\nextra = 1").replace(
+        'recent = ""', 'recent = "SX"'
+    )
+    with pytest.raises(PlaybookFileError) as caught:
+        parse_toml(text + '\n[[playbook]]\nname = "b"\nrisk = "extreme"\n')
+    lines = caught.value.errors
+    assert all("\n" not in line for line in lines)
+    name = playbook().name
+    assert any(line.startswith(f'playbook 1 "{name}": extra: unknown key') for line in lines)
+    assert any(line.startswith(f'playbook 1 "{name}": recent: ') for line in lines)
+    assert 'playbook 2 "b": risk: Input should be' in "\n".join(lines)
+    assert 'playbook 2 "b": action: missing (required)' in lines
+    assert len(lines) == 5, lines  # + created_at of playbook 2
