@@ -10,6 +10,7 @@ keeps the two equal).
 from __future__ import annotations
 
 import os
+import re
 
 from sandbox import tdlib
 from sandbox.telegram_html import HtmlParseError, ParsedText, parse_html, utf16_len
@@ -27,6 +28,7 @@ PARSER = "tdlib" if tdlib.AVAILABLE and os.environ.get("OPSGATE_HTML_JUDGE") != 
 # Unicode line/paragraph separators and bidi embedding controls, three combining marks.
 _DROPPED = frozenset("\r\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u030a\u0333\u033f")
 _SPACE_LIKE = frozenset(chr(c) for c in range(33) if c not in (10, 13))  # become " "
+_CHANGED = re.compile("[" + re.escape("".join(sorted(_DROPPED | _SPACE_LIKE - {" "}))) + "]")
 
 
 def parse(html: str) -> ParsedText:
@@ -45,27 +47,20 @@ def fix_text(parsed: ParsedText) -> ParsedText:
     """TDLib's clean-up before a text is sent: control characters become spaces, a few
     characters are dropped, entities holding only spaces go, and the text is trimmed
     (leading spaces only up to the first entity). Offsets stay in UTF-16 units."""
-    kept: list[str] = []
-    new_at: dict[int, int] = {}  # old UTF-16 offset -> new one
-    old = new = 0
-    for char in parsed.text:
-        new_at[old] = new
-        old += utf16_len(char)
-        if char in _DROPPED:
-            continue
-        out = " " if char in _SPACE_LIKE else char
-        kept.append(out)
-        new += utf16_len(out)
-    new_at[old] = new
-    text = "".join(kept)
+    if _CHANGED.search(parsed.text) is None:  # the usual case: offsets stay as they are
+        text, new_at = parsed.text, None
+    else:
+        text, new_at = _clean(parsed.text)
+    units = text.encode("utf-16-le")
     entities = []
     for entity in parsed.entities:
-        start = new_at[entity["offset"]]
-        end = new_at[entity["offset"] + entity["length"]]
-        if _slice16(text, start, end).strip(" \n"):
+        start, end = entity["offset"], entity["offset"] + entity["length"]
+        if new_at is not None:
+            start, end = new_at[start], new_at[end]
+        if units[2 * start : 2 * end].decode("utf-16-le").strip(" \n"):
             entities.append({**entity, "offset": start, "length": end - start})
-    right = utf16_len(text.rstrip(" \n"))
-    text = _slice16(text, 0, right)
+    text = text.rstrip(" \n")
+    right = utf16_len(text)
     for entity in entities:
         entity["length"] = min(entity["offset"] + entity["length"], right) - entity["offset"]
     first = min((e["offset"] for e in entities), default=right)
@@ -77,8 +72,21 @@ def fix_text(parsed: ParsedText) -> ParsedText:
     return ParsedText(text[left:], entities)
 
 
-def _slice16(text: str, start: int, end: int) -> str:
-    return text.encode("utf-16-le")[2 * start : 2 * end].decode("utf-16-le")
+def _clean(text: str) -> tuple[str, dict[int, int]]:
+    """Control characters to spaces, dropped characters out; old -> new UTF-16 offsets."""
+    kept: list[str] = []
+    new_at: dict[int, int] = {}
+    old = new = 0
+    for char in text:
+        new_at[old] = new
+        old += utf16_len(char)
+        if char in _DROPPED:
+            continue
+        out = " " if char in _SPACE_LIKE else char
+        kept.append(out)
+        new += utf16_len(out)
+    new_at[old] = new
+    return "".join(kept), new_at
 
 
 def _check(parsed: ParsedText, limit: int, *, allow_empty: bool = False) -> ParsedText:
