@@ -12,6 +12,7 @@ from harness import ALICE, AppFactory, Harness, fixture
 from standins import FakeKubectl, install_fake_kubectl
 
 from bot.cards import card as cards
+from bot.cards import notes
 from bot.models import DecisionState
 from sandbox.emulator import wait_for
 from sandbox.judge import MAX_TEXT, check_message_text
@@ -111,3 +112,28 @@ async def test_card_that_cannot_render_shows_the_short_card(
     await h.press(card["message_id"], "Approve", ALICE)
     await h.settled()
     assert (await h.decision(inc)).state is DecisionState.SUCCEEDED
+
+
+async def test_outcome_write_that_fails_once_is_stored_on_the_second_try(
+    start_app: AppFactory, kubectl: FakeKubectl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = notes.reply
+    failed: list[str] = []
+
+    async def flaky(conn: Any, incident: Any, kind: str, *args: Any, **kw: Any) -> None:
+        if kind == "outcome" and not failed:
+            failed.append(kind)
+            raise OSError("injected write failure")  # rolls the whole transition back
+        await real(conn, incident, kind, *args, **kw)
+
+    monkeypatch.setattr(notes, "reply", flaky)
+    h = await start(start_app, kubectl)
+    inc, card = await approve(h)
+    assert failed == ["outcome"]
+    decision = await h.decision(inc)
+    assert decision.state is DecisionState.SUCCEEDED and decision.result["ok"] is True
+    assert len(kubectl.calls()) == 1  # recorded again, never run again
+    audit = [(r["action"], r["result"]) for r in await h.audit(inc)]
+    assert audit.count(("execute", "succeeded")) == 1
+    (note,) = await outcome_notes(h, card)
+    assert "deployment.apps/cart restarted" in note["text"]

@@ -114,13 +114,31 @@ class ExecutionRunner:
         async with self.db.read() as conn:
             effect, playbook_id = await repo.decision_extras(conn, decision_id)
         error = str(result_data.get("error") or "")
-        async with self.db.write() as conn:
-            won = await transition(
-                conn, decision_id, Event.SUCCEED if ok else Event.FAIL, self.clock(),
-                self.voice, fields={"result": result_data}, detail=error[:500] or None,
-                note={"succeeded": ok, "unknown": False, "dry_run": dry_run, "effect": effect,
-                      "output": str(result_data.get("output") or ""), "error": error},
-            ) is not None
+        won = await self._record(
+            decision_id, Event.SUCCEED if ok else Event.FAIL, fields={"result": result_data},
+            detail=error[:500] or None,
+            note={"succeeded": ok, "unknown": False, "dry_run": dry_run, "effect": effect,
+                  "output": str(result_data.get("output") or ""), "error": error},
+        )
         if won and self.playbooks is not None and playbook_id is not None:
             await self.playbooks.record_execution(playbook_id, ok, dry_run)
         return True
+
+    async def _record(self, decision_id: int, event: Event, **kw: Any) -> bool:
+        """Store the outcome of an action that ran. The action cannot be run again, so a
+        failed write (rolled back whole) is tried once more before giving up loudly; a
+        decision left `executing` is found by recovery as "outcome unknown"."""
+        for attempt in (1, 2):
+            try:
+                async with self.db.write() as conn:
+                    done = await transition(conn, decision_id, event, self.clock(), self.voice,
+                                            **kw)
+                return done is not None
+            except Exception:
+                if attempt == 2:
+                    log.critical("outcome of decision %s could not be stored: %s",
+                                 decision_id, kw.get("fields"))
+                    raise
+                log.exception("storing the outcome of decision %s failed; trying again",
+                              decision_id)
+        return False
