@@ -22,6 +22,7 @@ from bot.alerts.routing import RouteTable
 from bot.alerts.signature import GrafanaSigning
 from bot.cards.notes import Voice
 from bot.chat.answers import Console
+from bot.chat.authorization import IncidentAccess
 from bot.chat.card_buttons import Inquiries
 from bot.chat.commands import command_menu
 from bot.checks import (
@@ -71,7 +72,8 @@ def utcnow() -> datetime:
 
 
 def build_dispatcher(
-    *, approvals: ApprovalService, authz: Authorizer, inquiries: Inquiries, console: Console,
+    *, approvals: ApprovalService, authz: Authorizer, access: IncidentAccess,
+    inquiries: Inquiries, console: Console,
     migrator: ChatMigrator, routes: RouteTable, stale_press: StalePressRule, tz: ZoneInfo,
     locale: str, acks: AckService,
 ) -> Dispatcher:
@@ -79,7 +81,7 @@ def build_dispatcher(
     handler the ones it names). No FSM: no conversation here has steps to remember."""
     dp = Dispatcher(
         disable_fsm=True, backlog=False,
-        approvals=approvals, authz=authz, inquiries=inquiries, console=console,
+        approvals=approvals, authz=authz, access=access, inquiries=inquiries, console=console,
         migrator=migrator, routes=routes, stale_press=stale_press, tz=tz, locale=locale,
         acks=acks,
     )
@@ -147,8 +149,9 @@ class App:
             routes.approvers_for, state, from_admins=s.approvers_from_chat_admins,
             admin_lookup=admin_ids, admin_ttl=s.admin_cache_ttl.total_seconds(),
         )
+        access = IncidentAccess(db, routes, authz, clock)
         approvals = ApprovalService(
-            db, authz, state,
+            db, state,
             ApprovalConfig(locale=s.locale, tz_name=s.timezone,
                            reject_reason_window=s.reject_reason_window),
             clock,
@@ -196,7 +199,7 @@ class App:
 
         self.dp = build_dispatcher(
             approvals=approvals, authz=authz, inquiries=inquiries,
-            console=Console(db, authz, silences, s.tz, s.locale, clock),
+            access=access, console=Console(db, access, silences, s.tz, s.locale, clock),
             migrator=migrator, routes=routes,
             stale_press=StalePressRule.since_heartbeat(beat, utcnow(), s.callback_max_age),
             tz=s.tz, locale=s.locale, acks=acks,

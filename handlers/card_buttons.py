@@ -9,6 +9,7 @@ from typing import Any
 from aiogram import F, Router
 from aiogram.types import CallbackQuery
 
+from bot.chat.authorization import IncidentAccess
 from bot.chat.card_buttons import Inquiries
 from bot.incidents.acks import AckService
 from bot.incidents.approvals import ApprovalService, Outcome
@@ -34,8 +35,11 @@ async def reanalyze(query: CallbackQuery, callback_data: CardCB, actor: Actor,
 
 
 async def silence(query: CallbackQuery, callback_data: CardCB, actor: Actor,
-                  approvals: ApprovalService) -> Outcome:
-    return await approvals.silence_incident(actor, callback_data.inc, callback_data.dec)
+                  approvals: ApprovalService, access: IncidentAccess) -> Outcome:
+    scope = await access.silence_scope(query.message.chat.id if query.message else 0,
+                                       actor.user_id, callback_data.inc)
+    return await approvals.silence_incident(actor, callback_data.inc, callback_data.dec,
+                                            scope=scope)
 
 
 async def save_playbook(query: CallbackQuery, callback_data: CardCB, actor: Actor,

@@ -9,6 +9,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot.chat.answers import Console
+from bot.chat.authorization import IncidentAccess
 from bot.chat.card_buttons import Inquiries
 from bot.incidents.approvals import ApprovalService, Outcome
 from bot.models import Actor
@@ -43,7 +44,7 @@ async def unsilence(message: Message, command: CommandObject, console: Console,
 
 async def history(message: Message, command: CommandObject, console: Console,
                   inquiries: Inquiries) -> None:
-    await reply(message, inquiries, await console.history(command.args))
+    await reply(message, inquiries, await console.history(message.chat.id, command.args))
 
 
 async def incidents(message: Message, console: Console, inquiries: Inquiries) -> None:
@@ -51,19 +52,22 @@ async def incidents(message: Message, console: Console, inquiries: Inquiries) ->
 
 
 async def history_page(query: CallbackQuery, callback_data: HistoryPageCB, console: Console,
-                       inquiries: Inquiries, locale: str) -> None:
-    await answer(query, locale, "working")
-    if query.message is None:
+                       access: IncidentAccess, inquiries: Inquiries, locale: str) -> None:
+    assert query.message is not None
+    chat_id, message_id = query.message.chat.id, query.message.message_id
+    if not await _on_a_list(query, access, inquiries, locale, "history_page"):
         return
-    page = await console.history_page(callback_data.query or None, callback_data.n,
+    await answer(query, locale, "working")
+    page = await console.history_page(chat_id, callback_data.query or None, callback_data.n,
                                       callback_data.page)
-    await inquiries.edit(query.message.chat.id, query.message.message_id, page.text,
-                         page.keyboard)
+    await inquiries.edit(chat_id, message_id, page.text, page.keyboard)
 
 
 async def expire_silence(query: CallbackQuery, callback_data: SilenceCB, console: Console,
-                         inquiries: Inquiries, locale: str) -> None:
+                         access: IncidentAccess, inquiries: Inquiries, locale: str) -> None:
     assert query.message is not None
+    if not await _on_a_list(query, access, inquiries, locale, "unsilence"):
+        return
     actor = actor_of(query.from_user, query.message.chat.id)
     done = await console.expire_button(actor, callback_data.sid)
     toast = done.toast or "working"
@@ -71,6 +75,19 @@ async def expire_silence(query: CallbackQuery, callback_data: SilenceCB, console
     if done.text:
         await inquiries.edit(query.message.chat.id, query.message.message_id, done.text,
                              done.keyboard)
+
+
+async def _on_a_list(query: CallbackQuery, access: IncidentAccess, inquiries: Inquiries,
+                     locale: str, action: str) -> bool:
+    """List buttons edit the message they are on: it must be a list we sent in this chat
+    (forged data on a card would otherwise overwrite the card)."""
+    assert query.message is not None
+    if await access.is_list_message(query.message.chat.id, query.message.message_id):
+        return True
+    await answer(query, locale, Outcome("wrong_message", alert=True))
+    await inquiries.record_press(actor_of(query.from_user, query.message.chat.id), action,
+                                 query.data or "", result="wrong_message")
+    return False
 
 
 async def reply_in_thread(message: Message, approvals: ApprovalService) -> None:

@@ -1,4 +1,5 @@
-"""The guard in front of every card button: who pressed, may they, is the press fresh.
+"""The guard in front of every card button: is the press about the message it was made
+on, may this person do it there, is it fresh.
 
 An inner middleware of the card router: it runs after a handler's CallbackData filter
 matched, so it knows the action; the handlers below it only carry the action out.
@@ -13,7 +14,8 @@ from aiogram import BaseMiddleware
 from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, TelegramObject
 
-from bot.incidents.approvals import ApprovalService, Authorizer, Outcome
+from bot.chat.authorization import IncidentAccess, Pressed
+from bot.incidents.approvals import ApprovalService, Outcome
 from bot.incidents.stale_press import StalePressRule
 from handlers.actors import actor_of
 from handlers.answering import answer
@@ -24,37 +26,36 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 class CardPressGuard(BaseMiddleware):
     """Handlers flagged `action` name what the press does (for the audit row); flagged
-    `mutating` they need a fresh press and, unless flagged `approvers_only` false, an
-    approver. A handler returns the Outcome the press is answered with."""
+    `mutating` they need a fresh press and, unless flagged `approvers_only` false, the
+    rights of a route that brings the incident into this chat (otherwise the service
+    decides who may press). A handler returns the Outcome the press is answered with."""
 
     async def __call__(self, handler: Handler, event: TelegramObject,
                        data: dict[str, Any]) -> Any:
         assert isinstance(event, CallbackQuery) and event.message is not None
         callback: CardCB = data["callback_data"]
-        actor = actor_of(event.from_user, event.message.chat.id)
+        chat_id = event.message.chat.id
+        actor = actor_of(event.from_user, chat_id)
         data["actor"] = actor
-        if not get_flag(data, "mutating"):
-            return await self._carry_out(handler, event, data)
         action: str = get_flag(data, "action")
-        approvals: ApprovalService = data["approvals"]
-        authz: Authorizer = data["authz"]
+        mutating = bool(get_flag(data, "mutating"))
         locale: str = data["locale"]
-        if get_flag(data, "approvers_only", default=True) and not await authz.is_approver(
-            event.message.chat.id, actor.user_id
-        ):
-            refusal = await approvals.refuse(actor, action, callback.inc, callback.dec)
+        access: IncidentAccess = data["access"]
+        press = Pressed(actor, chat_id, event.message.message_id, action, callback.inc,
+                        callback.dec)
+        needs_rights = mutating and bool(get_flag(data, "approvers_only", default=True))
+        refusal = await access.check_press(press, mutating=needs_rights)
+        if refusal is not None:
             await answer(event, locale, refusal)
             return None
         stale_press: StalePressRule = data["stale_press"]
-        if stale_press.is_stale(data.get("backlog", False)):
+        if mutating and stale_press.is_stale(data.get("backlog", False)):
             # Queued while we were down: Telegram will not take an answer any more,
             # so the thread is the only way to tell the person.
             await answer(event, locale, Outcome("working"))
+            approvals: ApprovalService = data["approvals"]
             await approvals.stale_press(actor, action, callback.inc, callback.dec)
             return None
-        return await self._carry_out(handler, event, data)
-
-    @staticmethod
-    async def _carry_out(handler: Handler, event: CallbackQuery, data: dict[str, Any]) -> None:
         outcome: Outcome = await handler(event, data)
-        await answer(event, data["locale"], outcome)
+        await answer(event, locale, outcome)
+        return None

@@ -19,6 +19,7 @@ from bot.alerts.routing import RouteTable, default_route
 from bot.app import build_dispatcher
 from bot.cards.notes import Voice
 from bot.chat.answers import Console
+from bot.chat.authorization import IncidentAccess
 from bot.chat.card_buttons import Inquiries
 from bot.incidents.acks import AckService
 from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
@@ -27,7 +28,7 @@ from bot.models import Action, Actor, DecisionState, Matcher, Proposal, Risk, Ve
 from bot.silences.service import SilenceService
 from bot.telegram.chat_migration import ChatMigrator
 from handlers.routers import make_routers
-from storage import repo, transitions
+from storage import outbox, repo, transitions
 from storage.db import Database
 from storage.state import build_state
 
@@ -81,6 +82,14 @@ class Tier:
         # Handlers write to Telegram only through the outbox.
         assert self.session.take() == []
 
+    async def sent_list(self, message_id: int) -> None:
+        """A command's answer the bot sent in CHAT as this message (e.g. a paged list)."""
+        async with self.db.write() as conn:
+            row = await outbox.enqueue(conn, kind=outbox.MESSAGE, chat_id=CHAT, now=T0,
+                                       payload={"text": "list"})
+            assert row is not None
+            await outbox.mark_done(conn, row, message_id)
+
     async def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         async with self.db.read() as conn:
             async with conn.execute(sql, args) as cur:
@@ -91,8 +100,9 @@ class Tier:
             "SELECT action, result, user_id FROM audit ORDER BY id")]
 
     async def outbox(self) -> list[tuple[str, int]]:
+        """What the handlers queued (not what was sent before)."""
         return [(k, c) for k, c in await self.rows(
-            "SELECT kind, chat_id FROM outbox ORDER BY id")]
+            "SELECT kind, chat_id FROM outbox WHERE state != 'done' ORDER BY id")]
 
     async def state(self) -> DecisionState:
         async with self.db.read() as conn:
@@ -129,17 +139,19 @@ def dispatcher(db: Database, *, stale: bool = False, reverse: bool = False) -> D
     routes = RouteTable(routes=[], default=default_route(CHAT, [ALICE["id"]]))
     authz = Authorizer(routes.approvers_for, state)
     silences = SilenceService(db, clock, "en", "UTC")
+    access = IncidentAccess(db, routes, authz, clock)
     approvals = ApprovalService(
-        db, authz, state, ApprovalConfig("en", "UTC", timedelta(minutes=5)), clock, silences)
+        db, state, ApprovalConfig("en", "UTC", timedelta(minutes=5)), clock, silences)
+
     async def is_member(chat_id: int, user_id: int) -> bool:
         return chat_id == CHAT and user_id in MEMBERS
 
     acks = AckService(db, clock, Voice("en", "UTC"), authz, routes.on_call_at, state,
                       is_member=is_member)
     dp = build_dispatcher(
-        approvals=approvals, authz=authz, inquiries=Inquiries(db, UTC_TZ, "en", clock),
-        acks=acks,
-        console=Console(db, authz, silences, UTC_TZ, "en", clock),
+        approvals=approvals, authz=authz, access=access, acks=acks,
+        inquiries=Inquiries(db, UTC_TZ, "en", clock),
+        console=Console(db, access, silences, UTC_TZ, "en", clock),
         migrator=ChatMigrator(db, clock, routes, "en", "UTC"), routes=routes,
         stale_press=StalePressRule(downtime=timedelta(hours=1 if stale else 0),
                                    max_age=timedelta(minutes=5)),
@@ -365,9 +377,10 @@ async def test_silence_and_unsilence_commands(tier: Tier) -> None:
 
 
 async def test_history_page_button_edits_the_list(tier: Tier) -> None:
+    await tier.sent_list(700)
     answer = await tier.press("h1:cart:0:10", MALLORY, message_id=700)
     assert answer.params["text"] == "Working…"
-    rows = await tier.rows("SELECT kind, chat_id, payload FROM outbox")
+    rows = await tier.rows("SELECT kind, chat_id, payload FROM outbox WHERE state != 'done'")
     assert [(k, c) for k, c, _ in rows] == [("edit", CHAT)]
     assert '"message_id": 700' in rows[0][2]
 
@@ -378,6 +391,7 @@ async def test_expire_silence_button(tier: Tier) -> None:
                                     [Matcher(name="alertname", value="Crash")],
                                     T0 + timedelta(hours=1), "x")
     sid = created.silence.id
+    await tier.sent_list(701)
     refused = await tier.press(f"s1:x:{sid}", MALLORY, message_id=701)
     assert "expire silences" in refused.params["text"] and refused.params["show_alert"] is True
     assert await tier.rows("SELECT expired_at FROM silences") == [(None,)]
@@ -393,3 +407,29 @@ async def test_a_reply_to_the_thread_after_reject_is_the_reason(tier: Tier) -> N
     async with tier.db.read() as conn:
         decision = await repo.get_decision(conn, tier.decision_id)
     assert decision is not None and decision.reason == "bad proposal"
+
+
+@pytest.mark.parametrize("data", ["h1:cart:0:10", "s1:x:S-000001"])
+async def test_list_buttons_on_a_card_are_refused(tier: Tier, data: str) -> None:
+    """A list button edits the message it is on: forged onto a card it must not."""
+    answer = await tier.press(data, ALICE)
+    assert "does not belong" in answer.params["text"]
+    assert await tier.outbox() == []
+    assert [r for _, r, _ in await tier.audit()] == ["wrong_message"]
+
+
+async def test_a_press_names_the_incident_of_its_message(tier: Tier) -> None:
+    async with tier.db.write() as conn:
+        await repo.insert_incident(conn, make_incident(1, chat_id=CHAT, group_key="other"))
+        await repo.save_card(conn, "INC-000001", CHAT, message_id=101, thread_id=None,
+                             rendered_hash="h")
+    # Approve INC-7K3F9Q from the card of INC-000001, and from a message we never sent.
+    wrong = await tier.press(card_data("a", tier.decision_id), message_id=101)
+    assert "does not belong" in wrong.params["text"]
+    unknown = await tier.press(card_data("a", tier.decision_id), message_id=999)
+    assert "out of date" in unknown.params["text"]
+    gone = await tier.press(f"c1:a:INC-NOSUCH:{tier.decision_id}", message_id=999)
+    assert "Unknown incident" in gone.params["text"]
+    assert await tier.state() is DecisionState.PENDING
+    assert [r for _, r, _ in await tier.audit()] == ["wrong_message", "stale_card",
+                                                      "unknown_incident"]

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from bot import audit, texts
 from bot.chat import history, open_incidents
+from bot.chat.authorization import IncidentAccess
 from bot.chat.commands import render_help, render_not_allowed, render_usage
 from bot.command_args import ArgsError, error_text
-from bot.incidents.approvals import Authorizer
 from bot.models import Actor
 from bot.silences import replies as silence_replies
 from bot.silences.arguments import (
@@ -41,14 +41,15 @@ class Console:
     def __init__(
         self,
         db: Database,
-        authz: Authorizer,
+        access: IncidentAccess,
         silences: SilenceService,
         tz: ZoneInfo,
         locale: str,
         clock: Callable[[], datetime],
     ) -> None:
         self.db = db
-        self.authz = authz
+        self.access = access
+        self.authz = access.authz
         self.silences = silences
         self.tz = tz
         self.locale = locale
@@ -66,7 +67,8 @@ class Console:
         return Answer(render_help(is_approver=approver, tz=self.tz, locale=self.locale))
 
     async def silence(self, actor: Actor, args: str | None) -> Answer:
-        if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
+        chat_id = actor.chat_id or 0
+        if not await self.authz.is_approver(chat_id, actor.user_id):
             await audit.write(self.db, self.clock(), "silence", "not_allowed", actor=actor)
             return self._not_allowed(actor)
         now = self.clock()
@@ -76,12 +78,22 @@ class Console:
             return self._usage(SILENCE_USAGE, error_text(exc, self.locale))
         matchers = parsed.matchers
         if parsed.incident_id:
-            found = await self.silences.group_matchers(parsed.incident_id)
+            # Only an incident routed here can be named here.
+            found = (await self.silences.group_matchers(parsed.incident_id)
+                     if await self.access.is_routed_here(chat_id, parsed.incident_id) else None)
             if not found:
+                await audit.write(self.db, now, "silence", "unknown_incident", actor=actor,
+                                  detail=parsed.incident_id)
                 unknown = texts.plain(texts.render("commands/unknown_incident.html", self.locale,
                                                    incident_id=parsed.incident_id))
                 return self._usage(SILENCE_USAGE, unknown)
             matchers = found
+        scope = await self.access.silence_scope(chat_id, actor.user_id, parsed.incident_id)
+        if scope is None:
+            await audit.write(self.db, now, "silence", "ambiguous_scope", actor=actor)
+            return self._usage(SILENCE_USAGE, texts.plain(texts.render(
+                "commands/silence_scope.html", self.locale)))
+        matchers = [*matchers, *(m for m in scope if m not in matchers)]
         created = await self.silences.create(
             actor, actor.chat_id, matchers, parsed.ends_at, parsed.reason,
             incident_id=parsed.incident_id,
@@ -93,6 +105,7 @@ class Console:
 
     async def list_silences(self, actor: Actor) -> Answer:
         local, remote, _ = await self.silences.active()
+        local = await self.access.silences_made_here(actor.chat_id or 0, local)
         can_expire = await self.authz.is_approver(actor.chat_id or 0, actor.user_id)
         text, keyboard = silence_replies.render_silence_list(
             local, remote, can_expire=can_expire, tz=self.tz, locale=self.locale,
@@ -108,12 +121,17 @@ class Console:
             sid = parse_unsilence_args(args)
         except ArgsError as exc:
             return self._usage(UNSILENCE_USAGE, error_text(exc, self.locale))
+        if not await self.access.may_expire(actor.chat_id or 0, actor.user_id, sid):
+            await audit.write(self.db, self.clock(), "unsilence", "not_allowed", actor=actor,
+                              detail=sid)
+            return self._not_allowed(actor)
         return await self._expire(actor, sid)
 
     async def expire_button(self, actor: Actor, sid: str) -> Answer:
         """The Expire button under /silences: answer, and the refreshed list."""
-        if not await self.authz.is_approver(actor.chat_id or 0, actor.user_id):
-            await audit.write(self.db, self.clock(), "unsilence", "not_allowed", actor=actor)
+        if not await self.access.may_expire(actor.chat_id or 0, actor.user_id, sid):
+            await audit.write(self.db, self.clock(), "unsilence", "not_allowed", actor=actor,
+                              detail=sid)
             # About silences, not approvals: the button is under /silences, not on a card.
             return Answer("", toast="silence_not_allowed", alert=True)
         done = await self._expire(actor, sid)
@@ -130,22 +148,24 @@ class Console:
                                                          locale=self.locale)
         return Answer(expired, toast="silence_expired")
 
-    async def history(self, args: str | None, page: int = 0) -> Answer:
+    async def history(self, chat_id: int, args: str | None, page: int = 0) -> Answer:
         try:
             parsed = history.parse_history_args(args)
         except ArgsError as exc:
             return self._usage(history.HISTORY_USAGE, error_text(exc, self.locale))
-        return await self.history_page(parsed.query, parsed.limit, page)
+        return await self.history_page(chat_id, parsed.query, parsed.limit, page)
 
-    async def history_page(self, query: str | None, per_page: int, page: int) -> Answer:
+    async def history_page(self, chat_id: int, query: str | None, per_page: int,
+                           page: int) -> Answer:
+        """The incidents routed into this chat, newest first."""
         text, keyboard = await history.search_page(self.db, query, per_page, page, tz=self.tz,
-                                                   locale=self.locale)
+                                                   locale=self.locale, chat_id=chat_id)
         return Answer(text, keyboard)
 
     async def incidents(self, chat_id: int) -> Answer:
         async with self.db.read() as conn:
             rows = []
-            for inc in await repo.open_incidents(conn):
+            for inc in await repo.open_incidents(conn, chat_id):
                 card = await repo.get_card(conn, inc.id, chat_id)
                 link = None
                 if card is not None and card.message_id is not None:

@@ -35,9 +35,10 @@ class Inquiries:
         self.clock = clock
         self.playbooks = playbooks
 
-    async def record_press(self, actor: Actor, action: str, detail: str) -> None:
+    async def record_press(self, actor: Actor, action: str, detail: str,
+                           result: str = "ignored") -> None:
         """A press that changed nothing still leaves a row (who pressed what, when)."""
-        await audit.write(self.db, self.clock(), action, "ignored", actor=actor,
+        await audit.write(self.db, self.clock(), action, result, actor=actor,
                           detail=detail[:64])
 
     async def details(self, actor: Actor, incident_id: str) -> Outcome:
@@ -58,7 +59,9 @@ class Inquiries:
     async def history(self, actor: Actor, incident_id: str) -> Outcome:
         """The History button: earlier incidents of the same target, in the thread."""
         now = self.clock()
-        found = await target_history(self.db, incident_id, tz=self.tz, locale=self.locale)
+        # Only what was routed into the chat asking: no other chat's incidents.
+        found = await target_history(self.db, incident_id, tz=self.tz, locale=self.locale,
+                                     chat_id=actor.chat_id)
         if found is None:
             await audit.write(self.db, now, "history", "unknown_incident", actor=actor,
                               incident_id=incident_id)

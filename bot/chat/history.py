@@ -190,15 +190,18 @@ def render_history_page(
 
 
 async def search_page(
-    db: Database, query: str | None, per_page: int, page: int, *, tz: ZoneInfo, locale: str
+    db: Database, query: str | None, per_page: int, page: int, *, tz: ZoneInfo, locale: str,
+    chat_id: int | None = None,
 ) -> tuple[str, Keyboard]:
-    """One page of /history for `query` (None: every incident), with its page buttons."""
+    """One page of /history for `query` (None: every incident; with chat_id: those routed
+    into that chat), with its page buttons."""
     # The page buttons carry the query: ':' is aiogram's separator, so it travels encoded.
     pager = history_query(quote(unquote(query or ""), safe=""))
     # A long query is cut to what a button can carry; search what the buttons repeat.
     query = unquote(pager) if pager else None
     async with db.read() as conn:
-        incidents, total = await repo.history_page(conn, query, per_page, page * per_page)
+        incidents, total = await repo.history_page(conn, query, per_page, page * per_page,
+                                                   chat_id)
         rows = await _rows(conn, incidents)
     pages = max(1, math.ceil(total / per_page))
     return render_history_page(
@@ -231,7 +234,7 @@ def render_target_history(
 
 
 async def target_history(
-    db: Database, incident_id: str, *, tz: ZoneInfo, locale: str
+    db: Database, incident_id: str, *, tz: ZoneInfo, locale: str, chat_id: int | None = None
 ) -> tuple[Incident, str, int] | None:
     """(the incident, the History button's answer, incidents listed); None: unknown id."""
     async with db.read() as conn:
@@ -239,7 +242,7 @@ async def target_history(
         if inc is None:
             return None
         past = await repo.recent_incidents_for_target(
-            conn, inc.target, exclude=inc.id, limit=TARGET_HISTORY_MAX + 10
+            conn, inc.target, exclude=inc.id, limit=TARGET_HISTORY_MAX + 10, chat_id=chat_id
         )
         rows = await _rows(conn, past)
     return inc, render_target_history(inc.target, rows, tz=tz, locale=locale), len(rows)

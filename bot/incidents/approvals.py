@@ -1,4 +1,5 @@
-"""What a press on a card does, and who may press.
+"""What a press on a card does, and who approves in a chat (per incident:
+bot.chat.authorization).
 
 The presses move the decision through bot.incidents.states (one transition
 each, in one write transaction with its audit row, card sync and thread note);
@@ -16,15 +17,13 @@ from bot import audit, texts
 from bot.cards import notes
 from bot.cards.notes import Voice
 from bot.incidents.states import Event, transition
-from bot.models import Actor, Decision, DecisionState, Incident
+from bot.models import Actor, Decision, DecisionState, Incident, Matcher
 from bot.silences.service import SilenceService
 from storage import outbox, repo
 from storage.db import Database
 from storage.state import StateStore
 
 log = logging.getLogger(__name__)
-
-AdminLookup = Callable[[int], Awaitable[list[int]]]
 
 MUTATING = frozenset({"approve", "reject", "reanalyze", "silence", "save_playbook"})
 BUTTON_OF = {"save_playbook": "playbook"}  # the rest are named like their button
@@ -39,7 +38,12 @@ class Outcome:
     alert: bool = False
 
 
+AdminLookup = Callable[[int], Awaitable[list[int]]]
+
+
 class Authorizer:
+    """Approvers per chat (routes may name their own), and optionally the chat's admins."""
+
     def __init__(
         self,
         approvers_for: Callable[[int], frozenset[int]],
@@ -49,15 +53,18 @@ class Authorizer:
         admin_lookup: AdminLookup | None = None,
         admin_ttl: float = 300.0,
     ) -> None:
-        self.approvers_for = approvers_for  # per chat: routes may name their own approvers
+        self.approvers_for = approvers_for
         self.state = state
         self.from_admins = from_admins
         self.admin_lookup = admin_lookup
         self.admin_ttl = admin_ttl
 
     async def is_approver(self, chat_id: int, user_id: int) -> bool:
-        if user_id in self.approvers_for(chat_id):
-            return True
+        """An approver of some route into this chat (commands that act on the chat)."""
+        return user_id in self.approvers_for(chat_id) or await self.is_admin(chat_id, user_id)
+
+    async def is_admin(self, chat_id: int, user_id: int) -> bool:
+        """With APPROVERS_FROM_CHAT_ADMINS: an administrator of the chat."""
         if not self.from_admins or self.admin_lookup is None:
             return False
         key = f"admins:{chat_id}"
@@ -91,7 +98,6 @@ class ApprovalService:
     def __init__(
         self,
         db: Database,
-        authz: Authorizer,
         state: StateStore,
         cfg: ApprovalConfig,
         clock: Callable[[], datetime],
@@ -99,7 +105,6 @@ class ApprovalService:
     ) -> None:
         self.silences = silences
         self.db = db
-        self.authz = authz
         self.state = state
         self.cfg = cfg
         self.clock = clock
@@ -125,13 +130,6 @@ class ApprovalService:
         return inc, decision
 
     # ------------------------------------------------------------ presses
-
-    async def refuse(self, actor: Actor, action: str, incident_id: str, decision_id: int
-                     ) -> Outcome:
-        async with self.db.write() as conn:
-            await audit.record(conn, self.clock(), action, "not_allowed", actor=actor,
-                               incident_id=incident_id, decision_id=decision_id)
-        return Outcome("not_allowed", {"user_id": actor.user_id}, alert=True)
 
     async def stale_press(self, actor: Actor, action: str, incident_id: str, decision_id: int
                           ) -> None:
@@ -259,8 +257,10 @@ class ApprovalService:
         return Outcome("reanalyzing")
 
     async def silence_incident(self, actor: Actor, incident_id: str, decision_id: int,
-                               duration: timedelta = timedelta(hours=1)) -> Outcome:
-        """Silence 1h: equality matchers on the incident's group labels."""
+                               duration: timedelta = timedelta(hours=1),
+                               scope: list[Matcher] | None = None) -> Outcome:
+        """Silence 1h: equality matchers on the incident's group labels, and the labels of
+        the route that brought it into this chat (scope), so it covers nothing more."""
         now = self.clock()
         async with self.db.read() as conn:
             inc = await repo.get_incident(conn, incident_id)
@@ -278,6 +278,7 @@ class ApprovalService:
             return Outcome(refusal, alert=inc is None)
         assert inc is not None
         matchers = await self.silences.group_matchers(incident_id) or []
+        matchers += [m for m in scope or [] if m not in matchers]
         await self.silences.create(
             actor, actor.chat_id, matchers, now + duration,
             texts.plain(texts.render("commands/card_silence_reason.html", self.cfg.locale,

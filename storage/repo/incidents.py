@@ -116,11 +116,16 @@ async def set_incident_silence(conn: Conn, incident_id: str, silence_id: str | N
     )
 
 
+# An incident is in a chat when it has a card row there (ingest plans one per route).
+_IN_CHAT = "EXISTS (SELECT 1 FROM cards c WHERE c.incident_id = incidents.id AND c.chat_id = ?)"
+
+
 async def open_incidents(conn: Conn, chat_id: int | None = None) -> list[Incident]:
+    """Every firing incident, or those routed into one chat."""
     sql = "SELECT * FROM incidents WHERE status = 'firing'"
     args: tuple[Any, ...] = ()
     if chat_id is not None:
-        sql += " AND chat_id = ?"
+        sql += " AND " + _IN_CHAT
         args = (chat_id,)
     return [_incident(r) for r in await fetch_all(conn, sql + " ORDER BY opened_at", args)]
 
@@ -133,14 +138,15 @@ async def open_incidents_by_severity(conn: Conn) -> dict[str, int]:
 
 
 async def recent_incidents_for_target(
-    conn: Conn, target: str, *, exclude: str | None = None, limit: int = 5
+    conn: Conn, target: str, *, exclude: str | None = None, limit: int = 5,
+    chat_id: int | None = None,
 ) -> list[Incident]:
-    rows = await fetch_all(
-        conn,
-        """SELECT * FROM incidents WHERE target = ? AND id != ?
-           ORDER BY opened_at DESC LIMIT ?""",
-        (target, exclude or "", limit),
-    )
+    sql = "SELECT * FROM incidents WHERE target = ? AND id != ?"
+    args: tuple[Any, ...] = (target, exclude or "")
+    if chat_id is not None:
+        sql += " AND " + _IN_CHAT
+        args = (*args, chat_id)
+    rows = await fetch_all(conn, sql + " ORDER BY opened_at DESC LIMIT ?", (*args, limit))
     return [_incident(r) for r in rows]
 
 
@@ -159,18 +165,23 @@ async def incidents_with_silence(conn: Conn, silence_id: str) -> list[Incident]:
     return [_incident(r) for r in rows]
 
 
-def _history_filter(query: str | None) -> tuple[str, tuple[Any, ...]]:
-    if not query:
-        return "", ()
-    if query.upper().startswith("INC-"):
-        return " WHERE id = ?", (query.upper(),)
-    return " WHERE target = ? OR alertname = ?", (query, query)
+def _history_filter(query: str | None, chat_id: int | None) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    args: tuple[Any, ...] = ()
+    if query and query.upper().startswith("INC-"):
+        clauses, args = ["id = ?"], (query.upper(),)
+    elif query:
+        clauses, args = ["(target = ? OR alertname = ?)"], (query, query)
+    if chat_id is not None:
+        clauses.append(_IN_CHAT)
+        args = (*args, chat_id)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
 async def history_page(
-    conn: Conn, query: str | None, limit: int, offset: int
+    conn: Conn, query: str | None, limit: int, offset: int, chat_id: int | None = None
 ) -> tuple[list[Incident], int]:
-    where, args = _history_filter(query)
+    where, args = _history_filter(query, chat_id)
     row = await fetch_one(conn, "SELECT COUNT(*) FROM incidents" + where, args)
     total = int(row[0]) if row else 0
     rows = await fetch_all(

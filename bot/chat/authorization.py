@@ -1,0 +1,140 @@
+"""Who may act on which incident, from where.
+
+Callback data is text a client sends, so the incident a press names is believed only
+when the pressed message is that incident's in that chat: its card there, or a message
+the bot sent there for it (a thread note, Details, History). The rights to change it
+come from the routes that bring that incident into that chat (ROUTES_PATH), not from
+the chat alone: a chat that two routes post into may have different approvers for each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot import audit
+from bot.alerts.ingest import common_labels
+from bot.alerts.routing import Route, RouteTable
+from bot.incidents.approvals import Authorizer, Outcome
+from bot.models import Actor, AlertStatus, Matcher, Silence
+from storage import outbox, repo
+from storage.db import Database
+
+
+@dataclass(frozen=True)
+class Pressed:
+    """A press as Telegram reports it: who, where, on which message, naming what."""
+
+    actor: Actor
+    chat_id: int
+    message_id: int
+    action: str
+    incident_id: str
+    decision_id: int
+
+
+class IncidentAccess:
+    def __init__(self, db: Database, routes: RouteTable, authz: Authorizer,
+                 clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.routes = routes
+        self.authz = authz
+        self.clock = clock
+
+    async def incident_of_message(self, chat_id: int, message_id: int) -> str | None:
+        """The incident a message of ours in this chat belongs to, if any."""
+        async with self.db.read() as conn:
+            card = await repo.card_by_message(conn, chat_id, message_id)
+            if card is not None:
+                return card.incident_id
+            sent = await outbox.sent_item(conn, chat_id, message_id)
+        return sent.incident_id if sent is not None else None
+
+    async def routes_into(self, chat_id: int, incident_id: str) -> list[Route]:
+        """The routes that bring this incident into this chat; none when it has no card
+        there. Resolved from its alerts' labels as ingest resolved them."""
+        async with self.db.read() as conn:
+            inc = await repo.get_incident(conn, incident_id)
+            card = await repo.get_card(conn, incident_id, chat_id) if inc else None
+            alerts = await repo.alerts_of(conn, incident_id) if card else []
+        if inc is None or card is None:
+            return []
+        firing = [a for a in alerts if a.status is AlertStatus.FIRING] or alerts
+        labels = {**(common_labels(firing) if firing else {}), **inc.group_labels}
+        return [r for r in self.routes.resolve(labels) if r.chat_id == chat_id]
+
+    async def is_routed_here(self, chat_id: int, incident_id: str) -> bool:
+        async with self.db.read() as conn:
+            return await repo.get_card(conn, incident_id, chat_id) is not None
+
+    async def may_act(self, chat_id: int, user_id: int, incident_id: str) -> bool:
+        routes = await self.routes_into(chat_id, incident_id)
+        if not routes:
+            return False
+        return any(user_id in r.approvers for r in routes) or await self.authz.is_admin(
+            chat_id, user_id)
+
+    async def check_press(self, press: Pressed, *, mutating: bool) -> Outcome | None:
+        """None when the press may go on; else its refusal, audited."""
+        owner = await self.incident_of_message(press.chat_id, press.message_id)
+        if owner is None:
+            async with self.db.read() as conn:
+                known = await repo.get_incident(conn, press.incident_id) is not None
+            refusal, detail = ("stale_card" if known else "unknown_incident"), "unknown message"
+        elif owner != press.incident_id:
+            refusal, detail = "wrong_message", f"pressed on a message of {owner}"
+        elif mutating and not await self.may_act(press.chat_id, press.actor.user_id,
+                                                 press.incident_id):
+            refusal, detail = "not_allowed", "no route into this chat makes them an approver"
+        else:
+            return None
+        await audit.write(self.db, self.clock(), press.action, refusal, actor=press.actor,
+                          incident_id=press.incident_id, decision_id=press.decision_id,
+                          detail=f"message {press.message_id}: {detail}")
+        return Outcome(refusal, {"user_id": press.actor.user_id}, alert=True)
+
+    # ------------------------------------------------------------ silences
+
+    async def silence_scope(self, chat_id: int, user_id: int,
+                            incident_id: str | None = None) -> list[Matcher] | None:
+        """The label matchers a silence made in this chat gets added, so that it (and its
+        Alertmanager copy) covers no more than the routes into this chat where this person
+        approves: those that bring the incident here, or, without one, every such route.
+        None when those routes differ in their labels (one silence cannot say "A or B")."""
+        if incident_id is not None:
+            routes = await self.routes_into(chat_id, incident_id)
+        else:
+            admin = await self.authz.is_admin(chat_id, user_id)
+            routes = [r for r in [*self.routes.routes, self.routes.default]
+                      if r.chat_id == chat_id and (admin or user_id in r.approvers)]
+        scopes = {route_matchers(r) for r in routes}
+        if len(scopes) != 1:
+            return None
+        return [Matcher(name=n, value=v, is_regex=rx) for n, v, rx in scopes.pop()]
+
+    async def may_expire(self, chat_id: int, user_id: int, silence_id: str) -> bool:
+        """An approver here, and also in the chat the silence was made in."""
+        if not await self.authz.is_approver(chat_id, user_id):
+            return False
+        async with self.db.read() as conn:
+            made_in, _ = await repo.silence_extras(conn, silence_id)
+        return made_in is None or made_in == chat_id or await self.authz.is_approver(
+            made_in, user_id)
+
+    async def silences_made_here(self, chat_id: int, silences: list[Silence]) -> list[Silence]:
+        async with self.db.read() as conn:
+            return [s for s in silences
+                    if (await repo.silence_extras(conn, s.id))[0] in (chat_id, None)]
+
+    async def is_list_message(self, chat_id: int, message_id: int) -> bool:
+        """A plain message we sent in this chat (a command's answer, e.g. a paged list)."""
+        async with self.db.read() as conn:
+            sent = await outbox.sent_item(conn, chat_id, message_id)
+        return sent is not None and sent.kind == outbox.MESSAGE and sent.incident_id is None
+
+
+def route_matchers(route: Route) -> tuple[tuple[str, str, bool], ...]:
+    """A route's own labels as silence matchers (name, value, is_regex), in a stable order."""
+    return tuple(sorted([(k, v, False) for k, v in route.match]
+                        + [(k, p.pattern, True) for k, p in route.match_regex]))
