@@ -84,9 +84,9 @@ async def _on_a_list(query: CallbackQuery, access: IncidentAccess, inquiries: In
     assert query.message is not None
     if await access.is_list_message(query.message.chat.id, query.message.message_id):
         return True
-    await answer(query, locale, Outcome("wrong_message", alert=True))
     await inquiries.record_press(actor_of(query.from_user, query.message.chat.id), action,
                                  query.data or "", result="wrong_message")
+    await answer(query, locale, Outcome("wrong_message", alert=True))
     return False
 
 

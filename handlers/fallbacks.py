@@ -16,10 +16,11 @@ from handlers.filters import ServedChat, UnknownButton
 
 async def unknown_button(query: CallbackQuery, inquiries: Inquiries, locale: str) -> None:
     """An older format, another bot's button, or data a client made up."""
-    await answer(query, locale, Outcome("unknown_button", alert=True))
     chat_id = query.message.chat.id if query.message else None
+    # Recorded before the answer: whoever sees the toast can find the row.
     await inquiries.record_press(actor_of(query.from_user, chat_id), "unknown_button",
                                  query.data or "")
+    await answer(query, locale, Outcome("unknown_button", alert=True))
 
 
 async def foreign_chat_button(query: CallbackQuery) -> None:

@@ -100,18 +100,24 @@ class IncidentAccess:
                             incident_id: str | None = None) -> list[Matcher] | None:
         """The label matchers a silence made in this chat gets added, so that it (and its
         Alertmanager copy) covers no more than the routes into this chat where this person
-        approves: those that bring the incident here, or, without one, every such route.
-        None when those routes differ in their labels (one silence cannot say "A or B")."""
+        approves: the route that brings the incident here, or, without one, every such
+        route. None when no set of matchers says that (routes with different labels, or a
+        catch-all route while other routes post elsewhere): one silence cannot say "A or B"
+        or "everything the earlier routes did not take"."""
         if incident_id is not None:
             routes = await self.routes_into(chat_id, incident_id)
-        else:
-            admin = await self.authz.is_admin(chat_id, user_id)
-            routes = [r for r in [*self.routes.routes, self.routes.default]
-                      if r.chat_id == chat_id and (admin or user_id in r.approvers)]
-        scopes = {route_matchers(r) for r in routes}
-        if len(scopes) != 1:
+            scopes = {route_matchers(r) for r in routes}
+            scope = min(scopes, key=len, default=None) if scopes else None
+            return [Matcher(name=n, value=v, is_regex=rx) for n, v, rx in scope or ()]
+        table = [*self.routes.routes, self.routes.default]
+        admin = await self.authz.is_admin(chat_id, user_id)
+        mine = [r for r in table if r.chat_id == chat_id and (admin or user_id in r.approvers)]
+        if mine and len(mine) == len(table):
+            return []  # every alert comes here: nothing to narrow
+        scopes = {route_matchers(r) for r in mine}
+        if len(scopes) != 1 or not (scope := scopes.pop()):
             return None
-        return [Matcher(name=n, value=v, is_regex=rx) for n, v, rx in scopes.pop()]
+        return [Matcher(name=n, value=v, is_regex=rx) for n, v, rx in scope]
 
     async def may_expire(self, chat_id: int, user_id: int, silence_id: str) -> bool:
         """An approver here, and also in the chat the silence was made in."""

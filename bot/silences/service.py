@@ -77,7 +77,8 @@ class SilenceService:
         async with self.db.write() as conn:
             await repo.insert_chat_silence(conn, silence, chat_id)
             matched = 0
-            for inc in await repo.open_incidents(conn):
+            # Made in a chat: it silences only incidents routed into that chat.
+            for inc in await repo.open_incidents(conn, chat_id):
                 labels = await repo.firing_labels(conn, inc.id)
                 if not labels or not all(silence_matches(silence, lb) for lb in labels):
                     continue

@@ -1,0 +1,245 @@
+"""Who may do what, where: every card button and command, pressed or sent by an approver of
+this chat, an approver of the other chat only, and a non-approver, against this chat's own
+incident, the other chat's incident, forged ids, garbage and oversized ids. The real app over
+HTTP to the emulator, with ROUTES_PATH sending namespace shop to chat A and payments to B.
+
+Each refused case must change nothing (incidents, decisions, approvals, silences) and leave
+an audit row saying why; the allowed cases run last, since they change the incident."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness
+
+from sandbox.emulator import wait_for
+from sandbox.server import RunningEmulator
+
+CHAT_A = CHAT  # namespace shop, approver Alice (also TELEGRAM_CHAT_ID, the default route)
+CHAT_B = -1001000000009  # namespace payments, approver Bob
+ROUTES = f"""
+[[route]]
+name = "shop"
+match = {{ namespace = "shop" }}
+chat_id = {CHAT_A}
+approvers = [{ALICE["id"]}]
+
+[[route]]
+name = "payments"
+match = {{ namespace = "payments" }}
+chat_id = {CHAT_B}
+approvers = [{BOB["id"]}]
+"""
+USERS = {"approver here": ALICE, "approver elsewhere only": BOB, "non-approver": MALLORY}
+ACTS = {"a": "approve", "r": "reject", "z": "reanalyze", "s": "silence", "p": "save_playbook",
+        "d": "details", "h": "history"}
+MUTATING = {"a", "r", "z", "s", "p"}
+HUGE = "99999999999999999999"  # beyond SQLite's signed 64-bit INTEGER
+TABLES = ("incidents", "decisions", "approvals", "silences", "chat_migrations")
+
+
+@dataclass
+class World:
+    h: Harness
+    inc_a: str
+    dec_a: int
+    card_a: int
+    inc_b: str
+    dec_b: int
+    card_b: int
+    db_path: Path
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        conn = sqlite3.connect(self.db_path)
+        try:
+            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+                    for t in TABLES}
+        finally:
+            conn.close()
+
+    async def press(self, chat: int, message_id: int, data: str,
+                    user: dict[str, Any]) -> dict[str, Any]:
+        qid = self.h.em.press_button(chat, message_id, data, user, force=True)
+        answer = await wait_for(lambda: self.h.em.callback_answer(qid), 15,
+                                message=f"press {data!r} not answered")
+        await self.h.settled()
+        return answer
+
+    async def say(self, chat: int, user: dict[str, Any], text: str) -> str:
+        return str((await self.reply(chat, user, text))["text"])
+
+    async def reply(self, chat: int, user: dict[str, Any], text: str) -> dict[str, Any]:
+        """Send a command; the bot's reply to it."""
+        sent = self.h.em.user_sends(chat, user, text)
+        reply = await wait_for(
+            lambda: next((m for m in self.h.em.messages(chat)
+                          if (m.get("reply_to_message") or {}).get("message_id")
+                          == sent["message_id"]), None),
+            15, message=f"no answer to {text!r}")
+        await self.h.settled()
+        return dict(reply)
+
+    async def audit_since(self, before: int) -> list[tuple[str, str, int | None]]:
+        rows = await self.h.audit()
+        return [(r["action"], r["result"], r["user_id"]) for r in rows[before:]]
+
+
+async def card_in(h: Harness, chat: int, inc: str) -> dict[str, Any]:
+    return await wait_for(lambda: next((m for m in h.cards(chat) if inc in m["text"]
+                                        and "Awaiting approval" in m["text"]), None), 15,
+                          message=f"no pending card of {inc} in {chat}")
+
+
+@pytest.fixture
+async def world(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path) -> World:
+    emu.emulator.add_chat(CHAT_B, title="Payments", admins=[BOB])
+    routes = tmp_path / "routes.toml"
+    routes.write_text(ROUTES)
+    h = await start_app(routes_path=str(routes), approver_ids=[ALICE["id"]])
+    inc_a = (await h.alert("crashloop-firing.json"))["opened"][0]
+    inc_b = (await h.alert("single-firing.json"))["opened"][0]
+    await h.settled()
+    card_a, card_b = await card_in(h, CHAT_A, inc_a), await card_in(h, CHAT_B, inc_b)
+    assert not [m for m in h.cards(CHAT_B) if inc_a in m["text"]]
+    assert not [m for m in h.cards(CHAT_A) if inc_b in m["text"]]
+    return World(h, inc_a, (await h.decision(inc_a)).id, card_a["message_id"], inc_b,
+                 (await h.decision(inc_b)).id, card_b["message_id"], tmp_path / "opsgate.db")
+
+
+def refusal_of(act: str, target: str, role: str) -> str:
+    """The audit result a press must get, from the rules (not read back from the code)."""
+    if target in ("garbage", "oversized ids"):
+        return "ignored"  # an unknown button: no factory parses it, nothing is looked up
+    if target == "another chat's incident":
+        return "wrong_message"  # the pressed card is not that incident's
+    if target == "forged incident id":
+        return "wrong_message"
+    if act in MUTATING and role != "approver here":
+        return "not_allowed"
+    # target == "forged decision id" by an approver here, or a read-only press by anyone
+    return {"a": "stale_card", "r": "stale_card", "z": "stale_card", "s": "silence",
+            "p": "unknown_incident", "d": "details", "h": "history"}[act]
+
+
+def press_of(w: World, act: str, target: str) -> tuple[int, int, str]:
+    """Where the press is made (chat, message) and its callback data."""
+    own = f"c1:{act}:{w.inc_a}:{w.dec_a}"
+    return {
+        "own incident": (CHAT_A, w.card_a, own),
+        "another chat's incident": (CHAT_B, w.card_b, own),
+        "forged incident id": (CHAT_A, w.card_a, f"c1:{act}:INC-ZZZZZZ:{w.dec_a}"),
+        "forged decision id": (CHAT_A, w.card_a, f"c1:{act}:{w.inc_a}:{w.dec_b + 1000}"),
+        "garbage": (CHAT_A, w.card_a, f"c1:{act}:{w.inc_a}:1;DROP TABLE audit"),
+        "oversized ids": (CHAT_A, w.card_a, f"c1:{act}:{w.inc_a}:{HUGE}"),
+    }[target]
+
+
+TARGETS = ["another chat's incident", "forged incident id", "forged decision id", "garbage",
+           "oversized ids", "own incident"]
+
+
+async def test_every_button_for_every_person_and_target(world: World) -> None:
+    w = world
+    allowed_later: list[tuple[str, str, str]] = []
+    for act in ACTS:
+        for role, user in USERS.items():
+            for target in TARGETS:
+                expected = refusal_of(act, target, role)
+                if target == "own incident" and expected not in ("not_allowed",):
+                    allowed_later.append((act, role, target))
+                    continue
+                if target == "forged decision id" and act in ("s", "d", "h"):
+                    continue  # these name no decision: the own-incident case covers them
+                chat, message_id, data = press_of(w, act, target)
+                before, audited = w.snapshot(), len(await w.h.audit())
+                answer = await w.press(chat, message_id, data, user)
+                case = f"{ACTS[act]} by {role} on {target}"
+                assert answer.get("show_alert") is True, case
+                assert w.snapshot() == before, case
+                rows = await w.audit_since(audited)
+                assert [r for _, r, _ in rows] == [expected], (case, rows)
+                assert rows[0][2] == user["id"], case
+    # Read-only presses by anyone here change nothing but answer in chat A's thread.
+    for act, role, _ in allowed_later:
+        if act in MUTATING:
+            continue
+        before = w.snapshot()
+        chat, message_id, data = press_of(w, act, "own incident")
+        answer = await w.press(chat, message_id, data, USERS[role])
+        assert answer["text"] == "Working…", (act, role)
+        assert w.snapshot() == before, (act, role)
+    assert not [m for m in w.h.em.messages(CHAT_B) if w.inc_a in m.get("text", "")]
+    # Changes only by Alice, on her own chat's card.
+    answer = await w.press(CHAT_A, w.card_a, f"c1:a:{w.inc_a}:{w.dec_a}", ALICE)
+    assert answer["text"] == "Approved — executing"
+    answer = await w.press(CHAT_A, w.card_a, f"c1:s:{w.inc_a}:{w.dec_a}", ALICE)
+    assert "Silenced" in answer["text"]
+    assert len(w.snapshot()["silences"]) == 1
+
+
+async def test_commands_see_and_change_only_their_chat(world: World) -> None:
+    w = world
+    # Listing: each chat sees its own incidents only, whoever asks.
+    for user in USERS.values():
+        in_b = await w.say(CHAT_B, user, "/incidents")
+        assert w.inc_b in in_b and w.inc_a not in in_b
+        assert w.inc_a not in await w.say(CHAT_B, user, "/history")
+        assert "No incidents found" in await w.say(CHAT_B, user, f"/history {w.inc_a}")
+        in_a = await w.say(CHAT_A, user, "/incidents")
+        assert w.inc_a in in_a and w.inc_b not in in_a
+    # Silencing another chat's incident from here: refused for everyone, audited.
+    for role, user in USERS.items():
+        before, audited = w.snapshot(), len(await w.h.audit())
+        await w.say(CHAT_B, user, f"/silence {w.inc_a} 1h")
+        assert w.snapshot() == before, role
+        expected = "unknown_incident" if user is BOB else "not_allowed"
+        assert [r for _, r, _ in await w.audit_since(audited)] == [expected], role
+    # Oversized and garbage arguments: a usage answer, nothing written.
+    for text in (f"/silence {w.inc_b} {HUGE}h", f"/silence namespace=shop {HUGE}d",
+                 f"/unsilence S-{HUGE}", f"/history cart {HUGE}", "/silence \x00=\x00 1h",
+                 f"/silence {w.inc_b[:4]}{'9' * 30} 1h"):
+        before = w.snapshot()
+        answer = await w.say(CHAT_B, BOB, text)
+        assert w.snapshot() == before, text
+        assert "/" in answer, text  # the usage line
+    # A silence Bob makes in B by labels gets B's route label: A's incident stays loud.
+    await w.say(CHAT_B, BOB, "/silence alertname=LabPodCrashLooping 1h")
+    conn = sqlite3.connect(w.db_path)
+    try:
+        (matchers,) = conn.execute("SELECT matchers FROM silences").fetchone()
+        (silenced,) = conn.execute("SELECT silence_id FROM incidents WHERE id = ?",
+                                   (w.inc_a,)).fetchone()
+    finally:
+        conn.close()
+    assert '"payments"' in matchers and silenced is None
+    # In A, Alice approves the shop route and the catch-all default route, while payments go
+    # to B: no label set says "A's alerts", so she silences one incident instead.
+    before, audited = w.snapshot(), len(await w.h.audit())
+    assert "one incident" in await w.say(CHAT_A, ALICE, "/silence alertname=LabHighErrorRate 1h")
+    assert w.snapshot() == before
+    assert [r for _, r, _ in await w.audit_since(audited)] == ["ambiguous_scope"]
+    # A silence made in A cannot be expired from B by B's approver (not an approver in A).
+    await w.say(CHAT_A, ALICE, f"/silence {w.inc_a} 1h")
+    conn = sqlite3.connect(w.db_path)
+    try:
+        (sid,) = conn.execute("SELECT id FROM silences WHERE chat_id = ?", (CHAT_A,)).fetchone()
+    finally:
+        conn.close()
+    listing = await w.reply(CHAT_B, BOB, "/silences")
+    assert sid not in listing["text"]
+    # Nor with an Expire button forged onto B's own silence list.
+    before, audited = w.snapshot(), len(await w.h.audit())
+    answer = await w.press(CHAT_B, listing["message_id"], f"s1:x:{sid}", BOB)
+    assert answer.get("show_alert") is True and w.snapshot() == before
+    assert [r for _, r, _ in await w.audit_since(audited)] == ["not_allowed"]
+    for role, user in USERS.items():
+        before, audited = w.snapshot(), len(await w.h.audit())
+        await w.say(CHAT_B, user, f"/unsilence {sid}")
+        assert w.snapshot() == before, role
+        assert [r for _, r, _ in await w.audit_since(audited)] == ["not_allowed"], role
+    # Its approver may, from its own chat.
+    assert "expired" in (await w.say(CHAT_A, ALICE, f"/unsilence {sid}")).lower()
