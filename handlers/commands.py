@@ -79,10 +79,15 @@ async def expire_silence(query: CallbackQuery, callback_data: SilenceCB, console
 
 async def _on_a_list(query: CallbackQuery, access: IncidentAccess, inquiries: Inquiries,
                      locale: str, action: str) -> bool:
-    """List buttons edit the message they are on: it must be a list we sent in this chat
-    (forged data on a card would otherwise overwrite the card)."""
+    """List buttons edit the message they are on. Telegram's copy of the pressed message must
+    carry this very button (forged data carries none), and it must not be an incident's
+    message (forged list data on a card would otherwise overwrite the card)."""
     assert query.message is not None
-    if await access.is_list_message(query.message.chat.id, query.message.message_id):
+    markup = getattr(query.message, "reply_markup", None)
+    carried = markup is not None and any(
+        button.callback_data == query.data for row in markup.inline_keyboard for button in row)
+    if carried and await access.incident_of_message(query.message.chat.id,
+                                                    query.message.message_id) is None:
         return True
     await inquiries.record_press(actor_of(query.from_user, query.message.chat.id), action,
                                  query.data or "", result="wrong_message")

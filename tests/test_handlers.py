@@ -58,12 +58,18 @@ class Tier:
                 "chat": {"id": chat, "type": "supergroup", "title": "On-call"}, **extra}
 
     async def press(self, data: str, user: dict[str, Any] = ALICE, *, chat: int = CHAT,
-                    message_id: int = CARD_MESSAGE, backlog: bool = False) -> Request:
-        """Press a button; the one answerCallbackQuery the handler made."""
+                    message_id: int = CARD_MESSAGE, backlog: bool = False,
+                    forged: bool = False) -> Request:
+        """Press a button; the one answerCallbackQuery the handler made. Telegram's copy of
+        the pressed message carries that button, unless the data was forged by a client."""
         self.session.take()
+        shown = "c1:d:INC-7K3F9Q:0" if forged else data
+        message = self._message(chat, message_id, **{
+            "from": BOT_USER, "text": "card",
+            "reply_markup": {"inline_keyboard": [[{"text": "b", "callback_data": shown}]]}})
         update = {"update_id": next(_ids), "callback_query": {
             "id": f"q{next(_ids)}", "from": user, "chat_instance": "ci", "data": data,
-            "message": self._message(chat, message_id, **{"from": BOT_USER, "text": "card"}),
+            "message": message,
         }}
         await self.dp.feed_raw_update(self.bot, update, backlog=backlog)
         answers = [r for r in self.session.take() if r.method == "answerCallbackQuery"]
@@ -409,10 +415,14 @@ async def test_a_reply_to_the_thread_after_reject_is_the_reason(tier: Tier) -> N
     assert decision is not None and decision.reason == "bad proposal"
 
 
+@pytest.mark.parametrize("on_card", [True, False], ids=["on a card", "not on the list"])
 @pytest.mark.parametrize("data", ["h1:cart:0:10", "s1:x:S-000001"])
-async def test_list_buttons_on_a_card_are_refused(tier: Tier, data: str) -> None:
-    """A list button edits the message it is on: forged onto a card it must not."""
-    answer = await tier.press(data, ALICE)
+async def test_forged_list_buttons_are_refused(tier: Tier, data: str, on_card: bool) -> None:
+    """A list button edits the message it is on: not a card, and only with a button the
+    list really has."""
+    await tier.sent_list(702)
+    answer = await (tier.press(data, ALICE) if on_card
+                    else tier.press(data, ALICE, message_id=702, forged=True))
     assert "does not belong" in answer.params["text"]
     assert await tier.outbox() == []
     assert [r for _, r, _ in await tier.audit()] == ["wrong_message"]

@@ -34,6 +34,7 @@ TOASTS = {
     "unknown_silence": {},
     "unknown_button": {},
     "wrong_message": {},
+    "not_here": {},
 }
 BUTTONS = [
     "approve",

@@ -81,7 +81,10 @@ class IncidentAccess:
         if owner is None:
             async with self.db.read() as conn:
                 known = await repo.get_incident(conn, press.incident_id) is not None
-            refusal, detail = ("stale_card" if known else "unknown_incident"), "unknown message"
+                here = known and await repo.get_card(conn, press.incident_id,
+                                                     press.chat_id) is not None
+            refusal = "stale_card" if here else ("not_here" if known else "unknown_incident")
+            detail = "unknown message"
         elif owner != press.incident_id:
             refusal, detail = "wrong_message", f"pressed on a message of {owner}"
         elif mutating and not await self.may_act(press.chat_id, press.actor.user_id,
@@ -132,12 +135,6 @@ class IncidentAccess:
         async with self.db.read() as conn:
             return [s for s in silences
                     if (await repo.silence_extras(conn, s.id))[0] in (chat_id, None)]
-
-    async def is_list_message(self, chat_id: int, message_id: int) -> bool:
-        """A plain message we sent in this chat (a command's answer, e.g. a paged list)."""
-        async with self.db.read() as conn:
-            sent = await outbox.sent_item(conn, chat_id, message_id)
-        return sent is not None and sent.kind == outbox.MESSAGE and sent.incident_id is None
 
 
 def route_matchers(route: Route) -> tuple[tuple[str, str, bool], ...]:
