@@ -41,8 +41,11 @@ class CardPressGuard(BaseMiddleware):
         mutating = bool(get_flag(data, "mutating"))
         locale: str = data["locale"]
         access: IncidentAccess = data["access"]
+        markup = getattr(event.message, "reply_markup", None)
+        carried = markup is not None and any(
+            b.callback_data == event.data for row in markup.inline_keyboard for b in row)
         press = Pressed(actor, chat_id, event.message.message_id, action, callback.inc,
-                        callback.dec)
+                        callback.dec, carried)
         needs_rights = mutating and bool(get_flag(data, "approvers_only", default=True))
         refusal = await access.check_press(press, mutating=needs_rights)
         if refusal is not None:

@@ -443,3 +443,15 @@ async def test_a_press_names_the_incident_of_its_message(tier: Tier) -> None:
     assert await tier.state() is DecisionState.PENDING
     assert [r for _, r, _ in await tier.audit()] == ["wrong_message", "stale_card",
                                                       "unknown_incident"]
+
+
+async def test_a_card_pressed_before_its_message_id_is_stored(tier: Tier) -> None:
+    """Delivery stores the message id just after Telegram answers; a press in between is
+    bound by Telegram's copy of the message, which carries that very button."""
+    async with tier.db.write() as conn:
+        await conn.execute("UPDATE cards SET message_id = NULL")
+    forged = await tier.press(card_data("d", tier.decision_id), message_id=555, forged=True)
+    assert "out of date" in forged.params["text"]
+    real = await tier.press(card_data("d", tier.decision_id), message_id=555)
+    assert real.params["text"] == "Working…"
+    assert [r for _, r, _ in await tier.audit()] == ["stale_card", "1 messages"]

@@ -32,6 +32,9 @@ class Pressed:
     action: str
     incident_id: str
     decision_id: int
+    # Telegram's own copy of the pressed message carries a button with exactly this data:
+    # the bot put it there, so it is this incident's card even before its id is stored.
+    carried: bool = False
 
 
 class IncidentAccess:
@@ -78,19 +81,24 @@ class IncidentAccess:
     async def check_press(self, press: Pressed, *, mutating: bool) -> Outcome | None:
         """None when the press may go on; else its refusal, audited."""
         owner = await self.incident_of_message(press.chat_id, press.message_id)
+        refusal = detail = ""
         if owner is None:
             async with self.db.read() as conn:
                 known = await repo.get_incident(conn, press.incident_id) is not None
-                here = known and await repo.get_card(conn, press.incident_id,
-                                                     press.chat_id) is not None
-            refusal = "stale_card" if here else ("not_here" if known else "unknown_incident")
-            detail = "unknown message"
-        elif owner != press.incident_id:
+                card = await repo.get_card(conn, press.incident_id, press.chat_id)
+            here = known and card is not None
+            # Its card here is being sent (no message id yet) and this is it.
+            if here and press.carried and card is not None and card.message_id is None:
+                owner = press.incident_id
+            else:
+                refusal = "stale_card" if here else ("not_here" if known else "unknown_incident")
+                detail = "unknown message"
+        if not refusal and owner != press.incident_id:
             refusal, detail = "wrong_message", f"pressed on a message of {owner}"
-        elif mutating and not await self.may_act(press.chat_id, press.actor.user_id,
-                                                 press.incident_id):
+        elif not refusal and mutating and not await self.may_act(
+                press.chat_id, press.actor.user_id, press.incident_id):
             refusal, detail = "not_allowed", "no route into this chat makes them an approver"
-        else:
+        if not refusal:
             return None
         await audit.write(self.db, self.clock(), press.action, refusal, actor=press.actor,
                           incident_id=press.incident_id, decision_id=press.decision_id,
