@@ -3,6 +3,7 @@ or a stuck outbox are reported as degraded with a 200, and alerts are still acce
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
@@ -74,9 +75,12 @@ async def test_stuck_outbox_is_degraded(start_app: AppFactory) -> None:
 async def test_unready_only_when_alerts_cannot_be_stored(start_app: AppFactory) -> None:
     app = await start_app(database_busy_timeout="200ms")
     # Another process holds the write lock: nothing can be stored until it lets go.
-    other = sqlite3.connect(app.db.path, isolation_level=None)
+    # Taken off the event loop: the app may be mid-transaction (start-up, delivery) and can
+    # only finish it while the loop runs.
+    other = sqlite3.connect(app.db.path, isolation_level=None, timeout=30,
+                            check_same_thread=False)
     try:
-        other.execute("BEGIN EXCLUSIVE")
+        await asyncio.to_thread(other.execute, "BEGIN EXCLUSIVE")
         status, body = await get(app, "/readyz")
         assert status == 503
         assert body["status"] == "unavailable"
