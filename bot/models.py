@@ -235,7 +235,6 @@ class Incident(BaseModel):
     opened_at: datetime
     updated_at: datetime
     resolved_at: datetime | None = None
-    silence_id: str | None = None
     chat_id: int
     acked_by_id: int | None = None  # who acknowledged ("I'm on it"), until unacked
     acked_by: str | None = None
@@ -275,6 +274,9 @@ class Silence(BaseModel):
     starts_at: datetime
     ends_at: datetime
     expired_at: datetime | None = None
+    # The chat it was made in: it silences incidents in that chat only. None for one made
+    # before silences had a chat, which silences every chat.
+    chat_id: int | None = None
 
 
 class Matcher(BaseModel):

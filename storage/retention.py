@@ -118,7 +118,7 @@ async def ended_silences_before(conn: Conn, before: datetime, limit: int) -> lis
         conn,
         """SELECT s.id FROM silences s
            WHERE COALESCE(s.expired_at, s.ends_at) < ?
-             AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.silence_id = s.id)
+             AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.silence_id = s.id)
            ORDER BY s.ends_at LIMIT ?""",
         (ts(before), limit),
     )

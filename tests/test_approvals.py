@@ -140,14 +140,16 @@ async def test_reanalyze_supersedes_and_schedules_analysis(
     assert current is not None and current.state is DecisionState.ANALYZING
 
 
-async def test_reanalyze_refused_for_a_resolved_incident(
-    db: Database, service: ApprovalService
+@pytest.mark.parametrize("press", ["approve", "reject", "reanalyze"])
+async def test_a_resolved_incident_takes_no_press(
+    db: Database, service: ApprovalService, press: str
 ) -> None:
+    """An old card's press on a resolved incident: refused with a toast that says why."""
     decision_id = await pending(db, resolved=True)
-    outcome = await service.reanalyze(ALICE, INC, decision_id)
-    assert (outcome.toast, outcome.alert) == ("reanalyze_refused", True)
+    outcome = await getattr(service, press)(ALICE, INC, decision_id)
+    assert (outcome.toast, outcome.alert) == ("incident_resolved", True)
     assert await state_of(db, decision_id) is DecisionState.PENDING
-    assert await audit(db) == [("reanalyze", "refused", ALICE.user_id)]
+    assert await audit(db) == [(press, "incident_resolved", ALICE.user_id)]
 
 
 async def test_stale_press_is_audited(db: Database, service: ApprovalService) -> None:

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness
+from am_standin import start_am_standin
+from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness, fixture, now
 
+from bot.models import Evidence, Matcher, RelatedItem
+from bot.silences.alertmanager import AlertmanagerSilences
 from sandbox.emulator import wait_for
 from sandbox.server import RunningEmulator
+from storage import repo
 
 CHAT_A = CHAT  # namespace shop, approver Alice (also TELEGRAM_CHAT_ID, the default route)
 CHAT_B = -1001000000009  # namespace payments, approver Bob
@@ -95,12 +100,18 @@ async def card_in(h: Harness, chat: int, inc: str) -> dict[str, Any]:
                           message=f"no pending card of {inc} in {chat}")
 
 
-@pytest.fixture
-async def world(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path) -> World:
+async def two_chats(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path,
+                    routes_toml: str, **overrides: Any) -> Harness:
+    """The app with chat B added and ROUTES_PATH set; Alice is APPROVER_IDS (chat A)."""
     emu.emulator.add_chat(CHAT_B, title="Payments", admins=[BOB])
     routes = tmp_path / "routes.toml"
-    routes.write_text(ROUTES)
-    h = await start_app(routes_path=str(routes), approver_ids=[ALICE["id"]])
+    routes.write_text(routes_toml)
+    return await start_app(routes_path=str(routes), approver_ids=[ALICE["id"]], **overrides)
+
+
+@pytest.fixture
+async def world(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path) -> World:
+    h = await two_chats(start_app, emu, tmp_path, ROUTES)
     inc_a = (await h.alert("crashloop-firing.json"))["opened"][0]
     inc_b = (await h.alert("single-firing.json"))["opened"][0]
     await h.settled()
@@ -213,7 +224,7 @@ async def test_commands_see_and_change_only_their_chat(world: World) -> None:
     conn = sqlite3.connect(w.db_path)
     try:
         (matchers,) = conn.execute("SELECT matchers FROM silences").fetchone()
-        (silenced,) = conn.execute("SELECT silence_id FROM incidents WHERE id = ?",
+        (silenced,) = conn.execute("SELECT silence_id FROM cards WHERE incident_id = ?",
                                    (w.inc_a,)).fetchone()
     finally:
         conn.close()
@@ -245,3 +256,167 @@ async def test_commands_see_and_change_only_their_chat(world: World) -> None:
         assert [r for _, r, _ in await w.audit_since(audited)] == ["not_allowed"], role
     # Its approver may, from its own chat.
     assert "expired" in (await w.say(CHAT_A, ALICE, f"/unsilence {sid}")).lower()
+
+
+# -- silenced is a property of an incident in a chat -----------------------------------------
+
+SHARED_ROUTES = f"""
+[[route]]
+name = "payments"
+match = {{ namespace = "payments" }}
+chat_id = {CHAT_A}
+approvers = [{ALICE["id"]}]
+continue = true
+
+[[route]]
+name = "payments-watch"
+match = {{ namespace = "payments" }}
+chat_id = {CHAT_B}
+approvers = [{BOB["id"]}]
+"""
+
+
+def silence_marks(db_path: Path, inc: str) -> dict[int, str | None]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return dict(conn.execute("SELECT chat_id, silence_id FROM cards WHERE incident_id = ?",
+                                 (inc,)).fetchall())
+    finally:
+        conn.close()
+
+
+def silence_ids(db_path: Path, chat: int) -> list[str]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return [r[0] for r in conn.execute(
+            "SELECT id FROM silences WHERE chat_id = ? ORDER BY rowid", (chat,))]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+async def shared(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path) -> World:
+    """One incident (namespace payments) with a card in chat A (Alice) and in B (Bob)."""
+    h = await two_chats(start_app, emu, tmp_path, SHARED_ROUTES)
+    inc = (await h.alert("single-firing.json"))["opened"][0]
+    await h.settled()
+    card_a, card_b = await card_in(h, CHAT_A, inc), await card_in(h, CHAT_B, inc)
+    dec = (await h.decision(inc)).id
+    return World(h, inc, dec, card_a["message_id"], inc, dec, card_b["message_id"],
+                 tmp_path / "opsgate.db")
+
+
+def card_text(w: World, chat: int) -> str:
+    return str(w.h.em.message(chat, w.card_a if chat == CHAT_A else w.card_b)["text"])
+
+
+async def test_a_silence_quiets_an_incident_only_in_the_chat_it_was_made_in(
+        shared: World) -> None:
+    w, inc = shared, shared.inc_a
+    # Bob silences it from B's card: B's card says so, A's does not, and A's card still
+    # offers Silence.
+    answer = await w.press(CHAT_B, w.card_b, f"c1:s:{inc}:{w.dec_a}", BOB)
+    assert "Silenced" in answer["text"]
+    (s_b,) = silence_ids(w.db_path, CHAT_B)
+    assert silence_marks(w.db_path, inc) == {CHAT_A: None, CHAT_B: s_b}
+    assert "silenced until" in card_text(w, CHAT_B).lower()
+    assert "silenced until" not in card_text(w, CHAT_A).lower()
+    assert f"c1:s:{inc}:" in str(w.h.em.message(CHAT_A, w.card_a)["reply_markup"])
+    # A re-delivery changes nothing of that.
+    await w.h.alert("single-firing.json")
+    await w.h.settled()
+    assert silence_marks(w.db_path, inc) == {CHAT_A: None, CHAT_B: s_b}
+    # Two silences in A over the one incident: the end of one leaves it quiet under the other.
+    await w.press(CHAT_A, w.card_a, f"c1:s:{inc}:{w.dec_a}", ALICE)
+    assert "created" in await w.say(CHAT_A, ALICE, f"/silence {inc} 3h second")
+    first, second = silence_ids(w.db_path, CHAT_A)
+    assert silence_marks(w.db_path, inc) == {CHAT_A: first, CHAT_B: s_b}
+    assert "expired" in (await w.say(CHAT_A, ALICE, f"/unsilence {first}")).lower()
+    assert silence_marks(w.db_path, inc) == {CHAT_A: second, CHAT_B: s_b}
+    assert "silenced until" in card_text(w, CHAT_A).lower()
+    # Bob may not end A's silence from B; ending his own leaves A's quiet.
+    before, audited = w.snapshot(), len(await w.h.audit())
+    await w.say(CHAT_B, BOB, f"/unsilence {second}")
+    assert w.snapshot() == before
+    assert [r for _, r, _ in await w.audit_since(audited)] == ["not_allowed"]
+    assert "expired" in (await w.say(CHAT_B, BOB, f"/unsilence {s_b}")).lower()
+    assert silence_marks(w.db_path, inc) == {CHAT_A: second, CHAT_B: None}
+    assert "silenced until" not in card_text(w, CHAT_B).lower()
+    assert "silenced until" in card_text(w, CHAT_A).lower()
+    # Each chat lists its own silences only.
+    listed_b = await w.say(CHAT_B, BOB, "/silences")
+    assert second not in listed_b
+    assert second in await w.say(CHAT_A, ALICE, "/silences")
+
+
+async def test_a_new_incident_is_posted_where_no_silence_of_that_chat_covers_it(
+        shared: World) -> None:
+    w, inc = shared, shared.inc_a
+    await w.press(CHAT_B, w.card_b, f"c1:s:{inc}:{w.dec_a}", BOB)
+    (s_b,) = silence_ids(w.db_path, CHAT_B)
+    await w.h.alert("single-resolved.json")
+    await w.h.settled()
+    # The same alert fires again, a new episode: B's silence still covers it, in B only.
+    body = fixture("single-firing.json")
+    for alert in body["alerts"]:
+        alert["startsAt"] = "2026-11-27T15:00:00Z"
+    status, result = await w.h.post("/alerts/alertmanager", body)
+    assert status == 200 and result["silenced"] == []
+    (again,) = result["opened"]
+    await w.h.settled()
+    assert silence_marks(w.db_path, again) == {CHAT_A: None, CHAT_B: s_b}
+    await card_in(w.h, CHAT_A, again)
+    assert not [m for m in w.h.cards(CHAT_B) if again in m["text"]]
+    assert not [m for m in w.h.em.messages(CHAT_B) if again in m.get("text", "")]
+    # Expired, it is posted in B too, with its decision.
+    await w.say(CHAT_B, BOB, f"/unsilence {s_b}")
+    await card_in(w.h, CHAT_B, again)
+    assert silence_marks(w.db_path, again) == {CHAT_A: None, CHAT_B: None}
+
+
+async def test_alertmanager_only_silences_are_listed_in_the_chat_they_concern(
+        start_app: AppFactory, emu: RunningEmulator, tmp_path: Path) -> None:
+    am = await start_am_standin()
+    try:
+        h = await two_chats(start_app, emu, tmp_path, ROUTES, alertmanager_url=am.url)
+        w = World(h, "", 0, 0, "", 0, 0, tmp_path / "opsgate.db")
+        client = AlertmanagerSilences(am.url)
+        start, end = now(), now() + timedelta(hours=2)
+        made = {
+            "payments-only": [Matcher(name="namespace", value="payments"),
+                              Matcher(name="alertname", value="X")],
+            "shop-only": [Matcher(name="namespace", value="shop")],
+            "every-namespace": [Matcher(name="alertname", value="X")],
+            "payments-ish": [Matcher(name="namespace", value="pay.*", is_regex=True)],
+        }
+        for comment, matchers in made.items():
+            await client.create(matchers, start, end, "amtool", comment)
+        in_a = await w.say(CHAT_A, ALICE, "/silences")
+        in_b = await w.say(CHAT_B, BOB, "/silences")
+    finally:
+        await am.close()
+    # A pins its route's label to its value: listed there; wider ones belong to no chat.
+    assert "payments-only" in in_b and "payments-only" not in in_a
+    assert "shop-only" in in_a and "shop-only" not in in_b
+    for wide in ("every-namespace", "payments-ish"):
+        assert wide not in in_a and wide not in in_b
+
+
+async def test_details_name_no_other_chats_incidents(world: World) -> None:
+    """Related (from the knowledge index, which spans every chat) is cut to this chat."""
+    w = world
+    related = [RelatedItem(kind="incident", ref=w.inc_b, title="payments secret",
+                           similarity=0.9),
+               RelatedItem(kind="incident", ref=w.inc_a, title="shop own", similarity=0.8),
+               RelatedItem(kind="runbook", ref="crash.md#restart", title="Runbook restart",
+                           similarity=0.7)]
+    async with w.h.db.write() as conn:
+        decision = await repo.current_decision(conn, w.inc_a)
+        assert decision is not None and decision.proposal is not None
+        proposal = decision.proposal.model_copy(update={"evidence": Evidence(related=related)})
+        await conn.execute("UPDATE decisions SET proposal = ? WHERE id = ?",
+                           (proposal.model_dump_json(), decision.id))
+    await w.press(CHAT_A, w.card_a, f"c1:d:{w.inc_a}:{w.dec_a}", ALICE)
+    texts = " ".join(m.get("text", "") for m in w.h.em.messages(CHAT_A))
+    assert "Runbook restart" in texts and "shop own" in texts
+    assert w.inc_b not in texts and "payments secret" not in texts

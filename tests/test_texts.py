@@ -35,6 +35,7 @@ TOASTS = {
     "unknown_button": {},
     "wrong_message": {},
     "not_here": {},
+    "incident_resolved": {},
 }
 BUTTONS = [
     "approve",

@@ -24,8 +24,9 @@ from bot.models import (
     DecisionState,
     Incident,
     IncidentStatus,
+    Silence,
 )
-from bot.silences.matching import covering_silence
+from bot.silences import coverage
 from storage import outbox, repo
 from storage.db import Database
 
@@ -198,7 +199,7 @@ async def _after_alerts_changed(
     group: AlertGroup,
     ctx: IngestContext,
     now: datetime,
-    silences: list,
+    silences: list[Silence],
     result: IngestResult,
     *,
     is_new: bool,
@@ -213,24 +214,19 @@ async def _after_alerts_changed(
         truncated=group.truncated_alerts,
         updated_at=now,
     )
-    card = await repo.get_card(conn, incident_id, inc.chat_id)
-    has_card = card is not None and card.message_id is not None
-
     if is_new:
-        firing_labels = [a.labels for a in alerts if a.status is AlertStatus.FIRING]
-        silence = covering_silence(silences, firing_labels)
-        if silence is not None:
-            # Stored, but nothing is posted for a silenced incident.
-            await repo.set_incident_silence(conn, incident_id, silence.id)
+        settled = await coverage.settle(conn, inc, now, ctx.voice, silences=silences, new=True)
+        if not settled.loud:
+            # Stored, but nothing is posted for an incident silenced in every chat.
             result.silenced.append(incident_id)
             return
         await repo.insert_decision(conn, incident_id, now)
         await notes.card_changed(conn, inc, now)
         return
 
-    if inc.silence_id and not has_card:
-        return
-
+    # Alerts joining or resolving can move it under a silence or out of one. Chats where it
+    # was silenced before its card was sent hear nothing of it (notes.chats_of).
+    await coverage.settle(conn, inc, now, ctx.voice, silences=silences)
     # The card first, then the thread notes: the worker keeps this order per incident.
     await notes.card_changed(conn, inc, now)
     if before.status is IncidentStatus.FIRING and inc.status is IncidentStatus.RESOLVED:

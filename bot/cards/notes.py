@@ -31,8 +31,12 @@ def render(kind: str, voice: Voice, **ctx: Any) -> str:
 
 
 async def chats_of(conn: Conn, incident: Incident) -> list[int]:
-    chats = [c.chat_id for c in await repo.cards_of(conn, incident.id)]
-    return chats or [incident.chat_id]
+    """The chats that hear of the incident: not those where it was silenced before its
+    card was sent (nothing of it is shown there until the silence ends)."""
+    cards = await repo.cards_of(conn, incident.id)
+    if not cards:
+        return [incident.chat_id]
+    return [c.chat_id for c in cards if c.message_id is not None or c.silence_id is None]
 
 
 async def reply(

@@ -106,6 +106,7 @@ class Console:
     async def list_silences(self, actor: Actor) -> Answer:
         local, remote, _ = await self.silences.active()
         local = await self.access.silences_made_here(actor.chat_id or 0, local)
+        remote = self.access.remote_within(actor.chat_id or 0, remote)
         can_expire = await self.authz.is_approver(actor.chat_id or 0, actor.user_id)
         text, keyboard = silence_replies.render_silence_list(
             local, remote, can_expire=can_expire, tz=self.tz, locale=self.locale,
@@ -171,7 +172,8 @@ class Console:
                 if card is not None and card.message_id is not None:
                     link = open_incidents.message_link(chat_id, card.message_id,
                                                        card.message_thread_id)
-                silence = await repo.get_silence(conn, inc.silence_id) if inc.silence_id else None
+                quiet = card.silence_id if card else None
+                silence = await repo.get_silence(conn, quiet) if quiet else None
                 rows.append(open_incidents.OpenIncidentRow.of(
                     inc, await repo.current_decision(conn, inc.id), silence, link,
                 ))

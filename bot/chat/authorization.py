@@ -9,6 +9,7 @@ the chat alone: a chat that two routes post into may have different approvers fo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from bot.alerts.ingest import common_labels
 from bot.alerts.routing import Route, RouteTable
 from bot.incidents.approvals import Authorizer, Outcome
 from bot.models import Actor, AlertStatus, Matcher, Silence
+from bot.silences.alertmanager import RemoteSilence
 from storage import outbox, repo
 from storage.db import Database
 
@@ -140,12 +142,36 @@ class IncidentAccess:
             made_in, user_id)
 
     async def silences_made_here(self, chat_id: int, silences: list[Silence]) -> list[Silence]:
-        async with self.db.read() as conn:
-            return [s for s in silences
-                    if (await repo.silence_extras(conn, s.id))[0] in (chat_id, None)]
+        return [s for s in silences if s.chat_id in (chat_id, None)]
+
+    def remote_within(self, chat_id: int, remote: list[RemoteSilence]) -> list[RemoteSilence]:
+        """Silences only Alertmanager knows that concern this chat alone: their matchers
+        pin the labels of a route into it (or every route posts here). One that is wider
+        (e.g. alertname=X alone, while routes post into other chats) belongs to no chat."""
+        table = [*self.routes.routes, self.routes.default]
+        if all(r.chat_id == chat_id for r in table):
+            return list(remote)
+        routes = [r for r in table if r.chat_id == chat_id and not r.catch_all]
+        return [s for s in remote if any(within(s.matchers, r) for r in routes)]
 
 
 def route_matchers(route: Route) -> tuple[tuple[str, str, bool], ...]:
     """A route's own labels as silence matchers (name, value, is_regex), in a stable order."""
     return tuple(sorted([(k, v, False) for k, v in route.match]
                         + [(k, p.pattern, True) for k, p in route.match_regex]))
+
+
+def within(matchers: list[Matcher], route: Route) -> bool:
+    """Whether every alert these (positive) matchers select also matches the route's own
+    labels: each label the route pins is pinned by the matchers to a value it accepts
+    (for a regex of the route, a value it matches or that very regex)."""
+    def exact(name: str, value: str) -> bool:
+        return any(m.name == name and not m.is_regex and m.value == value for m in matchers)
+
+    def pattern(name: str, p: re.Pattern[str]) -> bool:
+        return any(m.name == name and (m.value == p.pattern if m.is_regex
+                                       else p.fullmatch(m.value) is not None)
+                   for m in matchers)
+
+    return (all(exact(k, v) for k, v in route.match)
+            and all(pattern(k, p) for k, p in route.match_regex))

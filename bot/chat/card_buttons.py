@@ -4,6 +4,7 @@ of chat answers."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 from bot import audit
 from bot.cards import card as cards
 from bot.cards import notes
+from bot.cards.card import CardView
 from bot.cards.details import render_details
 from bot.chat.history import target_history
 from bot.incidents.approvals import Outcome
@@ -43,18 +45,38 @@ class Inquiries:
 
     async def details(self, actor: Actor, incident_id: str) -> Outcome:
         now = self.clock()
-        view = await load_view(self.db, incident_id, self.tz, self.locale)
+        async with self.db.read() as conn:
+            inc = await repo.get_incident(conn, incident_id)
+        chat_id = actor.chat_id or (inc.chat_id if inc else 0)
+        view = await load_view(self.db, incident_id, chat_id, self.tz, self.locale)
         if view is None:
             await audit.write(self.db, now, "details", "unknown_incident", actor=actor,
                               incident_id=incident_id)
             return Outcome("unknown_incident", alert=True)
-        messages = render_details(view)
+        messages = render_details(await self._seen_here(view, chat_id))
         async with self.db.write() as conn:
             await notes.reply_texts(conn, view.incident, messages, now, note="details",
-                                    chat_id=actor.chat_id or view.incident.chat_id)
+                                    chat_id=chat_id)
             await audit.record(conn, now, "details", f"{len(messages)} messages", actor=actor,
                                incident_id=incident_id)
         return Outcome("working")
+
+    async def _seen_here(self, view: CardView, chat_id: int) -> CardView:
+        """The view with Related cut to incidents routed into this chat: the knowledge
+        index spans every chat, and Details must not name another chat's incidents."""
+        prop = view.decision.proposal if view.decision else None
+        if view.decision is None or prop is None or prop.evidence is None:
+            return view
+        async with self.db.read() as conn:
+            related = [r for r in prop.evidence.related
+                       if r.kind != "incident"
+                       or await repo.get_card(conn, r.ref, chat_id) is not None]
+        if len(related) == len(prop.evidence.related):
+            return view
+        evidence = prop.evidence.model_copy(update={"related": related})
+        decision = view.decision.model_copy(
+            update={"proposal": prop.model_copy(update={"evidence": evidence})})
+        return replace(view, decision=decision)
 
     async def history(self, actor: Actor, incident_id: str) -> Outcome:
         """The History button: earlier incidents of the same target, in the thread."""

@@ -17,7 +17,7 @@ from bot import audit, texts
 from bot.cards import notes
 from bot.cards.notes import Voice
 from bot.incidents.states import Event, transition
-from bot.models import Actor, Decision, DecisionState, Incident, Matcher
+from bot.models import Actor, Decision, DecisionState, Incident, IncidentStatus, Matcher
 from bot.silences.service import SilenceService
 from storage import outbox, repo
 from storage.db import Database
@@ -122,6 +122,9 @@ class ApprovalService:
             refusal = "unknown_incident"
         elif decision is None or decision.id != decision_id:
             refusal = "stale_card"
+        elif inc.status is IncidentStatus.RESOLVED:
+            # Nothing of a resolved incident is approvable (an old card's press included).
+            refusal = "incident_resolved"
         if refusal is not None:
             await audit.record(conn, now, action, refusal, actor=actor, incident_id=incident_id,
                                decision_id=decision_id)
@@ -264,8 +267,11 @@ class ApprovalService:
         now = self.clock()
         async with self.db.read() as conn:
             inc = await repo.get_incident(conn, incident_id)
-            existing = await repo.get_silence(conn, inc.silence_id) if inc and inc.silence_id \
-                else None
+            # Silenced is per chat: only a silence over its card in this chat counts.
+            card = await repo.get_card(conn, incident_id, actor.chat_id) \
+                if inc and actor.chat_id is not None else None
+            existing = await repo.get_silence(conn, card.silence_id) \
+                if card and card.silence_id else None
         refusal = None
         if inc is None:
             refusal = "unknown_incident"

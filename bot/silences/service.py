@@ -14,11 +14,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot import audit
-from bot.cards import notes
 from bot.cards.notes import Voice
 from bot.models import Actor, Matcher, Silence
+from bot.silences import coverage
 from bot.silences.alertmanager import AlertmanagerSilences, AlertmanagerUnavailable, RemoteSilence
-from bot.silences.matching import group_matchers, silence_matches
+from bot.silences.matching import group_matchers
 from bot.silences.replies import render_silence_expired
 from storage import repo
 from storage.db import Database
@@ -72,24 +72,20 @@ class SilenceService:
         now = self.clock()
         silence = Silence(
             id=new_silence_id(), matchers=matchers, reason=reason, created_by=actor.name,
-            created_by_id=actor.user_id, starts_at=now, ends_at=ends_at,
+            created_by_id=actor.user_id, starts_at=now, ends_at=ends_at, chat_id=chat_id,
         )
+        voice = Voice(self.locale, self.tz_name)
         async with self.db.write() as conn:
-            await repo.insert_chat_silence(conn, silence, chat_id)
+            await repo.insert_silence(conn, silence)
             matched = 0
+            active = await repo.active_silences(conn, now)
             # Made in a chat: it silences only incidents routed into that chat.
             for inc in await repo.open_incidents(conn, chat_id):
                 labels = await repo.firing_labels(conn, inc.id)
-                if not labels or not all(silence_matches(silence, lb) for lb in labels):
+                if not coverage.covering([silence], chat_id or 0, labels):
                     continue
                 matched += 1
-                if inc.silence_id:
-                    continue
-                await repo.set_incident_silence(conn, inc.id, silence.id)
-                inc = inc.model_copy(update={"silence_id": silence.id})
-                await notes.card_changed(conn, inc, now)
-                await notes.reply(conn, inc, "silenced", now, Voice(self.locale, self.tz_name),
-                                  name=actor.name, until=ends_at, reason=reason)
+                await coverage.settle(conn, inc, now, voice, silences=active)
             await audit.record(
                 conn, now, "silence", "created",
                 actor=actor.model_copy(update={"chat_id": chat_id}), incident_id=incident_id,
@@ -130,18 +126,17 @@ class SilenceService:
         return silence
 
     async def _lift(self, conn: repo.Conn, silence: Silence, now: datetime) -> None:
-        """Incidents this silence kept quiet speak again."""
-        for inc in await repo.incidents_with_silence(conn, silence.id):
-            await repo.set_incident_silence(conn, inc.id, None)
-            inc = inc.model_copy(update={"silence_id": None})
-            card = await repo.get_card(conn, inc.id, inc.chat_id)
-            if card is not None and card.message_id is not None:
-                await notes.card_changed(conn, inc, now)
-            elif inc.status.value == "firing":
-                # Silenced from the start: it never had a card or an analysis.
-                if await repo.current_decision(conn, inc.id) is None:
-                    await repo.insert_decision(conn, inc.id, now)
-                await notes.card_changed(conn, inc, now)
+        """Incidents this silence kept quiet speak again, unless another still covers them."""
+        voice = Voice(self.locale, self.tz_name)
+        active = await repo.active_silences(conn, now)
+        seen: set[str] = set()
+        for card in await repo.cards_with_silence(conn, silence.id):
+            if card.incident_id in seen:
+                continue
+            seen.add(card.incident_id)
+            inc = await repo.get_incident(conn, card.incident_id)
+            if inc is not None:
+                await coverage.settle(conn, inc, now, voice, silences=active)
 
     async def active(self) -> tuple[list[Silence], list[RemoteSilence], str]:
         """Local active silences, those only Alertmanager knows, and the sync status."""

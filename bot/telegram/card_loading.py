@@ -11,10 +11,10 @@ from storage import repo
 from storage.db import Database
 
 
-async def load_view(db: Database, incident_id: str, tz: ZoneInfo, locale: str
+async def load_view(db: Database, incident_id: str, chat_id: int, tz: ZoneInfo, locale: str
                     ) -> CardView | None:
-    """Everything the card shows, from SQLite only (no clock: an ended silence is lifted,
-    and the card re-rendered, by the silence sweep that clears incidents.silence_id)."""
+    """Everything the card in this chat shows, from SQLite only (no clock: an ended silence
+    is lifted, and the card re-rendered, by the silence sweep that clears cards.silence_id)."""
     async with db.read() as conn:
         inc = await repo.get_incident(conn, incident_id)
         if inc is None:
@@ -23,7 +23,9 @@ async def load_view(db: Database, incident_id: str, tz: ZoneInfo, locale: str
         decision = await repo.current_decision(conn, incident_id)
         approvals = await repo.approvals_of(conn, decision.id) if decision else []
         effect = (await repo.decision_extras(conn, decision.id))[0] if decision else None
-        silence = await repo.get_silence(conn, inc.silence_id) if inc.silence_id else None
+        card = await repo.get_card(conn, incident_id, chat_id)
+        quiet = card.silence_id if card else None
+        silence = await repo.get_silence(conn, quiet) if quiet else None
         truncated = await repo.incident_truncated(conn, incident_id)
     return CardView(
         incident=inc, alerts=alerts, decision=decision, approvals=approvals, silence=silence,
@@ -34,7 +36,7 @@ async def load_view(db: Database, incident_id: str, tz: ZoneInfo, locale: str
 def card_renderer(db: Database, tz: ZoneInfo, locale: str) -> CardRenderer:
     async def render(incident_id: str, chat_id: int, *, url_buttons: bool = True
                      ) -> Card | None:
-        view = await load_view(db, incident_id, tz, locale)
+        view = await load_view(db, incident_id, chat_id, tz, locale)
         if view is None:
             return None
         return render_card(replace(view, url_buttons=url_buttons))

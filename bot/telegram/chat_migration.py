@@ -43,7 +43,8 @@ class ChatMigrator:
             reposted = await repo.move_chat(conn, old, new)
             for incident_id in reposted:
                 inc = await repo.get_incident(conn, incident_id)
-                if inc is not None and not inc.silence_id:
+                card = await repo.get_card(conn, incident_id, new)
+                if inc is not None and not (card and card.silence_id):
                     await notes.card_changed(conn, inc, now)
             if first:
                 text = render_migrated(old_chat_id=old, new_chat_id=new,

@@ -10,7 +10,8 @@ from storage.repo.sql import Conn, fetch_all, fetch_one, ts
 
 
 class CardRow:
-    __slots__ = ("chat_id", "incident_id", "last_rendered_hash", "message_id", "message_thread_id")
+    __slots__ = ("chat_id", "incident_id", "last_rendered_hash", "message_id", "message_thread_id",
+                 "silence_id")
 
     def __init__(self, row: aiosqlite.Row) -> None:
         self.incident_id: str = row["incident_id"]
@@ -18,6 +19,8 @@ class CardRow:
         self.message_id: int | None = row["message_id"]
         self.message_thread_id: int | None = row["message_thread_id"]
         self.last_rendered_hash: str | None = row["last_rendered_hash"]
+        # The silence that keeps the incident quiet in this chat (None: it is not).
+        self.silence_id: str | None = row["silence_id"]
 
 
 async def get_card(conn: Conn, incident_id: str, chat_id: int) -> CardRow | None:
@@ -80,3 +83,18 @@ async def set_card_thread(conn: Conn, incident_id: str, chat_id: int, thread_id:
         "UPDATE cards SET message_thread_id = ? WHERE incident_id = ? AND chat_id = ?",
         (thread_id, incident_id, chat_id),
     )
+
+
+async def set_card_silence(conn: Conn, incident_id: str, chat_id: int,
+                           silence_id: str | None) -> None:
+    await conn.execute(
+        "UPDATE cards SET silence_id = ? WHERE incident_id = ? AND chat_id = ?",
+        (silence_id, incident_id, chat_id),
+    )
+
+
+async def cards_with_silence(conn: Conn, silence_id: str) -> list[CardRow]:
+    """The cards (incident, chat) this silence keeps quiet."""
+    rows = await fetch_all(conn, "SELECT * FROM cards WHERE silence_id = ? ORDER BY rowid",
+                           (silence_id,))
+    return [CardRow(r) for r in rows]

@@ -28,7 +28,6 @@ def _incident(row: aiosqlite.Row) -> Incident:
         opened_at=req_ts(row["opened_at"]),
         updated_at=req_ts(row["updated_at"]),
         resolved_at=parse_ts(row["resolved_at"]),
-        silence_id=row["silence_id"],
         chat_id=row["chat_id"],
         acked_by_id=row["acked_by_id"],
         acked_by=row["acked_by"],
@@ -52,13 +51,13 @@ async def insert_incident(conn: Conn, inc: Incident, truncated: int = 0) -> None
     await conn.execute(
         """INSERT INTO incidents (id, group_key, group_labels, title, alertname, severity,
                target, namespace, status, firing_count, resolved_count, truncated_alerts,
-               opened_at, updated_at, resolved_at, silence_id, chat_id)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               opened_at, updated_at, resolved_at, chat_id)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
         (
             inc.id, inc.group_key, to_json(inc.group_labels), inc.title, inc.alertname,
             inc.severity, inc.target, inc.namespace, inc.status.value, inc.firing_count,
             inc.resolved_count, truncated, ts(inc.opened_at), ts(inc.updated_at),
-            ts(inc.resolved_at), inc.silence_id, inc.chat_id,
+            ts(inc.resolved_at), inc.chat_id,
         ),
     )
 
@@ -110,12 +109,6 @@ async def incident_truncated(conn: Conn, incident_id: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def set_incident_silence(conn: Conn, incident_id: str, silence_id: str | None) -> None:
-    await conn.execute(
-        "UPDATE incidents SET silence_id = ? WHERE id = ?", (silence_id, incident_id)
-    )
-
-
 # An incident is in a chat when it has a card row there (ingest plans one per route).
 _IN_CHAT = "EXISTS (SELECT 1 FROM cards c WHERE c.incident_id = incidents.id AND c.chat_id = ?)"
 
@@ -151,17 +144,16 @@ async def recent_incidents_for_target(
 
 
 async def incidents_without_card(conn: Conn) -> list[Incident]:
+    """Firing incidents with a card still to post: planned in a chat where it is not
+    silenced, or never planned at all (accepted before the crash that stopped it)."""
     rows = await fetch_all(
         conn,
         """SELECT i.* FROM incidents i
-           LEFT JOIN cards c ON c.incident_id = i.id AND c.message_id IS NOT NULL
-           WHERE c.incident_id IS NULL AND i.silence_id IS NULL AND i.status = 'firing'""",
+           WHERE i.status = 'firing' AND (
+               EXISTS (SELECT 1 FROM cards c WHERE c.incident_id = i.id
+                       AND c.message_id IS NULL AND c.silence_id IS NULL)
+               OR NOT EXISTS (SELECT 1 FROM cards c WHERE c.incident_id = i.id))""",
     )
-    return [_incident(r) for r in rows]
-
-
-async def incidents_with_silence(conn: Conn, silence_id: str) -> list[Incident]:
-    rows = await fetch_all(conn, "SELECT * FROM incidents WHERE silence_id = ?", (silence_id,))
     return [_incident(r) for r in rows]
 
 

@@ -49,10 +49,10 @@ class DueReminder:
 # A card whose incident nobody reacted to: firing, not silenced, not acknowledged, not
 # decided. The card must have been sent (a reminder replies to it); one that is not waits.
 _NOBODY_REACTED = f"""
-    c.message_id IS NOT NULL
+    c.message_id IS NOT NULL AND c.silence_id IS NULL
     AND c.incident_id IN (
         SELECT i.id FROM incidents i
-        WHERE i.status = 'firing' AND i.silence_id IS NULL AND i.acked_by_id IS NULL
+        WHERE i.status = 'firing' AND i.acked_by_id IS NULL
           AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.incident_id = i.id
                           AND d.state != 'superseded'
                           AND d.state NOT IN ({",".join(f"'{s}'" for s in UNDECIDED)})))"""

@@ -21,17 +21,18 @@ def _silence(row: aiosqlite.Row) -> Silence:
         starts_at=req_ts(row["starts_at"]),
         ends_at=req_ts(row["ends_at"]),
         expired_at=parse_ts(row["expired_at"]),
+        chat_id=row["chat_id"],
     )
 
 
 async def insert_silence(conn: Conn, silence: Silence) -> None:
     await conn.execute(
         """INSERT INTO silences (id, matchers, reason, created_by, created_by_id, starts_at,
-               ends_at) VALUES (?,?,?,?,?,?,?)""",
+               ends_at, chat_id) VALUES (?,?,?,?,?,?,?,?)""",
         (
             silence.id, to_json([m.model_dump() for m in silence.matchers]), silence.reason,
             silence.created_by, silence.created_by_id, ts(silence.starts_at),
-            ts(silence.ends_at),
+            ts(silence.ends_at), silence.chat_id,
         ),
     )
 
@@ -49,11 +50,6 @@ async def active_silences(conn: Conn, now: datetime) -> list[Silence]:
 async def get_silence(conn: Conn, silence_id: str) -> Silence | None:
     row = await fetch_one(conn, "SELECT * FROM silences WHERE id = ?", (silence_id,))
     return _silence(row) if row else None
-
-
-async def insert_chat_silence(conn: Conn, silence: Silence, chat_id: int | None) -> None:
-    await insert_silence(conn, silence)
-    await conn.execute("UPDATE silences SET chat_id = ? WHERE id = ?", (chat_id, silence.id))
 
 
 async def set_silence_am_id(conn: Conn, silence_id: str, am_id: str) -> None:
