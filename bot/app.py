@@ -51,7 +51,7 @@ from bot.telegram.chat_migration import ChatMigrator
 from bot.telegram.client import build_bot
 from bot.telegram.delivery import DeliveryWorker
 from bot.telegram.observed import ObservedSession, TelegramReach, time_press
-from bot.telegram.pacing import Pacer, Rate
+from bot.telegram.pacing import Limits, Pacer
 from bot.telegram.topics import TopicManager
 from handlers import alerts as alert_routes
 from handlers.routers import make_routers
@@ -171,8 +171,7 @@ class App:
             max_attempts=s.delivery_max_attempts,
             topics=TopicManager(db, bot, topic_chats, s.locale) if topic_chats else None,
             on_migrate=migrator.migrate,
-            pacer=Pacer(Rate.parse(s.telegram_group_rate), Rate.parse(s.telegram_private_rate),
-                        Rate.parse(s.telegram_global_rate)) if s.telegram_pacing else None,
+            pacer=Pacer(Limits.from_settings(s)) if s.telegram_pacing else None,
             metrics=metrics,
         )
         pipeline = Pipeline.connect(

@@ -7,7 +7,14 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.durations import parse_duration, parse_rate
@@ -143,15 +150,28 @@ class Settings(LoggingSettings):
     # Delivery
     delivery_max_attempts: int = Field(default=20, ge=1)
     telegram_pacing: bool = True
-    telegram_group_rate: str = "20/1m"
-    telegram_private_rate: str = "3/3s"
-    telegram_global_rate: str = "30/1s"
+    telegram_group_rate: str = "20/1m"  # a group: at most 20 in any sliding minute
+    telegram_group_burst: str = "3/3s"  # a group's own bucket: a burst of 3, then 1/s
+    telegram_private_rate: str = "3/3s"  # a private chat's bucket
+    telegram_global_rate: str = "30/1s"  # every chat together, sliding window
+    telegram_people_headroom: int = Field(default=3, ge=0)
 
-    @field_validator("telegram_group_rate", "telegram_private_rate", "telegram_global_rate")
+    @field_validator("telegram_group_rate", "telegram_group_burst", "telegram_private_rate",
+                     "telegram_global_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
         parse_rate(value)
         return value
+
+    @model_validator(mode="after")
+    def _headroom_below_group_rate(self) -> Settings:
+        group = parse_rate(self.telegram_group_rate)[0]
+        if self.telegram_people_headroom >= group:
+            raise ValueError(
+                f"TELEGRAM_PEOPLE_HEADROOM={self.telegram_people_headroom} leaves nothing of "
+                f"TELEGRAM_GROUP_RATE={self.telegram_group_rate} for new cards; "
+                f"use less than {group}")
+        return self
 
     @field_validator("retain_resolved_incidents", "retain_audit", "retain_delivered_outbox")
     @classmethod

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 
+from sandbox.emulator import FloodLimits
 from sandbox.server import start_emulator
 
 
@@ -15,6 +16,7 @@ async def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         token=args.token,
         rate_limits=args.rate_limits,
+        flood_limits=FloodLimits().scaled(args.flood_speed),
     )
     emulator = running.emulator
     # a ready-made chat so the browser page has something to show
@@ -34,7 +36,10 @@ def main() -> None:
     parser.add_argument("--token", default="123456:SANDBOX")
     parser.add_argument("--chat-id", type=int, default=-1001234567890)
     parser.add_argument("--forum", action="store_true", help="make the chat a forum")
-    parser.add_argument("--rate-limits", action="store_true")
+    parser.add_argument("--rate-limits", action="store_true",
+                        help="answer 429 over Telegram's flood limits, as Telegram does")
+    parser.add_argument("--flood-speed", type=float, default=1.0,
+                        help="with --rate-limits: divide every period of the limits by this")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

@@ -13,6 +13,9 @@ Known differences from Telegram (deliberate simplifications):
 - setWebhook accepts only loopback http(s) URLs on any port (Telegram wants
   public HTTPS on 443/80/88/8443); a failing webhook is retried 3 times;
 - all group messages reach the bot (privacy mode is not emulated);
+- flood control (off by default; ``rate_limits=True``, ``FloodLimits`` for its numbers)
+  counts every write to a chat when it arrives, as a token bucket per chat and sliding
+  windows per group and overall; Telegram does not publish its exact algorithm;
 - error texts marked approximate in the tests (setMyCommands, topic names,
   answer text length) are best guesses; message texts are judged by TDLib's own
   parser (sandbox/judge.py), so their errors are Telegram's.
@@ -33,6 +36,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -163,7 +167,73 @@ _BOT_COMMAND_IN_TEXT = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _DEFAULT_ICON_COLOR = 0x6FB9F0
-_SENDS_AND_EDITS = {"sendMessage", "editMessageText", "editMessageReplyMarkup"}
+# Methods that put something in a chat, and so count against its flood limits
+# (answerCallbackQuery and reads do not).
+_CHAT_WRITES = {
+    "sendMessage", "editMessageText", "editMessageReplyMarkup", "deleteMessage",
+    "createForumTopic", "editForumTopic", "closeForumTopic", "reopenForumTopic",
+}
+
+
+@dataclass(frozen=True)
+class FloodLimits:
+    """Telegram's flood control: in one chat about a message a second with a burst of at
+    most three, in a group at most twenty in any sixty seconds, about thirty a second over
+    all chats. `scaled(speed)` keeps the shape and divides every period (for tests)."""
+
+    chat_burst: int = 3
+    chat_interval: float = 1.0  # a chat earns one more message per interval, up to the burst
+    group_count: int = 20
+    group_window: float = 60.0
+    global_count: int = 30
+    global_window: float = 1.0
+
+    def scaled(self, speed: float) -> FloodLimits:
+        return replace(self, chat_interval=self.chat_interval / speed,
+                       group_window=self.group_window / speed,
+                       global_window=self.global_window / speed)
+
+
+class _FloodControl:
+    """Answers a write over the limits with 429 and a whole-second retry_after, as Telegram
+    does; only accepted writes count."""
+
+    def __init__(self, limits: FloodLimits) -> None:
+        self.limits = limits
+        self.tokens: dict[int, tuple[float, float]] = {}  # chat -> (tokens, when)
+        self.group: dict[int, deque[float]] = {}  # group chat -> accepted writes
+        self.all: deque[float] = deque()
+
+    def _tokens(self, chat_id: int, now: float) -> float:
+        tokens, at = self.tokens.get(chat_id, (float(self.limits.chat_burst), now))
+        return min(float(self.limits.chat_burst), tokens + (now - at) / self.limits.chat_interval)
+
+    @staticmethod
+    def _window_wait(times: deque[float], count: int, window: float, now: float) -> float:
+        while times and now - times[0] >= window:
+            times.popleft()
+        return window - (now - times[0]) if len(times) >= count else 0.0
+
+    def check(self, chat_id: int, private: bool, now: float) -> None:
+        lim = self.limits
+        waits = [self._window_wait(self.all, lim.global_count, lim.global_window, now)]
+        tokens = self._tokens(chat_id, now)
+        if tokens < 1.0:
+            waits.append((1.0 - tokens) * lim.chat_interval)
+        if not private:
+            times = self.group.setdefault(chat_id, deque())
+            waits.append(self._window_wait(times, lim.group_count, lim.group_window, now))
+        wait = max(waits)
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}",
+                           {"retry_after": retry_after})
+
+    def count(self, chat_id: int, private: bool, now: float) -> None:
+        self.tokens[chat_id] = (self._tokens(chat_id, now) - 1.0, now)
+        if not private:
+            self.group.setdefault(chat_id, deque()).append(now)
+        self.all.append(now)
 
 _DEFAULT_ADMIN_RIGHTS = {
     "can_be_edited": False,
@@ -229,9 +299,6 @@ class _Chat:
         self.next_message_id = 1
         self.topics: dict[int, dict] = {}
         self.migrated_to: int | None = None
-        self.send_times: deque[float] = deque()  # group rate-limit window
-        self.tokens = 3.0  # private-chat token bucket
-        self.tokens_at = time.monotonic()
 
     @property
     def is_private(self) -> bool:
@@ -246,6 +313,7 @@ class Emulator:
         bot_username: str = "opsgate_sandbox_bot",
         callback_answer_window: float = 15.0,
         rate_limits: bool = False,
+        flood_limits: FloodLimits | None = None,
     ) -> None:
         self.token = token
         self.bot_user = {
@@ -255,7 +323,8 @@ class Emulator:
             "username": bot_username,
         }
         self.callback_answer_window = callback_answer_window
-        self.rate_limits = rate_limits
+        self.rate_limits = rate_limits  # flood control, off unless asked for
+        self.flood_limits = flood_limits or FloodLimits()
         self._tasks: set[asyncio.Task] = set()
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
@@ -283,6 +352,7 @@ class Emulator:
         self._commands: dict[str, list[dict]] = {}
         self._calls: list[dict] = []
         self._faults: dict[str, list[dict]] = {}
+        self._flood = _FloodControl(self.flood_limits)
         self._changed()
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:  # noqa: ASYNC109
@@ -416,8 +486,12 @@ class Emulator:
             dropped = len(self._faults.pop(method, []))
         return dropped
 
-    def set_rate_limits(self, enabled: bool) -> None:
+    def set_rate_limits(self, enabled: bool, limits: FloodLimits | None = None) -> None:
+        """Flood control on or off; `limits` replaces the limits (and forgets past writes)."""
         self.rate_limits = enabled
+        if limits is not None:
+            self.flood_limits = limits
+            self._flood = _FloodControl(limits)
 
     def refuse_button_urls(self, *hosts: str) -> None:
         """Refuse URL buttons to these hosts with BUTTON_URL_INVALID, as Telegram does for
@@ -578,11 +652,16 @@ class Emulator:
             if faults:
                 fault = faults.pop(0)
                 raise ApiError(fault["error_code"], fault["description"], fault["parameters"])
+            flood = self._flood_subject(name, params)
+            if flood is not None:
+                self._flood.check(*flood, time.monotonic())
             try:
                 result = await handler(params)
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 # malformed parameters: Telegram answers 400, never 500
                 raise bad_request(f"invalid parameters: {exc!r}") from exc
+            if flood is not None:
+                self._flood.count(*flood, time.monotonic())
             entry["ok"] = True
             return result
         except ApiError as exc:
@@ -790,28 +869,17 @@ class Emulator:
         ):
             raise bad_request("BUTTON_URL_INVALID")
 
-    def _check_rate(self, method: str, chat: _Chat) -> None:
-        if not self.rate_limits or method not in _SENDS_AND_EDITS:
-            return
-        now = time.monotonic()
-        if chat.is_private:
-            chat.tokens = min(3.0, chat.tokens + (now - chat.tokens_at))
-            chat.tokens_at = now
-            if chat.tokens < 1.0:
-                wait = max(1, math.ceil(1.0 - chat.tokens))
-                raise ApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
-            return
-        while chat.send_times and now - chat.send_times[0] >= 60.0:
-            chat.send_times.popleft()
-        if len(chat.send_times) >= 20:
-            wait = max(1, math.ceil(60.0 - (now - chat.send_times[0])))
-            raise ApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
-
-    def _count_rate(self, chat: _Chat) -> None:
-        if chat.is_private:
-            chat.tokens -= 1.0
-        else:
-            chat.send_times.append(time.monotonic())
+    def _flood_subject(self, method: str, params: dict) -> tuple[int, bool] | None:
+        """(chat id, is private) of a write flood control applies to, else None."""
+        if not self.rate_limits or method not in _CHAT_WRITES:
+            return None
+        try:
+            chat = self._chats.get(int(params.get("chat_id")))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        if chat is None or chat.migrated_to is not None:
+            return None  # refused by the method itself
+        return chat.chat["id"], chat.is_private
 
     def _topic(self, chat: _Chat, params: dict, for_send: bool = False) -> dict | None:
         thread_id = self._int_param(params, "message_thread_id", required=not for_send)
@@ -1040,7 +1108,6 @@ class Emulator:
             topic = chat.topics.get(thread_id) if thread_id else None
         if topic is not None and topic["closed"]:
             raise bad_request("TOPIC_CLOSED")
-        self._check_rate("sendMessage", chat)
         message = self._new_message(chat, self.bot_user, thread_id=thread_id)
         message["text"] = text
         if entities:
@@ -1050,7 +1117,6 @@ class Emulator:
         self._set_reply(chat, message, reply_to)
         message["html"] = str(params["text"])
         self._store(chat, message)
-        self._count_rate(chat)
         return self._public(message)
 
     def _reply_target(self, chat: _Chat, params: dict, thread_id: int | None) -> dict | None:
@@ -1080,7 +1146,7 @@ class Emulator:
         return target
 
     async def editMessageText(self, params: dict) -> dict:
-        chat, message = self._edit_target(params)
+        _, message = self._edit_target(params)
         text, entities = self._parse_text(params)
         markup = self._parse_markup(params)  # omitted markup removes the keyboard
         same = (
@@ -1090,21 +1156,17 @@ class Emulator:
         )
         if same:
             raise bad_request(NOT_MODIFIED)
-        self._check_rate("editMessageText", chat)
         message["text"] = text
         message["html"] = str(params["text"])
         self._set_entities_and_markup(message, entities, markup)
-        self._count_rate(chat)
         return self._public(message)
 
     async def editMessageReplyMarkup(self, params: dict) -> dict:
-        chat, message = self._edit_target(params)
+        _, message = self._edit_target(params)
         markup = self._parse_markup(params)
         if markup == message.get("reply_markup"):
             raise bad_request(NOT_MODIFIED)
-        self._check_rate("editMessageReplyMarkup", chat)
         self._set_entities_and_markup(message, message.get("entities", []), markup)
-        self._count_rate(chat)
         return self._public(message)
 
     def _set_entities_and_markup(self, message: dict, entities: list, markup: dict | None) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.emulator import ApiError, Emulator
+from sandbox.emulator import ApiError, Emulator, FloodLimits
 from sandbox.panel import PanelError, SamplePanel
 
 EMULATOR_KEY = web.AppKey("emulator", Emulator)
@@ -196,7 +196,10 @@ async def _topics(emu: Emulator, request: web.Request, body: dict) -> Any:
 
 async def _settings(emu: Emulator, request: web.Request, body: dict) -> Any:
     if "rate_limits" in body:
-        emu.set_rate_limits(bool(body["rate_limits"]))
+        # flood_speed divides every period of Telegram's limits (same shape, faster).
+        speed = body.get("flood_speed")
+        emu.set_rate_limits(bool(body["rate_limits"]),
+                            FloodLimits().scaled(float(speed)) if speed else None)
     if "callback_answer_window" in body:
         emu.callback_answer_window = float(body["callback_answer_window"])
     return {"rate_limits": emu.rate_limits, "callback_answer_window": emu.callback_answer_window}

@@ -107,11 +107,34 @@ async def next_due_at(conn: Conn) -> float | None:
     return float(row[0]) if row and row[0] is not None else None
 
 
-async def mark_done(conn: Conn, item_id: int, sent_message_id: int | None = None) -> None:
+@dataclass(frozen=True)
+class Writes:
+    """What one attempt at a row wrote to its chat: how many writes, the last one at `at`."""
+
+    count: int = 0
+    at: float | None = None
+
+
+_NOTE_WRITES = "sent_at = COALESCE(?, sent_at), writes = writes + ?"
+
+
+async def mark_done(conn: Conn, item_id: int, sent_message_id: int | None = None,
+                    writes: Writes = Writes()) -> None:
     await conn.execute(
-        "UPDATE outbox SET state = 'done', last_error = NULL, sent_message_id = ? WHERE id = ?",
-        (sent_message_id, item_id),
+        f"""UPDATE outbox SET state = 'done', last_error = NULL, sent_message_id = ?,
+               {_NOTE_WRITES}
+           WHERE id = ?""",
+        (sent_message_id, writes.at, writes.count, item_id),
     )
+
+
+async def recent_writes(conn: Conn, since: float) -> list[tuple[int, float, int]]:
+    """(chat id, sent at, writes) of rows that wrote to a chat after `since` (unix time)."""
+    async with conn.execute(
+        "SELECT chat_id, sent_at, writes FROM outbox WHERE sent_at > ? AND writes > 0",
+        (since,),
+    ) as cur:
+        return [(int(r[0]), float(r[1]), int(r[2])) for r in await cur.fetchall()]
 
 
 async def sent_item(conn: Conn, chat_id: int, message_id: int) -> OutboxItem | None:
@@ -133,19 +156,22 @@ def _item(r: Any) -> OutboxItem:
     )
 
 
-async def retry_later(conn: Conn, item_id: int, at: float, error: str) -> None:
+async def retry_later(conn: Conn, item_id: int, at: float, error: str,
+                      writes: Writes = Writes()) -> None:
     await conn.execute(
-        """UPDATE outbox SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,
-               last_error = ?
+        f"""UPDATE outbox SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,
+               last_error = ?, {_NOTE_WRITES}
            WHERE id = ?""",
-        (at, error[:500], item_id),
+        (at, error[:500], writes.at, writes.count, item_id),
     )
 
 
-async def park(conn: Conn, item_id: int, error: str) -> None:
+async def park(conn: Conn, item_id: int, error: str, writes: Writes = Writes()) -> None:
     await conn.execute(
-        "UPDATE outbox SET state = 'parked', attempts = attempts + 1, last_error = ? WHERE id = ?",
-        (error[:500], item_id),
+        f"""UPDATE outbox SET state = 'parked', attempts = attempts + 1, last_error = ?,
+               {_NOTE_WRITES}
+           WHERE id = ?""",
+        (error[:500], writes.at, writes.count, item_id),
     )
 
 

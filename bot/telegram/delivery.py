@@ -27,7 +27,7 @@ from bot.polling import wait_for_wake
 from bot.telegram import sending
 from bot.telegram.card_sync import CardRenderer, CardSync, Topics
 from bot.telegram.failures import Failure, Permanent, sort_failure
-from bot.telegram.pacing import Pacer
+from bot.telegram.pacing import PacedSession, Pacer
 from storage import outbox
 from storage.db import Database, StorageUnavailable, Wake
 
@@ -55,6 +55,9 @@ class DeliveryWorker:
         metrics: Metrics | None = None,
     ) -> None:
         self.pacer = pacer
+        if pacer is not None:
+            bot.session.middleware(PacedSession(pacer))
+        self._writes_before = 0  # the pacer's write count when the current row started
         self._skipped_until: float | None = None  # earliest time a skipped row may go
         self.topics = topics
         self.on_migrate = on_migrate
@@ -89,6 +92,12 @@ class DeliveryWorker:
         if released:
             log.warning("delivery: %d writes were in flight at the last stop; sending again",
                         released)
+        if self.pacer is not None:
+            # What was sent before this start counts against the limits as much as what
+            # this process is about to send.
+            async with self.db.read() as conn:
+                self.pacer.seed(await outbox.recent_writes(
+                    conn, time.time() - self.pacer.limits.horizon))
         while True:
             self._wake.clear()  # before looking: a row committed meanwhile wakes the wait
             try:
@@ -128,8 +137,6 @@ class DeliveryWorker:
                 if not await outbox.claim(conn, item.id):
                     continue
             worked = True
-            if self.pacer is not None and item.kind != outbox.COMMANDS:
-                self.pacer.take(item.chat_id)
             await self._process(item)
         return worked
 
@@ -137,8 +144,15 @@ class DeliveryWorker:
         """Seconds before a row may go: a 429 hold on its chat, or pacing."""
         wait = self._chat_hold.get(item.chat_id, 0.0) - time.time()
         if self.pacer is not None and item.kind != outbox.COMMANDS:
-            wait = max(wait, self.pacer.ready_at(item.chat_id) - time.monotonic())
+            wait = max(wait, self.pacer.delay(item.chat_id, _writes_needed(item)))
         return max(0.0, wait)
+
+    def _writes(self) -> outbox.Writes:
+        """What the current row has written to its chat so far."""
+        if self.pacer is None:
+            return outbox.Writes()
+        count = self.pacer.writes - self._writes_before
+        return outbox.Writes(count, time.time() if count else None)
 
     # ------------------------------------------------------------ one row
 
@@ -147,6 +161,7 @@ class DeliveryWorker:
             await self._process_item(item)
 
     async def _process_item(self, item: outbox.OutboxItem) -> None:
+        self._writes_before = self.pacer.writes if self.pacer is not None else 0
         try:
             sent_id = await self._deliver(item)
         except Exception as exc:
@@ -156,7 +171,7 @@ class DeliveryWorker:
             await self._failed(item, exc, failure)
         else:
             async with self.db.write() as conn:
-                await outbox.mark_done(conn, item.id, sent_id)
+                await outbox.mark_done(conn, item.id, sent_id, self._writes())
             if item.kind == outbox.CARD and sent_id is not None:
                 # The card row was queued in the alert's own transaction.
                 self.metrics.alert_to_card.observe(max(0.0, time.time() - item.queued_at))
@@ -197,7 +212,7 @@ class DeliveryWorker:
             await self._park(item, f"gave up after {item.attempts + 1} attempts: {error}")
             return
         async with self.db.write() as conn:
-            await outbox.retry_later(conn, item.id, at, error)
+            await outbox.retry_later(conn, item.id, at, error, self._writes())
 
     async def _park(self, item: outbox.OutboxItem, error: str) -> None:
         self.metrics.delivered("parked")
@@ -206,7 +221,7 @@ class DeliveryWorker:
             _what(item), item.chat_id, error,
         )
         async with self.db.write() as conn:
-            await outbox.park(conn, item.id, error)
+            await outbox.park(conn, item.id, error, self._writes())
 
 
     async def _deliver(self, item: outbox.OutboxItem) -> int | None:
@@ -233,6 +248,11 @@ class DeliveryWorker:
             await sending.set_commands(self.bot, item)
             return None
         raise Permanent(f"unknown outbox kind {item.kind!r}")
+
+
+def _writes_needed(item: outbox.OutboxItem) -> int:
+    """The writes a row will make, to pace it as a whole (PacedSession holds any more)."""
+    return 2 if item.kind == outbox.TOPIC_CLOSE else 1  # rename, then close
 
 
 def _what(item: outbox.OutboxItem) -> str:

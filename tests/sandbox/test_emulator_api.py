@@ -31,7 +31,7 @@ from aiogram.types import (
 )
 from sandbox_test_data import ALICE, BOB, FORUM, GROUP
 
-from sandbox.emulator import Emulator, wait_for
+from sandbox.emulator import Emulator, FloodLimits, wait_for
 from sandbox.server import RunningEmulator
 
 NOT_MODIFIED = (
@@ -525,14 +525,69 @@ async def test_500_fault(bot: Bot, emu: Emulator) -> None:
     await bot.edit_message_text("y", chat_id=GROUP, message_id=sent.message_id)
 
 
-async def test_rate_limit_in_groups(bot: Bot, emu: Emulator) -> None:
+async def test_flood_control_is_off_by_default(bot: Bot, emu: Emulator) -> None:
+    for i in range(25):
+        await bot.send_message(GROUP, f"m{i}")
+    assert len(emu.messages(GROUP)) == 25
+
+
+async def test_a_group_takes_a_burst_of_three_then_one_a_second(bot: Bot, emu: Emulator) -> None:
     emu.set_rate_limits(True)
-    for i in range(20):
+    for i in range(3):
         await bot.send_message(GROUP, f"m{i}")
     with pytest.raises(TelegramRetryAfter) as info:
         await bot.send_message(GROUP, "one too many")
-    assert 1 <= info.value.retry_after <= 60
-    assert len(emu.messages(GROUP)) == 20
+    assert info.value.retry_after == 1
+    assert info.value.message.endswith("Original description: Too Many Requests: retry after 1")
+    # Another chat has its own bucket.
+    await bot.send_message(FORUM, "elsewhere")
+
+
+async def test_a_group_takes_twenty_a_minute(bot: Bot, emu: Emulator) -> None:
+    emu.set_rate_limits(True, FloodLimits(chat_burst=100))  # only the group window binds
+    sent = await bot.send_message(GROUP, "m0")
+    for i in range(1, 19):
+        await bot.send_message(GROUP, f"m{i}")
+    await bot.edit_message_text("edited", chat_id=GROUP, message_id=sent.message_id)  # 20th
+    with pytest.raises(TelegramRetryAfter) as info:
+        await bot.send_message(GROUP, "one too many")
+    assert 55 <= info.value.retry_after <= 60
+    with pytest.raises(TelegramRetryAfter):
+        await bot.edit_message_text("again", chat_id=GROUP, message_id=sent.message_id)
+    assert len(emu.messages(GROUP)) == 19  # refused writes change nothing and do not count
+
+
+async def test_the_overall_limit_spans_chats(bot: Bot, emu: Emulator) -> None:
+    emu.set_rate_limits(True, FloodLimits(chat_burst=100, global_count=4))
+    for chat in (GROUP, FORUM, GROUP, FORUM):
+        await bot.send_message(chat, "x")
+    with pytest.raises(TelegramRetryAfter) as info:
+        await bot.send_message(FORUM, "x")
+    assert info.value.retry_after == 1
+
+
+async def test_topic_writes_count_and_callback_answers_do_not(bot: Bot, emu: Emulator) -> None:
+    card = await bot.send_message(FORUM, "card", reply_markup=approve_keyboard())
+    emu.set_rate_limits(True, FloodLimits(chat_burst=2))
+    query_id = emu.press_button(FORUM, card.message_id, "a:INC-1", ALICE)
+    assert await bot.answer_callback_query(query_id, text="Approved") is True
+    topic = await bot.create_forum_topic(FORUM, "INC-1")
+    await bot.close_forum_topic(FORUM, topic.message_thread_id)
+    with pytest.raises(TelegramRetryAfter):
+        await bot.reopen_forum_topic(FORUM, topic.message_thread_id)
+
+
+async def test_flood_limits_scale_in_time(bot: Bot, emu: Emulator) -> None:
+    limits = FloodLimits().scaled(20)
+    assert (limits.chat_burst, limits.group_count, limits.global_count) == (3, 20, 30)
+    assert (limits.chat_interval, limits.group_window, limits.global_window) == (
+        pytest.approx(0.05), pytest.approx(3.0), pytest.approx(0.05))
+    emu.set_rate_limits(True, limits)
+    for _ in range(3):
+        await bot.send_message(GROUP, "x")
+    with pytest.raises(TelegramRetryAfter) as info:
+        await bot.send_message(GROUP, "x")
+    assert info.value.retry_after == 1  # whole seconds, as Telegram says it
 
 
 async def test_rate_limit_in_private_chats(bot: Bot, emu: Emulator) -> None:
@@ -543,6 +598,10 @@ async def test_rate_limit_in_private_chats(bot: Bot, emu: Emulator) -> None:
     with pytest.raises(TelegramRetryAfter) as info:
         await bot.send_message(ALICE["id"], "x")
     assert info.value.retry_after == 1
+    # A private chat has no twenty-a-minute window: a minute at one a second goes through.
+    emu.set_rate_limits(True, FloodLimits(chat_interval=0.0001))
+    for _ in range(30):
+        await bot.send_message(ALICE["id"], "x")
 
 
 # ---------------------------------------------------------------- migration

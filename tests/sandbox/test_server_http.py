@@ -177,6 +177,9 @@ async def test_control_api_round_trip(
     async with http.post(f"{base}/settings", json={"rate_limits": True}) as resp:
         assert (await resp.json())["rate_limits"] is True
     assert emu.rate_limits is True
+    async with http.post(f"{base}/settings", json={"rate_limits": True, "flood_speed": 20}):
+        pass
+    assert emu.flood_limits.group_window == pytest.approx(3.0)
     async with http.post(f"{base}/reset") as resp:
         assert resp.status == 200
     assert emu.chats() == []
