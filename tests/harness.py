@@ -42,6 +42,25 @@ def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+def routes_into_two_chats(namespace: str, chat_a: int, chat_b: int) -> str:
+    """ROUTES_PATH text posting every incident of `namespace` into chat A (Alice approves)
+    and into chat B (Bob approves): one incident, a card in each chat."""
+    return f"""
+[[route]]
+name = "{namespace}"
+match = {{ namespace = "{namespace}" }}
+chat_id = {chat_a}
+approvers = [{ALICE["id"]}]
+continue = true
+
+[[route]]
+name = "{namespace}-watch"
+match = {{ namespace = "{namespace}" }}
+chat_id = {chat_b}
+approvers = [{BOB["id"]}]
+"""
+
+
 def settings_for(emu: RunningEmulator, db_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         telegram_bot_token=emu.emulator.token,
@@ -138,8 +157,9 @@ class Harness:
         assert status == 200, body
         return body
 
-    async def settled(self, timeout: float = 15.0) -> None:
-        """Ingest finished, nothing analyzing or executing, outbox drained."""
+    async def settled(self, timeout: float = 15.0, interval: float = 0.05) -> None:
+        """Ingest finished, nothing analyzing or executing, outbox drained (looked at every
+        `interval` seconds, and at every change in the emulator)."""
         db = self.db
 
         async def quiet() -> bool:
@@ -152,7 +172,7 @@ class Harness:
                         return False
             return True
 
-        await wait_for(quiet, timeout, message="app did not settle")
+        await wait_for(quiet, timeout, interval=interval, message="app did not settle")
 
     def cards(self, chat: int | None = None) -> list[dict[str, Any]]:
         """The bot's messages with card buttons (callback data "c1:..."): the cards."""

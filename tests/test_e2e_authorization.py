@@ -16,7 +16,17 @@ from typing import Any
 
 import pytest
 from am_standin import start_am_standin
-from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness, fixture, now
+from harness import (
+    ALICE,
+    BOB,
+    CHAT,
+    MALLORY,
+    AppFactory,
+    Harness,
+    fixture,
+    now,
+    routes_into_two_chats,
+)
 
 from bot.models import Evidence, Matcher, RelatedItem
 from bot.silences.alertmanager import AlertmanagerSilences
@@ -260,20 +270,7 @@ async def test_commands_see_and_change_only_their_chat(world: World) -> None:
 
 # -- silenced is a property of an incident in a chat -----------------------------------------
 
-SHARED_ROUTES = f"""
-[[route]]
-name = "payments"
-match = {{ namespace = "payments" }}
-chat_id = {CHAT_A}
-approvers = [{ALICE["id"]}]
-continue = true
-
-[[route]]
-name = "payments-watch"
-match = {{ namespace = "payments" }}
-chat_id = {CHAT_B}
-approvers = [{BOB["id"]}]
-"""
+SHARED_ROUTES = routes_into_two_chats("payments", CHAT_A, CHAT_B)
 
 
 def silence_marks(db_path: Path, inc: str) -> dict[int, str | None]:
