@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.alerts.ingest import IngestContext
@@ -40,7 +39,7 @@ from bot.health import Readiness
 from bot.incidents.acks import AckService
 from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
 from bot.incidents.reminders import Reminders
-from bot.incidents.stale_press import StalePressRule
+from bot.incidents.stale_press import StalePressRule, away_since
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.retention import Pruner, Retention
@@ -50,10 +49,12 @@ from bot.telegram.card_loading import card_renderer
 from bot.telegram.chat_migration import ChatMigrator
 from bot.telegram.client import build_bot
 from bot.telegram.delivery import DeliveryWorker
+from bot.telegram.inbox import Inbox, InboxWorker, Poller
 from bot.telegram.observed import ObservedSession, TelegramReach, time_press
 from bot.telegram.pacing import Limits, Pacer
 from bot.telegram.topics import TopicManager
 from handlers import alerts as alert_routes
+from handlers import telegram_webhook
 from handlers.routers import make_routers
 from storage import outbox, repo
 from storage.db import Database, SchemaTooNew
@@ -80,7 +81,7 @@ def build_dispatcher(
     """Every service reaches the handlers as its own keyword argument (aiogram passes each
     handler the ones it names). No FSM: no conversation here has steps to remember."""
     dp = Dispatcher(
-        disable_fsm=True, backlog=False,
+        disable_fsm=True,
         approvals=approvals, authz=authz, access=access, inquiries=inquiries, console=console,
         migrator=migrator, routes=routes, stale_press=stale_press, tz=tz, locale=locale,
         acks=acks,
@@ -106,6 +107,9 @@ class App:
     metrics: Metrics | None = None
     reach: TelegramReach | None = None
     port: int = 0
+    inbox: Inbox | None = None
+    inbox_worker: InboxWorker | None = None
+    poller: Poller | None = None
     _polling: asyncio.Task[None] | None = None
     _bot_id: int = 0
 
@@ -200,7 +204,7 @@ class App:
             approvals=approvals, authz=authz, inquiries=inquiries,
             access=access, console=Console(db, access, silences, s.tz, s.locale, clock),
             migrator=migrator, routes=routes,
-            stale_press=StalePressRule.since_heartbeat(beat, utcnow(), s.callback_max_age),
+            stale_press=StalePressRule(s.callback_max_age),
             tz=s.tz, locale=s.locale, acks=acks,
         )
         ingest_ctx = IngestContext(
@@ -209,18 +213,24 @@ class App:
         )
         readiness = Readiness(db, clock, reach, state, s.telegram_unreachable_after,
                               s.outbox_stuck_after)
+        self.inbox = Inbox(db, clock)
+        self.poller = Poller(bot, self.inbox, ALLOWED_UPDATES)
+        self.inbox_worker = InboxWorker(db, self.dp, bot, clock)
         await self._start_web(ingest_ctx, db, metrics, readiness)
         await self._register_commands(db)
         await pipeline.start()
         if poll:
-            await self._drain_backlog(bot, self.dp)
+            # What Telegram kept while we were away may be as old as the time since then.
+            await bot.delete_webhook(drop_pending_updates=False)
+            await self.poller.drain(queued_since=away_since(beat, clock()))
+            self.inbox_worker.start()
             if s.telegram_webhook_url:
                 await bot.set_webhook(
                     s.telegram_webhook_url, allowed_updates=ALLOWED_UPDATES,
                     secret_token=s.telegram_webhook_secret.get_secret_value(),
                 )
             else:
-                self._polling = asyncio.create_task(self._poll(bot, self.dp), name="polling")
+                self._polling = asyncio.create_task(self._poll(self.poller), name="polling")
         log.info("opsgate is up: alerts on http://%s:%s/alerts/alertmanager, chat %s",
                  s.http_host, self.port, s.telegram_chat_id)
 
@@ -249,12 +259,13 @@ class App:
                 max_skew=s.grafana_webhook_max_skew),
         )
         if self.settings.telegram_webhook_url:
-            # Updates pushed by Telegram; the secret header tells them from forgeries.
-            assert self.dp is not None and self.bot is not None
-            SimpleRequestHandler(
-                dispatcher=self.dp, bot=self.bot,
-                secret_token=self.settings.telegram_webhook_secret.get_secret_value(),
-            ).register(app, path=TELEGRAM_WEBHOOK_PATH)
+            # Updates pushed by Telegram, stored in the inbox before they are answered.
+            assert self.inbox is not None and self.bot is not None
+            telegram_webhook.setup_routes(
+                app, path=TELEGRAM_WEBHOOK_PATH, box=self.inbox, bot=self.bot,
+                secret=s.telegram_webhook_secret.get_secret_value(), clock=self.clock,
+                read_timeout=s.webhook_read_timeout.total_seconds(),
+            )
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         host, port = self.settings.http_host, self.settings.http_port
@@ -267,43 +278,29 @@ class App:
         sockets = self.runner.addresses
         self.port = sockets[0][1] if sockets else self.settings.http_port
 
-    async def _drain_backlog(self, bot: Bot, dp: Dispatcher) -> None:
-        """Updates queued while we were down are fed with backlog=True, so that
-        presses older than CALLBACK_MAX_AGE are recorded and not carried out."""
-        await bot.delete_webhook(drop_pending_updates=False)
-        offset = None
-        while True:
-            updates = await bot.get_updates(offset=offset, timeout=0)
-            if not updates:
-                break
-            for update in updates:
-                await dp.feed_update(bot, update, backlog=True)
-            offset = updates[-1].update_id + 1
-
-    async def _poll(self, bot: Bot, dp: Dispatcher) -> None:
+    async def _poll(self, poller: Poller) -> None:
         try:
-            await dp.start_polling(bot, handle_signals=False, close_bot_session=False,
-                                   allowed_updates=ALLOWED_UPDATES)
+            await poller.run(self.clock)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("polling stopped")
 
     async def stop(self) -> None:
-        if self.dp is not None and self._polling is not None:
-            try:
-                await self.dp.stop_polling()
-            except RuntimeError:
-                pass
+        """Stop taking work, then let what is under way finish: a long poll is cut (what it
+        brings is not confirmed), requests in progress are answered, handlers and the
+        Telegram write on the wire finish (each within a bounded wait) and are recorded."""
+        if self._polling is not None:
             self._polling.cancel()
-            try:
-                await self._polling
-            except (asyncio.CancelledError, Exception):
-                pass
-        if self.pipeline is not None:
-            await self.pipeline.stop()
+            await asyncio.gather(self._polling, return_exceptions=True)
+            self._polling = None
         if self.runner is not None:
             await self.runner.cleanup()
+            self.runner = None
+        if self.inbox_worker is not None:
+            await self.inbox_worker.stop()
+        if self.pipeline is not None:
+            await self.pipeline.stop()
         if self.state is not None:
             await self.state.close()
         if self.db is not None:

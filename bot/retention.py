@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from storage import retention
+from storage import inbox, retention
 from storage.db import Database, StorageUnavailable
 from storage.repo.sql import Conn
 
@@ -68,6 +68,13 @@ async def prune(db: Database, keep: Retention, now: datetime) -> Counter[str]:
     if keep.delivered_outbox:
         await _drain(db, retention.delivered_outbox_before, rows("outbox"),
                      now - keep.delivered_outbox)
+
+    async def handled_updates(conn: Conn, ids: Sequence[int]) -> None:
+        deleted["inbox"] += await inbox.delete(conn, ids)
+
+    # Handled Telegram updates are kept a day to look into, whatever RETAIN_* says: after
+    # that their ids may come again (storage.inbox.REUSED_AFTER).
+    await _drain(db, inbox.handled_before, handled_updates, now - inbox.REUSED_AFTER)
     return deleted
 
 

@@ -8,6 +8,7 @@ matched, so it knows the action; the handlers below it only carry the action out
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -52,7 +53,8 @@ class CardPressGuard(BaseMiddleware):
             await answer(event, locale, refusal)
             return None
         stale_press: StalePressRule = data["stale_press"]
-        if mutating and stale_press.is_stale(data.get("backlog", False)):
+        # update_age: set by the inbox worker that hands the update over.
+        if mutating and stale_press.is_stale(data.get("update_age", timedelta(0))):
             # Queued while we were down: Telegram will not take an answer any more,
             # so the thread is the only way to tell the person.
             await answer(event, locale, Outcome("working"))

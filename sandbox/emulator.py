@@ -353,6 +353,8 @@ class Emulator:
         self._calls: list[dict] = []
         self._faults: dict[str, list[dict]] = {}
         self._flood = _FloodControl(self.flood_limits)
+        self._holds: dict[str, asyncio.Event] = {}
+        self._held: dict[str, int] = {}
         self._changed()
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:  # noqa: ASYNC109
@@ -485,6 +487,20 @@ class Emulator:
         else:
             dropped = len(self._faults.pop(method, []))
         return dropped
+
+    def hold(self, method: str) -> None:
+        """Calls of ``method`` wait, as on a slow network, until :meth:`release`; then
+        they are carried out (even when the caller has given up on the answer meanwhile)."""
+        self._holds.setdefault(method, asyncio.Event())
+
+    def release(self, method: str) -> None:
+        event = self._holds.pop(method, None)
+        if event is not None:
+            event.set()
+
+    def held(self, method: str) -> int:
+        """How many calls of ``method`` are waiting for :meth:`release`."""
+        return self._held.get(method, 0)
 
     def set_rate_limits(self, enabled: bool, limits: FloodLimits | None = None) -> None:
         """Flood control on or off; `limits` replaces the limits (and forgets past writes)."""
@@ -648,6 +664,14 @@ class Emulator:
         try:
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
+            hold = self._holds.get(name)
+            if hold is not None:
+                self._held[name] = self._held.get(name, 0) + 1
+                self._changed()
+                try:
+                    await hold.wait()
+                finally:
+                    self._held[name] -= 1
             faults = self._faults.get(name)
             if faults:
                 fault = faults.pop(0)

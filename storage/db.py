@@ -40,6 +40,7 @@ class Wake(StrEnum):
     DELIVERY = "delivery"  # outbox rows to send
     ANALYSIS = "analysis"  # a decision waits for analysis
     EXECUTION = "execution"  # a decision was approved
+    INBOX = "inbox"  # Telegram updates to handle
 
 
 # The Database whose write transaction a connection belongs to (for mark()).

@@ -99,6 +99,15 @@ async def release_stuck(conn: Conn) -> int:
     return cur.rowcount
 
 
+async def release(conn: Conn, item_id: int, error: str) -> None:
+    """A row whose call was cut short (a stop that could not wait): it goes again. A row
+    whose result was recorded meanwhile stays as recorded."""
+    await conn.execute(
+        "UPDATE outbox SET state = 'pending', last_error = ? WHERE id = ? AND state = 'sending'",
+        (error[:500], item_id),
+    )
+
+
 async def next_due_at(conn: Conn) -> float | None:
     async with conn.execute(
         "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"

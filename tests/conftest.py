@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from bot_process import BotProcess, free_port
 from harness import (
     ALICE,
     BOB,
@@ -62,6 +63,17 @@ async def start_app(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[AppFa
     finally:
         for app in reversed(running):
             await app.stop()
+
+
+@pytest.fixture
+async def botproc(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[BotProcess]:
+    """`python -m bot run` as a subprocess against the emulator (started by the test)."""
+    proc = BotProcess(emu, tmp_path / "opsgate.db", free_port(), tmp_path)
+    try:
+        yield proc
+    finally:
+        if proc.proc is not None and proc.proc.returncode is None:
+            await proc.kill()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from bot.pipeline import Pipeline
 from bot.telegram.delivery import DeliveryWorker
 from sandbox.emulator import Emulator, wait_for
 from sandbox.server import RunningEmulator
-from storage import outbox, repo
+from storage import inbox, outbox, repo
 from storage.db import Database
 from storage.state import StateStore
 
@@ -158,13 +158,14 @@ class Harness:
         return body
 
     async def settled(self, timeout: float = 15.0, interval: float = 0.05) -> None:
-        """Ingest finished, nothing analyzing or executing, outbox drained (looked at every
-        `interval` seconds, and at every change in the emulator)."""
+        """Ingest finished, every received update handled, nothing analyzing or executing,
+        outbox drained (looked at every `interval` seconds, and at every change in the
+        emulator)."""
         db = self.db
 
         async def quiet() -> bool:
             async with db.read() as conn:
-                if await outbox.pending_count(conn):
+                if await outbox.pending_count(conn) or await inbox.pending_count(conn):
                     return False
                 for state in (DecisionState.ANALYZING, DecisionState.APPROVED,
                               DecisionState.EXECUTING):

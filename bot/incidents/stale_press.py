@@ -1,7 +1,10 @@
 """Presses that reach the bot long after they were made are recorded, never carried out.
 
-A callback query carries no time of its own, so the bot's downtime before this start (read
-from the workers' heartbeat) stands in for the age of a press that queued while it was away.
+A callback query carries no time of its own, so a press's age is counted from the earliest
+moment it may have been made: when it reached the bot (stored with it in the inbox), or, for
+a press that queued at Telegram while the bot was down, when the bot went away (the last
+heartbeat an earlier run stored). A press recorded before a crash and handled after the
+restart is as old as the time since it arrived.
 """
 
 from __future__ import annotations
@@ -10,18 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
+def away_since(heartbeat: str | None, now: datetime) -> datetime:
+    """When the bot went away before this start: the last heartbeat an earlier run stored
+    (ISO time), or `now` on a first start (nothing can have queued for it)."""
+    if not heartbeat:
+        return now
+    return min(now, datetime.fromisoformat(heartbeat))
+
+
 @dataclass(frozen=True)
 class StalePressRule:
-    downtime: timedelta  # how long the bot was away before this start
     max_age: timedelta  # CALLBACK_MAX_AGE
 
-    @classmethod
-    def since_heartbeat(cls, heartbeat: str | None, now: datetime,
-                        max_age: timedelta) -> StalePressRule:
-        """The last heartbeat an earlier run stored (ISO time), or None on a first start."""
-        away = now - datetime.fromisoformat(heartbeat) if heartbeat else timedelta(0)
-        return cls(downtime=max(timedelta(0), away), max_age=max_age)
-
-    def is_stale(self, backlog: bool) -> bool:
-        """backlog: the press queued while the bot was down (drained at start-up)."""
-        return backlog and self.downtime > self.max_age
+    def is_stale(self, age: timedelta) -> bool:
+        """age: from the earliest moment the press may have been made until it is handled."""
+        return age > self.max_age

@@ -13,9 +13,10 @@ from aiogram.exceptions import TelegramBadRequest
 from bot.cards.card import Card
 from bot.metrics import Metrics
 from bot.telegram.failures import is_bad_url, is_edit_target_gone, is_not_modified
-from bot.telegram.sending import NO_PREVIEW, markup_of
+from bot.telegram.sending import NO_PREVIEW, Delivered, markup_of
 from storage import repo
 from storage.db import Database
+from storage.repo.sql import Conn
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +47,18 @@ class CardSync:
         self.topics = topics
         self.metrics = metrics
 
-    async def sync(self, incident_id: str, chat_id: int) -> int | None:
-        """The new message id when the card was posted; None when it was edited or skipped."""
+    async def sync(self, incident_id: str, chat_id: int) -> Delivered:
+        """What was done (the new message id when the card was posted), with what to store
+        about it in the transaction that marks the outbox row sent."""
         card = await self.render_card(incident_id, chat_id)
         if card is None:
-            return None
+            return Delivered()
         async with self.db.read() as conn:
             row = await repo.get_card(conn, incident_id, chat_id)
         if row is not None and row.message_id is not None:
             if row.last_rendered_hash == card.digest:
                 self.metrics.delivered("identical_skipped")
-                return None
+                return Delivered()
             sent = card
             try:
                 _, sent = await self._send_with_url_fallback(
@@ -76,15 +78,16 @@ class CardSync:
                     return await self._post(incident_id, chat_id, card)
                 else:
                     raise
-            async with self.db.write() as conn:
-                await repo.save_card(
-                    conn, incident_id, chat_id, message_id=row.message_id,
-                    thread_id=row.message_thread_id, rendered_hash=sent.digest,
-                )
-            return None
+            message_id, thread_id, digest = row.message_id, row.message_thread_id, sent.digest
+
+            async def record_edit(conn: Conn) -> None:
+                await repo.save_card(conn, incident_id, chat_id, message_id=message_id,
+                                     thread_id=thread_id, rendered_hash=digest)
+
+            return Delivered(record=record_edit)
         return await self._post(incident_id, chat_id, card)
 
-    async def _post(self, incident_id: str, chat_id: int, card: Card) -> int:
+    async def _post(self, incident_id: str, chat_id: int, card: Card) -> Delivered:
         async with self.db.read() as conn:
             row = await repo.get_card(conn, incident_id, chat_id)
         thread_id = row.message_thread_id if row else None
@@ -98,12 +101,15 @@ class CardSync:
             incident_id, chat_id, card,
         )
         self.metrics.delivered("sent")
-        async with self.db.write() as conn:
-            await repo.save_card(
-                conn, incident_id, chat_id, message_id=message.message_id,
-                thread_id=thread_id, rendered_hash=sent.digest,
-            )
-        return message.message_id
+        message_id: int = message.message_id
+
+        async def record_post(conn: Conn) -> None:
+            # In the transaction that marks the row sent: from Telegram's answer on, a crash
+            # can no longer leave the card posted but unknown (and post it a second time).
+            await repo.save_card(conn, incident_id, chat_id, message_id=message_id,
+                                 thread_id=thread_id, rendered_hash=sent.digest)
+
+        return Delivered(sent_id=message_id, record=record_post)
 
     async def _send_with_url_fallback(self, call: CardCall, incident_id: str, chat_id: int,
                                       card: Card) -> tuple[Any, Card]:

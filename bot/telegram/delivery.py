@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
 IDLE_POLL = 1.0  # picks up rows written by another process on the same database
+STOP_GRACE = 5.0  # seconds a stop waits for the write on the wire (a container gets ~10)
 
 SentHook = Callable[[outbox.OutboxItem, int], Awaitable[None]]
 MigrateHook = Callable[[int, int], Awaitable[None]]
@@ -70,35 +71,49 @@ class DeliveryWorker:
         self._wake = db.wake_event(Wake.DELIVERY)  # set by commits that queue rows
         self._chat_hold: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._on_wire: outbox.OutboxItem | None = None  # claimed, its call not yet recorded
         self.cards = CardSync(db, bot, render_card, topics, self.metrics)
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="delivery")
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Claim nothing more; let the write on the wire finish and record its result, so
+        no row is left 'sending' (which the next start would send again). Only a call still
+        unanswered after `grace` seconds is cut short; its row goes back to pending."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            task.cancel()
+        item = self._on_wire  # read before the task's own clean-up forgets it
+        await asyncio.gather(task, return_exceptions=True)
+        if item is not None:
+            log.warning("delivery: stopped while %s was on the wire; it goes again at the "
+                        "next start (it may be shown twice)", _what(item))
+            async with self.db.write() as conn:
+                await outbox.release(conn, item.id, "stopped while the call was on the wire")
 
     async def _run(self) -> None:
         async with self.db.write() as conn:
             released = await outbox.release_stuck(conn)
         if released:
-            log.warning("delivery: %d writes were in flight at the last stop; sending again",
-                        released)
+            log.warning("delivery: %d writes were in flight when the last run died; sending "
+                        "again (a message among them may be shown twice)", released)
         if self.pacer is not None:
             # What was sent before this start counts against the limits as much as what
             # this process is about to send.
             async with self.db.read() as conn:
                 self.pacer.seed(await outbox.recent_writes(
                     conn, time.time() - self.pacer.limits.horizon))
-        while True:
+        while not self._stopping:
             self._wake.clear()  # before looking: a row committed meanwhile wakes the wait
             try:
                 worked = await self.run_once()
@@ -128,6 +143,8 @@ class DeliveryWorker:
         worked = False
         self._skipped_until = None
         for item in items:
+            if self._stopping:
+                break
             wait = self._wait_for(item)
             if wait > 0:
                 until = time.time() + wait
@@ -136,8 +153,12 @@ class DeliveryWorker:
             async with self.db.write() as conn:
                 if not await outbox.claim(conn, item.id):
                     continue
+            self._on_wire = item  # 'sending' is committed before the call goes out
             worked = True
-            await self._process(item)
+            try:
+                await self._process(item)
+            finally:
+                self._on_wire = None
         return worked
 
     def _wait_for(self, item: outbox.OutboxItem) -> float:
@@ -163,14 +184,18 @@ class DeliveryWorker:
     async def _process_item(self, item: outbox.OutboxItem) -> None:
         self._writes_before = self.pacer.writes if self.pacer is not None else 0
         try:
-            sent_id = await self._deliver(item)
+            delivered = await self._deliver(item)
         except Exception as exc:
             failure = sort_failure(exc)
             if failure is None:
                 raise
             await self._failed(item, exc, failure)
         else:
+            sent_id = delivered.sent_id
+            # One transaction from Telegram's answer on: the message id and the done mark.
             async with self.db.write() as conn:
+                if delivered.record is not None:
+                    await delivered.record(conn)
                 await outbox.mark_done(conn, item.id, sent_id, self._writes())
             if item.kind == outbox.CARD and sent_id is not None:
                 # The card row was queued in the alert's own transaction.
@@ -224,29 +249,29 @@ class DeliveryWorker:
             await outbox.park(conn, item.id, error, self._writes())
 
 
-    async def _deliver(self, item: outbox.OutboxItem) -> int | None:
+    async def _deliver(self, item: outbox.OutboxItem) -> sending.Delivered:
         if item.kind == outbox.CARD:
             assert item.incident_id is not None
             return await self.cards.sync(item.incident_id, item.chat_id)
         if item.kind == outbox.REPLY:
             sent = await sending.send_reply(self.bot, self.db, item)
             self.metrics.delivered("replies")
-            return sent
+            return sending.Delivered(sent_id=sent)
         if item.kind == outbox.MESSAGE:
             sent = await sending.send_plain(self.bot, item)
             self.metrics.delivered("messages")
-            return sent
+            return sending.Delivered(sent_id=sent)
         if item.kind == outbox.EDIT:
             await sending.edit_plain(self.bot, item)
             self.metrics.delivered("edited")
-            return None
+            return sending.Delivered()
         if item.kind == outbox.TOPIC_CLOSE:
             if self.topics is not None and item.incident_id:
                 await self.topics.close(item.incident_id, item.chat_id)
-            return None
+            return sending.Delivered()
         if item.kind == outbox.COMMANDS:
             await sending.set_commands(self.bot, item)
-            return None
+            return sending.Delivered()
         raise Permanent(f"unknown outbox kind {item.kind!r}")
 
 

@@ -3,6 +3,8 @@ plain messages and their edits, and the command menu."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
@@ -21,8 +23,18 @@ from aiogram.types import (
 from bot.telegram.failures import is_not_modified
 from storage import outbox, repo
 from storage.db import Database
+from storage.repo.sql import Conn
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A write Telegram carried out: the message it created (if any), and what to store
+    about it in the same transaction as the outbox row's done mark."""
+
+    sent_id: int | None = None
+    record: Callable[[Conn], Awaitable[None]] | None = None
 
 
 def markup_of(
