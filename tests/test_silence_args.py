@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -294,6 +295,19 @@ def test_parsed_matchers_follow_alertmanager_semantics(
 ) -> None:
     args = parse_silence_args(f"{text} severity=~.+ 1h", NOW, UTC_TZ)
     assert matcher_matches(args.matchers[0], labels) is matches
+
+
+@pytest.mark.parametrize("pattern", ["(a|a)*b", "(a+)+b", "(.*)*b", ".*.*.*.*.*.*b"])
+def test_a_regex_that_backtracks_forever_in_python_is_matched_in_linear_time(
+    pattern: str,
+) -> None:
+    """Every notification is matched against every silence in the one event loop: a
+    pattern Python's re takes exponential (or n**6) time on must not hold it."""
+    args = parse_silence_args(f"alertname=~{pattern} 1h", NOW, UTC_TZ)
+    labels = {"alertname": "a" * 20_000}
+    started = time.monotonic()
+    assert matcher_matches(args.matchers[0], labels) is False
+    assert time.monotonic() - started < 1.0  # Python's re: 2**20000 steps for the first
 
 
 # ------------------------------------------------------------------ /unsilence

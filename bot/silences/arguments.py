@@ -33,6 +33,7 @@ from bot.command_args import (
 )
 from bot.durations import duration_seconds
 from bot.models import Matcher
+from bot.silences.matching import compiled, matcher_matches
 
 SILENCE_USAGE = (
     "/silence label=value|label=~regex|INC-id … 30m|2h|1d|1h30m|until 09:00 [reason]"
@@ -96,7 +97,7 @@ def _check_regex(pattern: str) -> None:
             re.compile(pattern)
     except (re.error, FutureWarning) as exc:
         raise ArgsError("bad_regex", pattern=show(pattern), error=str(exc)) from None
-    if _uses_non_re2(pattern):
+    if _uses_non_re2(pattern) or compiled(pattern) is None:
         raise ArgsError("regex_not_re2", pattern=show(pattern))
 
 
@@ -124,9 +125,7 @@ def _uses_non_re2(pattern: str) -> bool:
 
 
 def _matches_empty(matcher: Matcher) -> bool:
-    if matcher.is_regex:
-        return re.fullmatch(matcher.value, "") is not None
-    return matcher.value == ""
+    return matcher_matches(matcher, {})
 
 
 # ---------------------------------------------------------------- duration
