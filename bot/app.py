@@ -189,9 +189,13 @@ class App:
         self.approvals, self.pipeline, self.delivery = approvals, pipeline, delivery
         inquiries = Inquiries(db, s.tz, s.locale, clock, stack.playbooks)
         voice = Voice(s.locale, s.timezone)
-        acks = AckService(db, clock, voice, authz, routes.on_call_at, state, ack_by=s.ack_by,
-                          is_member=is_member, member_ttl=s.admin_cache_ttl.total_seconds())
-        pipeline.timers.sweeps.append(Reminders(db, routes.on_call_at, clock, voice).sweep)
+        acks = AckService(db, clock, voice, access.may_act, routes.on_call_at, state,
+                          ack_by=s.ack_by, is_member=is_member,
+                          member_ttl=s.admin_cache_ttl.total_seconds())
+        reminders = Reminders(db, routes.on_call_at, clock, voice,
+                              batch_over=s.remind_batch_over)
+        await reminders.schedule_missing(access.route_index_into)
+        pipeline.timers.sweeps.append(reminders.sweep)
         pipeline.timers.sweeps.append(
             lambda: announce_ended_silences(silences, inquiries.say, s.tz, s.locale))
         pipeline.timers.sweeps.append(Pruner(db, Retention(

@@ -101,6 +101,7 @@ class Settings(LoggingSettings):
     remind_after: Duration = timedelta(minutes=10)
     remind_every: Duration = timedelta(minutes=10)
     remind_max: int = Field(default=3, ge=0, le=100)
+    remind_batch_over: int = Field(default=3, ge=0)
 
     # Decisions and execution
     executor: Literal["dry-run", "kubectl", "http"] = "dry-run"

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from factories import T0, UTC_TZ, make_incident
 
+from bot.cards.links import message_link
 from bot.chat.commands import (
     COMMANDS,
     command_menu,
@@ -27,7 +28,7 @@ from bot.chat.history import (
     render_history_page,
     render_target_history,
 )
-from bot.chat.open_incidents import OpenIncidentRow, message_link, render_incidents
+from bot.chat.open_incidents import OpenIncidentRow, render_incidents
 from bot.models import Matcher, Silence
 from bot.silences.alertmanager import RemoteSilence
 from bot.silences.arguments import SILENCE_USAGE, UNSILENCE_USAGE

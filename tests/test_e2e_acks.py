@@ -145,7 +145,7 @@ async def test_unack_by_the_acker_or_an_approver_not_by_another_member(
 
     answer = await press(app, mid, "Unack", DAVE)
     assert answer["show_alert"] is True
-    assert answer["text"] == "Only @carol or an approver may give it back"
+    assert answer["text"] == "Only @carol or an approver of this incident may give it back"
     assert "Acknowledged by @carol" in app.em.message(CHAT, mid)["text"]
 
     answer = await press(app, mid, "Unack", CAROL)
@@ -172,3 +172,78 @@ async def test_unack_by_the_acker_or_an_approver_not_by_another_member(
     ]
     rows = [r for r in await app.audit(inc) if r["action"] == "unack" and r["detail"]]
     assert rows[-1]["detail"] == "acknowledged by @carol" and rows[-1]["at"]
+
+
+# Two routes into CHAT with their own approvers, and one into the payments chat: Bob approves
+# only there and Dave only the billing route here (APPROVER_IDS, the default route's
+# approvers, still names Bob: it brings nothing here while a catch-all route exists).
+SPLIT_ROUTES = """
+[[route]]
+match = {{ namespace = "payments" }}
+chat_id = {other}
+approvers = [{bob}]
+
+[[route]]
+match = {{ namespace = "billing" }}
+chat_id = {chat}
+approvers = [{dave}]
+
+[[route]]
+chat_id = {chat}
+approvers = [{alice}]
+"""
+
+
+async def split_app(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path,
+                    **overrides: Any) -> Harness:
+    emu.emulator.add_chat(OTHER_CHAT, title="Payments", admins=[BOB])
+    for user in (BOB, CAROL, DAVE):
+        emu.emulator.set_member(CHAT, user)
+    routes = tmp_path / "routes.toml"
+    routes.write_text(SPLIT_ROUTES.format(other=OTHER_CHAT, chat=CHAT, bob=BOB["id"],
+                                          dave=DAVE["id"], alice=ALICE["id"]))
+    return await start_app(routes_path=str(routes), **overrides)
+
+
+async def test_unack_needs_an_approver_of_a_route_that_brings_this_incident_here(
+    start_app: AppFactory, emu: RunningEmulator, tmp_path: Path
+) -> None:
+    app = await split_app(start_app, emu, tmp_path)
+    inc, card = await open_card(app)  # namespace shop: the catch-all route, Alice approves
+    mid = card["message_id"]
+    await press(app, mid, "Ack", CAROL)
+
+    # An approver of another chat, and an approver of another route into this chat, are
+    # members here like anyone else: they may not take Carol's ack away.
+    for outsider in (BOB, DAVE):
+        answer = await press(app, mid, "Unack", outsider)
+        assert answer["show_alert"] is True
+        assert answer["text"] == "Only @carol or an approver of this incident may give it back"
+        assert "Acknowledged by @carol" in app.em.message(CHAT, mid)["text"]
+
+    answer = await press(app, mid, "Unack", ALICE)
+    assert answer["text"] == "Given back — nobody is on it now"
+    assert "Acknowledged" not in app.em.message(CHAT, mid)["text"]
+    assert await audit_of(app, inc, "ack", "unack") == [
+        ("ack", "acknowledged", CAROL["id"]),
+        ("unack", "unack_not_allowed", BOB["id"]),
+        ("unack", "unack_not_allowed", DAVE["id"]),
+        ("unack", "given_back", ALICE["id"]),
+    ]
+
+
+async def test_ack_by_approvers_means_approvers_of_this_incident_here(
+    start_app: AppFactory, emu: RunningEmulator, tmp_path: Path
+) -> None:
+    app = await split_app(start_app, emu, tmp_path, ack_by="approvers")
+    inc, card = await open_card(app)
+    for outsider in (BOB, DAVE):
+        answer = await press(app, card["message_id"], "Ack", outsider)
+        assert answer["show_alert"] is True and "ACK_BY=approvers" in answer["text"]
+    assert "Acknowledged" not in app.em.message(CHAT, card["message_id"])["text"]
+    answer = await press(app, card["message_id"], "Ack", ALICE)
+    assert answer["text"] == "Acknowledged — the incident is yours"
+    assert await audit_of(app, inc, "ack") == [
+        ("ack", "ack_not_allowed", BOB["id"]), ("ack", "ack_not_allowed", DAVE["id"]),
+        ("ack", "acknowledged", ALICE["id"]),
+    ]

@@ -153,7 +153,7 @@ def dispatcher(db: Database, *, reverse: bool = False) -> Dispatcher:
     async def is_member(chat_id: int, user_id: int) -> bool:
         return chat_id == CHAT and user_id in MEMBERS
 
-    acks = AckService(db, clock, Voice("en", "UTC"), authz, routes.on_call_at, state,
+    acks = AckService(db, clock, Voice("en", "UTC"), access.may_act, routes.on_call_at, state,
                       is_member=is_member)
     dp = build_dispatcher(
         approvals=approvals, authz=authz, access=access, acks=acks,

@@ -12,6 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot import audit, texts
+from bot.cards.links import message_link
 from bot.chat import history, open_incidents
 from bot.chat.authorization import IncidentAccess
 from bot.chat.commands import render_help, render_not_allowed, render_usage
@@ -170,7 +171,7 @@ class Console:
                 card = await repo.get_card(conn, inc.id, chat_id)
                 link = None
                 if card is not None and card.message_id is not None:
-                    link = open_incidents.message_link(chat_id, card.message_id,
+                    link = message_link(chat_id, card.message_id,
                                                        card.message_thread_id)
                 quiet = card.silence_id if card else None
                 silence = await repo.get_silence(conn, quiet) if quiet else None

@@ -69,6 +69,12 @@ class IncidentAccess:
         labels = {**(common_labels(firing) if firing else {}), **inc.group_labels}
         return [r for r in self.routes.resolve(labels) if r.chat_id == chat_id]
 
+    async def route_index_into(self, chat_id: int, incident_id: str) -> int | None:
+        """The file position of the first route that brings this incident here (0: the
+        default route), or None when none does."""
+        routes = await self.routes_into(chat_id, incident_id)
+        return routes[0].index if routes else None
+
     async def is_routed_here(self, chat_id: int, incident_id: str) -> bool:
         async with self.db.read() as conn:
             return await repo.get_card(conn, incident_id, chat_id) is not None

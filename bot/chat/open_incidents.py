@@ -22,7 +22,7 @@ class OpenIncidentRow:
     # DecisionState value of the current decision, "nothing_to_approve" for a pending one
     # without an action; None: no decision
     state: str | None
-    link: str | None  # t.me link to the card (see message_link), or None
+    link: str | None  # t.me link to the card (bot.cards.links.message_link), or None
     silenced_until: datetime | None = None  # shown instead of the state while silenced
 
     @classmethod
@@ -61,20 +61,3 @@ def render_incidents(items: list[OpenIncidentRow], *, tz: ZoneInfo, locale: str 
         total=len(rows),
         caps=(30, 20, 12),
     )
-
-
-# Supergroups and channels have chat ids -100XXXXXXXXXX, i.e. -(10**12 + channel id) with
-# 0 < channel id < 10**12 (TDLib's ZERO_CHANNEL_ID); basic groups are -1 .. -999999999999.
-_CHANNEL_BASE = 1_000_000_000_000
-
-
-def message_link(chat_id: int, message_id: int, thread_id: int | None = None) -> str | None:
-    """t.me link to a message of a supergroup/channel (`?thread=` inside a topic);
-    None for basic groups and private chats, which have no message links."""
-    channel = -chat_id - _CHANNEL_BASE
-    if not 0 < channel < _CHANNEL_BASE or message_id <= 0:
-        return None
-    url = f"https://t.me/c/{channel}/{message_id}"
-    if thread_id is not None and thread_id > 0:
-        url += f"?thread={thread_id}"
-    return url

@@ -16,7 +16,7 @@ from typing import Literal
 from bot import audit
 from bot.cards import notes
 from bot.cards.notes import Voice
-from bot.incidents.approvals import Authorizer, Outcome
+from bot.incidents.approvals import Outcome
 from bot.models import Actor, Incident, IncidentStatus, OnCall
 from storage import outbox, repo
 from storage.db import Database
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 AckBy = Literal["anyone", "approvers"]
 MemberLookup = Callable[[int, int], Awaitable[bool]]  # (chat_id, user_id) -> is a member
+# (chat_id, user_id, incident_id) -> approves a route that brings this incident into this chat
+# (bot.chat.authorization.IncidentAccess.may_act): an approver of another route, or of
+# another chat, has no say over this incident here.
+MayAct = Callable[[int, int, str], Awaitable[bool]]
 
 
 class AckService:
@@ -35,7 +39,7 @@ class AckService:
         db: Database,
         clock: Callable[[], datetime],
         voice: Voice,
-        authz: Authorizer,
+        may_act: MayAct,
         on_call_at: Callable[[int, int], OnCall],
         state: StateStore,
         *,
@@ -46,7 +50,7 @@ class AckService:
         self.db = db
         self.clock = clock
         self.voice = voice
-        self.authz = authz
+        self.may_act = may_act
         self.on_call_at = on_call_at  # (route index, chat id) -> the card's route's settings
         self.state = state
         self.ack_by = ack_by
@@ -70,9 +74,10 @@ class AckService:
         await self.state.set(key, member, self.member_ttl)
         return member
 
-    async def _may_ack(self, chat_id: int, user_id: int) -> str | None:
-        """None when the presser may acknowledge in this chat, else the refusal."""
-        if await self.authz.is_approver(chat_id, user_id):
+    async def _may_ack(self, chat_id: int, user_id: int, incident_id: str) -> str | None:
+        """None when the presser may acknowledge this incident in this chat, else the
+        refusal."""
+        if await self.may_act(chat_id, user_id, incident_id):
             return None
         if self.ack_by == "approvers":
             return "ack_not_allowed"
@@ -99,7 +104,7 @@ class AckService:
     async def ack(self, actor: Actor, chat_id: int, message_id: int, incident_id: str
                   ) -> Outcome:
         now = self.clock()
-        refusal = await self._may_ack(chat_id, actor.user_id)
+        refusal = await self._may_ack(chat_id, actor.user_id, incident_id)
         async with self.db.write() as conn:
             inc = await self._shown_here(conn, incident_id, chat_id, message_id)
             if isinstance(inc, str):
@@ -123,7 +128,7 @@ class AckService:
                     ) -> Outcome:
         """Give the incident back: the person who acknowledged it, or an approver."""
         now = self.clock()
-        approver = await self.authz.is_approver(chat_id, actor.user_id)
+        approver = await self.may_act(chat_id, actor.user_id, incident_id)
         async with self.db.write() as conn:
             inc = await self._shown_here(conn, incident_id, chat_id, message_id)
             if isinstance(inc, str):

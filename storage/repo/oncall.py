@@ -44,6 +44,7 @@ class DueReminder:
     message_id: int
     due_at: datetime
     reminders_sent: int
+    thread_id: int | None = None  # the card's message_thread_id (forum topic), if any
 
 
 # A card whose incident nobody reacted to: firing, not silenced, not acknowledged, not
@@ -63,15 +64,15 @@ async def due_reminders(conn: Conn, now: datetime, limit: int = 100) -> list[Due
     rows = await fetch_all(
         conn,
         f"""SELECT c.incident_id, c.chat_id, c.route_index, c.message_id, c.next_remind_at,
-                   c.reminders_sent
+                   c.reminders_sent, c.message_thread_id
             FROM cards c
             WHERE c.next_remind_at IS NOT NULL AND c.next_remind_at <= ? AND {_NOBODY_REACTED}
-            ORDER BY c.next_remind_at LIMIT ?""",
+            ORDER BY c.next_remind_at, c.rowid LIMIT ?""",
         (ts(now), limit),
     )
     return [
         DueReminder(r["incident_id"], r["chat_id"], r["route_index"], r["message_id"],
-                    req_ts(r["next_remind_at"]), r["reminders_sent"])
+                    req_ts(r["next_remind_at"]), r["reminders_sent"], r["message_thread_id"])
         for r in rows
     ]
 
@@ -110,3 +111,39 @@ async def reschedule_reminder(conn: Conn, incident_id: str, chat_id: int, at: da
            WHERE incident_id = ? AND chat_id = ? AND next_remind_at IS NOT NULL""",
         (ts(at), incident_id, chat_id),
     )
+
+
+@dataclass(frozen=True)
+class Unscheduled:
+    """A card of a firing incident that never had a reminder scheduled: planned before
+    reminders existed (schema 4), or while its route's remind_max was 0."""
+
+    incident_id: str
+    chat_id: int
+    route_index: int
+    opened_at: datetime
+
+
+async def unscheduled_reminders(conn: Conn) -> list[Unscheduled]:
+    rows = await fetch_all(
+        conn,
+        """SELECT c.incident_id, c.chat_id, c.route_index, i.opened_at
+           FROM cards c JOIN incidents i ON i.id = c.incident_id
+           WHERE i.status = 'firing' AND c.next_remind_at IS NULL AND c.reminders_sent = 0
+             AND c.escalated_at IS NULL
+           ORDER BY i.opened_at, c.rowid""",
+    )
+    return [Unscheduled(r["incident_id"], r["chat_id"], r["route_index"],
+                        req_ts(r["opened_at"])) for r in rows]
+
+
+async def schedule_first_reminder(conn: Conn, card: Unscheduled, route_index: int,
+                                  at: datetime) -> bool:
+    """Give an unscheduled card its first reminder; False when it got one meanwhile."""
+    cur = await conn.execute(
+        """UPDATE cards SET route_index = ?, next_remind_at = ?
+           WHERE incident_id = ? AND chat_id = ? AND next_remind_at IS NULL
+             AND reminders_sent = 0 AND escalated_at IS NULL""",
+        (route_index, ts(at), card.incident_id, card.chat_id),
+    )
+    return cur.rowcount == 1
