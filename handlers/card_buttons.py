@@ -36,10 +36,13 @@ async def reanalyze(query: CallbackQuery, callback_data: CardCB, actor: Actor,
 
 async def silence(query: CallbackQuery, callback_data: CardCB, actor: Actor,
                   approvals: ApprovalService, access: IncidentAccess) -> Outcome:
-    scope = await access.silence_scope(query.message.chat.id if query.message else 0,
-                                       actor.user_id, callback_data.inc)
+    chat_id = query.message.chat.id if query.message else 0
+    scope = await access.silence_scope(chat_id, actor.user_id, callback_data.inc)
+    # The route's labels alone select more than the silence will: if even they stay in
+    # this chat, so does the silence, and Alertmanager may get its copy.
     return await approvals.silence_incident(actor, callback_data.inc, callback_data.dec,
-                                            scope=scope)
+                                            scope=scope,
+                                            mirror=access.only_here(chat_id, scope or []))
 
 
 async def save_playbook(query: CallbackQuery, callback_data: CardCB, actor: Actor,

@@ -9,13 +9,14 @@ an audit row saying why; the allowed cases run last, since they change the incid
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from am_standin import start_am_standin
+from am_standin import StandIn, start_am_standin
 from harness import (
     ALICE,
     BOB,
@@ -371,27 +372,38 @@ async def test_a_new_incident_is_posted_where_no_silence_of_that_chat_covers_it(
     assert silence_marks(w.db_path, again) == {CHAT_A: None, CHAT_B: None}
 
 
-async def test_alertmanager_only_silences_are_listed_in_the_chat_they_concern(
-        start_app: AppFactory, emu: RunningEmulator, tmp_path: Path) -> None:
-    am = await start_am_standin()
+@pytest.fixture
+async def am() -> AsyncIterator[StandIn]:
+    standin = await start_am_standin()
     try:
-        h = await two_chats(start_app, emu, tmp_path, ROUTES, alertmanager_url=am.url)
-        w = World(h, "", 0, 0, "", 0, 0, tmp_path / "opsgate.db")
-        client = AlertmanagerSilences(am.url)
-        start, end = now(), now() + timedelta(hours=2)
-        made = {
-            "payments-only": [Matcher(name="namespace", value="payments"),
-                              Matcher(name="alertname", value="X")],
-            "shop-only": [Matcher(name="namespace", value="shop")],
-            "every-namespace": [Matcher(name="alertname", value="X")],
-            "payments-ish": [Matcher(name="namespace", value="pay.*", is_regex=True)],
-        }
-        for comment, matchers in made.items():
-            await client.create(matchers, start, end, "amtool", comment)
-        in_a = await w.say(CHAT_A, ALICE, "/silences")
-        in_b = await w.say(CHAT_B, BOB, "/silences")
+        yield standin
     finally:
-        await am.close()
+        await standin.close()
+
+
+async def synced(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path,
+                 routes_toml: str, am: StandIn) -> World:
+    """Two chats and Alertmanager sync; the World's incidents are filled in by the test."""
+    h = await two_chats(start_app, emu, tmp_path, routes_toml, alertmanager_url=am.url)
+    return World(h, "", 0, 0, "", 0, 0, tmp_path / "opsgate.db")
+
+
+async def test_alertmanager_only_silences_are_listed_in_the_chat_they_concern(
+        start_app: AppFactory, emu: RunningEmulator, tmp_path: Path, am: StandIn) -> None:
+    w = await synced(start_app, emu, tmp_path, ROUTES, am)
+    client = AlertmanagerSilences(am.url)
+    start, end = now(), now() + timedelta(hours=2)
+    made = {
+        "payments-only": [Matcher(name="namespace", value="payments"),
+                          Matcher(name="alertname", value="X")],
+        "shop-only": [Matcher(name="namespace", value="shop")],
+        "every-namespace": [Matcher(name="alertname", value="X")],
+        "payments-ish": [Matcher(name="namespace", value="pay.*", is_regex=True)],
+    }
+    for comment, matchers in made.items():
+        await client.create(matchers, start, end, "amtool", comment)
+    in_a = await w.say(CHAT_A, ALICE, "/silences")
+    in_b = await w.say(CHAT_B, BOB, "/silences")
     # A pins its route's label to its value: listed there; wider ones belong to no chat.
     assert "payments-only" in in_b and "payments-only" not in in_a
     assert "shop-only" in in_a and "shop-only" not in in_b
@@ -417,3 +429,28 @@ async def test_details_name_no_other_chats_incidents(world: World) -> None:
     texts = " ".join(m.get("text", "") for m in w.h.em.messages(CHAT_A))
     assert "Runbook restart" in texts and "shop own" in texts
     assert w.inc_b not in texts and "payments secret" not in texts
+
+
+async def test_alertmanager_gets_a_chat_silence_only_when_its_alerts_stay_in_that_chat(
+        start_app: AppFactory, emu: RunningEmulator, tmp_path: Path, am: StandIn) -> None:
+    """Alertmanager's copy of a silence mutes those alerts for every receiver, opsgate's
+    webhook included: a silence over alerts that also go to another chat stays in opsgate."""
+    w = await synced(start_app, emu, tmp_path, SHARED_ROUTES, am)
+    inc = (await w.h.alert("single-firing.json"))["opened"][0]
+    await w.h.settled()
+    card_b = (await card_in(w.h, CHAT_B, inc))["message_id"]
+    answer = await w.press(CHAT_B, card_b, f"c1:s:{inc}:{(await w.h.decision(inc)).id}", BOB)
+    assert "Silenced" in answer["text"]
+    assert "also go to another chat" in await w.say(CHAT_B, BOB, f"/silence {inc} 2h")
+    assert am.silences == {}
+    assert len(silence_ids(w.db_path, CHAT_B)) == 2
+
+
+async def test_alertmanager_gets_a_silence_whose_alerts_only_this_chat_sees(
+        start_app: AppFactory, emu: RunningEmulator, tmp_path: Path, am: StandIn) -> None:
+    w = await synced(start_app, emu, tmp_path, ROUTES, am)
+    assert "Also set in Alertmanager" in await w.say(
+        CHAT_B, BOB, "/silence alertname=LabHighErrorRate 1h")
+    (copy,) = am.silences.values()
+    assert {"name": "namespace", "value": "payments", "isRegex": False,
+            "isEqual": True} in copy["matchers"]

@@ -97,7 +97,7 @@ class Console:
         matchers = [*matchers, *(m for m in scope if m not in matchers)]
         created = await self.silences.create(
             actor, actor.chat_id, matchers, parsed.ends_at, parsed.reason,
-            incident_id=parsed.incident_id,
+            incident_id=parsed.incident_id, mirror=self.access.only_here(chat_id, matchers),
         )
         return Answer(silence_replies.render_silence_created(
             created.silence, open_matches=created.open_matches, am_status=created.am_status,

@@ -20,6 +20,7 @@ from bot.alerts.routing import Route, RouteTable
 from bot.incidents.approvals import Authorizer, Outcome
 from bot.models import Actor, AlertStatus, Matcher, Silence
 from bot.silences.alertmanager import RemoteSilence
+from bot.silences.matching import matcher_matches
 from storage import outbox, repo
 from storage.db import Database
 
@@ -150,6 +151,20 @@ class IncidentAccess:
     async def silences_made_here(self, chat_id: int, silences: list[Silence]) -> list[Silence]:
         return [s for s in silences if s.chat_id in (chat_id, None)]
 
+    def only_here(self, chat_id: int, matchers: list[Matcher]) -> bool:
+        """Whether every alert these matchers select is routed into this chat alone, so
+        that an Alertmanager copy of the silence (which mutes those alerts for every
+        receiver, opsgate's webhook included) cannot quiet another chat. Conservative:
+        a route counts as disjoint only when a label pins it apart."""
+        for route in self.routes.routes:
+            if disjoint(matchers, route):
+                continue
+            if route.chat_id != chat_id:
+                return False  # some of these alerts may go to another chat
+            if within(matchers, route) and not route.continue_:
+                return True  # all of them stop here
+        return self.routes.default.chat_id == chat_id
+
     def remote_within(self, chat_id: int, remote: list[RemoteSilence]) -> list[RemoteSilence]:
         """Silences only Alertmanager knows that concern this chat alone: their matchers
         pin the labels of a route into it (or every route posts here). One that is wider
@@ -181,3 +196,15 @@ def within(matchers: list[Matcher], route: Route) -> bool:
 
     return (all(exact(k, v) for k, v in route.match)
             and all(pattern(k, p) for k, p in route.match_regex))
+
+
+def disjoint(matchers: list[Matcher], route: Route) -> bool:
+    """Whether no alert can match both: some label is pinned to values that differ."""
+    for name, value in route.match:
+        if any(m.name == name and not matcher_matches(m, {name: value}) for m in matchers):
+            return True
+    for name, pattern in route.match_regex:
+        if any(m.name == name and not m.is_regex and pattern.fullmatch(m.value) is None
+               for m in matchers):
+            return True
+    return False

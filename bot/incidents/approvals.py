@@ -261,7 +261,8 @@ class ApprovalService:
 
     async def silence_incident(self, actor: Actor, incident_id: str, decision_id: int,
                                duration: timedelta = timedelta(hours=1),
-                               scope: list[Matcher] | None = None) -> Outcome:
+                               scope: list[Matcher] | None = None,
+                               mirror: bool = True) -> Outcome:
         """Silence 1h: equality matchers on the incident's group labels, and the labels of
         the route that brought it into this chat (scope), so it covers nothing more."""
         now = self.clock()
@@ -289,6 +290,6 @@ class ApprovalService:
             actor, actor.chat_id, matchers, now + duration,
             texts.plain(texts.render("commands/card_silence_reason.html", self.cfg.locale,
                                      incident_id=inc.id)),
-            incident_id=inc.id,
+            incident_id=inc.id, mirror=mirror,
         )
         return Outcome("silenced", {"hours": int(duration.total_seconds() // 3600)})

@@ -16,7 +16,7 @@ from bot.models import Matcher, Silence
 from bot.texts import render
 from keyboards.callbacks import SilenceAct, SilenceCB
 
-AM_STATUSES = ("synced", "local", "off")
+AM_STATUSES = ("synced", "local", "shared", "off")
 MAX_EXPIRE_BUTTONS = 20
 
 
@@ -50,7 +50,8 @@ def render_silence_created(
     now: datetime,
 ) -> str:
     """/silence answer. am_status: "synced" (also in Alertmanager), "local" (Alertmanager
-    unreachable: local only, said clearly), "off" (no Alertmanager configured: not mentioned)."""
+    unreachable: local only, said clearly), "shared" (not sent: its alerts go to other chats
+    too), "off" (no Alertmanager configured: not mentioned)."""
     if am_status not in AM_STATUSES:
         raise ValueError(f"am_status must be one of {AM_STATUSES}, not {am_status!r}")
     return fit_one(

@@ -34,7 +34,7 @@ def new_silence_id() -> str:
 class Created:
     silence: Silence
     open_matches: int
-    am_status: str  # synced | local | off
+    am_status: str  # synced | local | shared | off
 
 
 class SilenceService:
@@ -68,7 +68,11 @@ class SilenceService:
         reason: str,
         *,
         incident_id: str | None = None,
+        mirror: bool = True,
     ) -> Created:
+        """Store the silence and quiet what it covers in its chat. `mirror`: also set it in
+        Alertmanager (False when its alerts go to other chats too, which Alertmanager's copy
+        would mute as well)."""
         now = self.clock()
         silence = Silence(
             id=new_silence_id(), matchers=matchers, reason=reason, created_by=actor.name,
@@ -94,7 +98,9 @@ class SilenceService:
                                   for m in matchers),
             )
         status = "off"
-        if self.am is not None:
+        if self.am is not None and not mirror:
+            status = "shared"
+        elif self.am is not None:
             try:
                 am_id = await self.am.create(matchers, now, ends_at, actor.name,
                                              reason or f"opsgate {silence.id}")
