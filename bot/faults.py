@@ -3,7 +3,8 @@ SIGKILL when it reaches the point NAME, so a test can restart it from exactly th
 
 Unset (always, outside tests) a point costs one comparison. The points:
   inbox.recorded   an update is in the inbox, not yet handed to its handler
-  inbox.handled    an update's handler returned, the update is not yet marked done
+  inbox.handled    an update's handler returned (its changes are committed, and with them
+                   the update's done mark; a handler that changed nothing is not yet marked)
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ import asyncio
 import logging
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -52,6 +53,30 @@ def mark(conn: aiosqlite.Connection, wake: Wake) -> None:
     db = _OWNER.get(conn)
     if db is not None:
         db._marked.add(wake)
+
+
+class CommitWith:
+    """Work that must commit together with the next write transaction of a context (see
+    `committing_with`); `committed` tells afterwards whether it did."""
+
+    def __init__(self, work: Callable[[aiosqlite.Connection], Awaitable[object]]) -> None:
+        self.work = work
+        self.committed = False
+
+
+_ALONG: ContextVar[CommitWith | None] = ContextVar("commit_with", default=None)
+
+
+@contextmanager
+def committing_with(along: CommitWith) -> Iterator[None]:
+    """Within this context the first write transaction that commits also does `along.work`:
+    the inbox marks an update handled in the same commit as its handler's first change, so
+    a crash can never leave the change made and the update waiting to be handled again."""
+    token = _ALONG.set(along)
+    try:
+        yield
+    finally:
+        _ALONG.reset(token)
 
 
 class SchemaTooNew(Exception):
@@ -146,9 +171,16 @@ class Database:
             except sqlite3.OperationalError as exc:
                 raise StorageUnavailable(str(exc)) from exc
             self._marked.clear()
+            along = _ALONG.get()
             try:
                 yield conn
+                if along is not None and not along.committed:
+                    await along.work(conn)
+                else:
+                    along = None
                 await conn.commit()
+                if along is not None:
+                    along.committed = True
                 for wake in self._marked:
                     for event in self._wakes[wake]:
                         event.set()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from bot.retention import Retention, prune
 from storage import inbox
-from storage.db import Database
+from storage.db import CommitWith, Database, committing_with
 
 T0 = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
 
@@ -75,3 +76,23 @@ async def test_handled_updates_are_pruned_after_a_day_pending_ones_never(db: Dat
     assert (await prune(db, keep, T0 + timedelta(hours=23)))["inbox"] == 0
     assert (await prune(db, keep, T0 + timedelta(days=1, seconds=1)))["inbox"] == 2
     assert await _pending(db) == [3]
+
+
+async def test_done_commits_with_the_first_write_that_commits_and_only_then(
+    db: Database,
+) -> None:
+    await _record(db, _update(1))
+    along = CommitWith(lambda conn: inbox.mark_done(conn, 1, T0))
+    with committing_with(along):
+        with contextlib.suppress(RuntimeError):
+            async with db.write() as conn:
+                await conn.execute("INSERT INTO meta (key, value) VALUES ('a', '1')")
+                raise RuntimeError("the handler's transaction rolls back")
+        assert not along.committed and await _pending(db) == [1]
+        async with db.write() as conn:
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('b', '2')")
+        assert along.committed and await _pending(db) == []
+        async with db.write() as conn:  # a later write does not do it again
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('c', '3')")
+    async with db.read() as conn:
+        assert await inbox.counts(conn) == {"done": 1}

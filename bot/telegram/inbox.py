@@ -6,9 +6,12 @@
 
 A crash between Telegram's answer and the commit loses nothing: the batch was never
 confirmed, so Telegram sends it again (a repeat of a recorded id is ignored). A crash between
-the commit and the handler leaves the row pending, and the next start hands it over. A crash
-after the handler and before the done mark hands it over twice: the handlers act by
-compare-and-set, so the second time is refused (and audited), never carried out again.
+the commit and the handler leaves the row pending, and the next start hands it over. The row
+is marked done in the same transaction as the first change its handler makes (a press's
+transition, a command's silence, a refusal's audit row), so a change is never made twice by
+handing its update over again. Only an update whose handler changed nothing, or raised, is
+marked after the handler returned; should the process die in between, it is handed over once
+more, and the handlers' compare-and-set refuses what was already done.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pydantic import ValidationError
 from bot import faults
 from bot.polling import wait_for_wake
 from storage import inbox
-from storage.db import Database, StorageUnavailable, Wake
+from storage.db import CommitWith, Database, StorageUnavailable, Wake, committing_with
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ POLL_TIMEOUT = 25  # seconds a getUpdates call waits for updates (Telegram's lon
 IDLE_POLL = 1.0
 CONCURRENCY = 16  # updates handled at once (a slow Telegram call must not hold up the rest)
 STOP_GRACE = 5.0  # seconds a stop waits for handlers under way
+FINISHED_KEPT = 4096  # ids of updates handled here, never started again by this process
 
 
 class GetRawUpdates(TelegramMethod[list[dict[str, Any]]]):
@@ -149,6 +153,7 @@ class InboxWorker:
         self.concurrency = concurrency
         self._wake = db.wake_event(Wake.INBOX)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._finished: dict[int, None] = {}  # recently handled here, oldest first
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -183,23 +188,33 @@ class InboxWorker:
         room = self.concurrency - len(self._in_flight)
         if room <= 0:
             return
-        # Taken before the read: a handler that finishes during it has its row read as still
-        # pending, and must not be started again.
-        busy = set(self._in_flight)
         async with self.db.read() as conn:
-            rows = await inbox.pending(conn, limit=room + len(busy))
+            rows = await inbox.pending(conn, limit=100 + len(self._in_flight))
         for row in rows:
-            if row.update_id in busy or room <= 0:
+            # The read may predate the done mark of an update handled meanwhile (the read
+            # connection is shared, and its snapshot can be older than the last commit).
+            if row.update_id in self._in_flight or row.update_id in self._finished:
                 continue
+            if room <= 0:
+                break
             room -= 1
             task = asyncio.create_task(self._handle(row), name=f"update-{row.update_id}")
             self._in_flight[row.update_id] = task
 
     async def _handle(self, row: inbox.InboxRow) -> None:
         try:
-            error = await self._feed(row)
+            # Marked done in the handler's first write transaction, so the change a press
+            # makes and "handled" commit together; a handler that wrote nothing (or raised)
+            # is marked after it returned.
+            along = CommitWith(lambda conn: inbox.mark_done(conn, row.update_id, self.clock()))
+            with committing_with(along):
+                error = await self._feed(row)
             faults.point("inbox.handled")
-            await self._settle(row.update_id, error)
+            if error is not None or not along.committed:
+                await self._settle(row.update_id, error)
+            self._finished[row.update_id] = None
+            while len(self._finished) > FINISHED_KEPT:
+                del self._finished[next(iter(self._finished))]
         finally:
             self._in_flight.pop(row.update_id, None)
             self._wake.set()  # room for the next one
