@@ -4,6 +4,7 @@ Telegram write is on the wire."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -152,6 +153,14 @@ async def _push(url: str, body: bytes, secret: str = SECRET) -> int:
             return resp.status
 
 
+async def _lock(path: Path) -> sqlite3.Connection:
+    """Hold the database's write lock. Taken off the event loop: blocking the loop would keep
+    the app from finishing a transaction it has begun, and the lock would wait for it."""
+    locker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    await asyncio.to_thread(locker.execute, "BEGIN EXCLUSIVE")
+    return locker
+
+
 def _inbox_ids(path: Path) -> list[int]:
     conn = sqlite3.connect(path)
     try:
@@ -191,8 +200,7 @@ async def test_the_webhook_answers_503_when_the_update_cannot_be_stored(
     start_app: AppFactory, tmp_path: Path,
 ) -> None:
     _, url = await _webhook_app(start_app, database_busy_timeout="100ms")
-    locker = sqlite3.connect(tmp_path / "opsgate.db", isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
+    locker = await _lock(tmp_path / "opsgate.db")
     try:
         status = await _push(url, json.dumps({"update_id": 900003}).encode())
     finally:
@@ -210,8 +218,7 @@ async def test_an_update_that_cannot_be_stored_is_not_confirmed_to_telegram(
     card = await h.wait_card(lambda m: "Awaiting approval" in m["text"])
     await h.settled()
     calls_before = len(h.em.calls("getUpdates"))
-    locker = sqlite3.connect(tmp_path / "opsgate.db", isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
+    locker = await _lock(tmp_path / "opsgate.db")
     try:
         query = h.press_nowait(card["message_id"], "Approve", ALICE)
         (update,) = h.em.pending_updates()
