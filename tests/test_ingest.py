@@ -13,7 +13,7 @@ from harness import fixture
 from bot.alerts.ingest import IngestContext, accept
 from bot.alerts.payloads import parse
 from bot.alerts.routing import load_routes
-from bot.models import AlertGroup, DecisionState, IncidentStatus
+from bot.models import AlertGroup, AlertStatus, DecisionState, IncidentStatus
 from storage import outbox, repo
 from storage.db import Database
 
@@ -102,6 +102,21 @@ async def test_refire_after_resolve_opens_a_new_incident(db: Database) -> None:
     refire["alerts"][0]["startsAt"] = "2026-11-27T15:00:00Z"
     second = await accept(db, parse("alertmanager", json.dumps(refire).encode(), NOW), CTX, NOW)
     assert second.opened and second.opened != first.opened
+
+
+async def test_a_late_firing_of_a_resolved_episode_leaves_it_resolved(db: Database) -> None:
+    """An old "firing" of an episode that has resolved since (same fingerprint and
+    startsAt: Alertmanager retried it) is an older state, not a re-fire."""
+    first = await accept(db, group("single-firing.json"), CTX, NOW)
+    await accept(db, group("single-resolved.json"), CTX, NOW)
+    late = await accept(db, group("single-firing.json"), CTX, NOW)
+    assert late.opened == [] and late.resolved == []
+    async with db.read() as conn:
+        inc = await repo.get_incident(conn, first.opened[0])
+        assert inc is not None
+        alerts = await repo.alerts_of(conn, inc.id)
+    assert inc.status is IncidentStatus.RESOLVED and inc.firing_count == 0
+    assert [(a.status, a.ends_at is not None) for a in alerts] == [(AlertStatus.RESOLVED, True)]
 
 
 async def test_resolution_of_something_never_seen_is_ignored(db: Database) -> None:

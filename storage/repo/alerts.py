@@ -45,7 +45,9 @@ async def firing_start(conn: Conn, fingerprint: str) -> datetime | None:
 
 
 async def upsert_alert(conn: Conn, alert: Alert, incident_id: str, received_at: datetime) -> None:
-    """Re-delivery of the same firing episode updates the row, never duplicates it."""
+    """Re-delivery of the same firing episode updates the row, never duplicates it. A
+    resolved episode stays resolved: a "firing" for it is an older notification arriving
+    late (Alertmanager retries), since a re-fire starts a new episode (a new startsAt)."""
     await conn.execute(
         """INSERT INTO alerts (fingerprint, starts_at, incident_id, status, labels, annotations,
                ends_at, generator_url, source, received_at)
@@ -53,7 +55,8 @@ async def upsert_alert(conn: Conn, alert: Alert, incident_id: str, received_at: 
            ON CONFLICT (fingerprint, starts_at) DO UPDATE SET
                status = excluded.status, labels = excluded.labels,
                annotations = excluded.annotations, ends_at = excluded.ends_at,
-               generator_url = excluded.generator_url, received_at = excluded.received_at""",
+               generator_url = excluded.generator_url, received_at = excluded.received_at
+           WHERE alerts.status != 'resolved'""",
         (
             alert.fingerprint, ts(alert.starts_at), incident_id, alert.status.value,
             to_json(alert.labels), to_json(alert.annotations), ts(alert.ends_at),
