@@ -221,6 +221,19 @@ class Harness:
         async with self.db.read() as conn:
             return await repo.audit_rows(conn, incident_id)
 
+    async def wait_audit(self, *wanted: tuple[str, str], timeout: float = 15.0
+                         ) -> list[dict[str, Any]]:
+        """Wait, bounded, until the audit has a row for every (action, result) wanted, and
+        return the rows. An answered press says nothing about the rows of other writers in
+        flight, so reading the audit once right after the answer can race them."""
+
+        async def found() -> list[dict[str, Any]] | None:
+            rows = await self.audit()
+            have = {(r["action"], r["result"]) for r in rows}
+            return rows if set(wanted) <= have else None
+
+        return await wait_for(found, timeout, message=f"no audit rows {wanted}")
+
     async def decision(self, incident_id: str) -> Decision:
         """The incident's current decision, as stored (it must have one)."""
         async with self.db.read() as conn:

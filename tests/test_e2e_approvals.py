@@ -217,8 +217,7 @@ async def test_superseded_card_and_foreign_callback_data(app: Harness) -> None:
     assert "out of date" in answer_of(app, qid2)["text"]
     assert (await app.decision(inc)).state is DecisionState.PENDING
     await app.settled()
-    rows = [(r["action"], r["result"]) for r in await app.audit()]
-    assert ("approve", "stale_card") in rows and ("unknown_button", "ignored") in rows
+    await app.wait_audit(("approve", "stale_card"), ("unknown_button", "ignored"))
     callbacks_clean(app)
 
 
