@@ -44,7 +44,7 @@ def cmd_run(_: argparse.Namespace) -> int:
         for problem in problems:
             print(f"opsgate: {problem}", file=sys.stderr)
         return 2
-    from bot.checks import startup_checks
+    from bot.config_checks import startup_checks
 
     # The offline checks first, so most fatal problems are reported before aiogram's import
     # (seconds of CPU) has started; App.start repeats them and logs the warnings once.
@@ -58,7 +58,8 @@ def cmd_run(_: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from bot.checks import all_checks, table
+    from bot.checks import table
+    from bot.config_checks import all_checks
 
     settings = _settings()
     checks = asyncio.run(all_checks(settings, offline=args.offline))
@@ -73,7 +74,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(_: argparse.Namespace) -> int:
-    from bot.checks import require, token_check
+    from bot.checks import require
+    from bot.config_checks import token_check
     from bot.telegram.discover import discover
 
     settings = _settings()
@@ -92,8 +94,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
-    from bot.checks import database_check, require
+    from bot.checks import require
     from bot.decisions.cli import playbooks_command
+    from bot.resource_checks import database_check
 
     settings = _settings()
     require([database_check(settings.database_path)])

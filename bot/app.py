@@ -24,16 +24,9 @@ from bot.chat.answers import Console
 from bot.chat.authorization import IncidentAccess
 from bot.chat.card_buttons import Inquiries
 from bot.chat.commands import command_menu
-from bot.checks import (
-    StartupError,
-    bind_fix,
-    bind_problem,
-    fail,
-    require,
-    startup_checks,
-    telegram_checks,
-)
+from bot.checks import StartupError, fail, require
 from bot.config import Settings
+from bot.config_checks import startup_checks
 from bot.decisions.factory import build_decision_stack
 from bot.health import Readiness
 from bot.incidents.acks import AckService
@@ -42,11 +35,13 @@ from bot.incidents.reminders import Reminders
 from bot.incidents.stale_press import StalePressRule, away_since
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
+from bot.resource_checks import bind_fix, bind_problem
 from bot.retention import Pruner, Retention
 from bot.silences.alertmanager import AlertmanagerSilences
 from bot.silences.service import SilenceService, announce_ended_silences
 from bot.telegram.card_loading import card_renderer
 from bot.telegram.chat_migration import ChatMigrator
+from bot.telegram.checks import telegram_checks
 from bot.telegram.client import build_bot
 from bot.telegram.delivery import DeliveryWorker
 from bot.telegram.inbox import Inbox, InboxWorker, Poller

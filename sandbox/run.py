@@ -65,7 +65,8 @@ def sandbox_settings(api_base: str, token: str, http_port: int, data_dir: Path,
 
 async def run_sandbox(http_port: int, emulator_port: int, data_dir: Path) -> int:
     from bot.app import App, serve_until_signal
-    from bot.checks import bind_problem, database_check, fail, require
+    from bot.checks import fail, require
+    from bot.resource_checks import bind_problem, database_check
 
     require([database_check(str(data_dir / "opsgate.db"), name="--data-dir",
                             fix_path="pass --data-dir DIR with a directory this user can write")])

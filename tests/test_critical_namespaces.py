@@ -12,7 +12,7 @@ import pytest
 from harness import ALICE, BOB, CHAT, AppFactory, Harness
 
 from bot.alerts.routing import RouteTable, default_route, parse_routes
-from bot.checks import critical_namespace_gaps
+from bot.config_checks import critical_namespace_gaps
 from bot.models import DecisionState
 from storage import repo
 
