@@ -2,15 +2,19 @@
 
 One measure everywhere: UTF-16 code units of the text left after entity parsing (tags
 dropped, character references decoded, trailing spaces trimmed), the count TDLib and
-the Bot API server apply to the 4096 limit. Templates clip every value in the same units
-(bot.texts.clip), so each tier's size is bounded; `fit` tries the tiers in order.
-`measure` never counts less than Telegram does: where unsure it counts more.
+the Bot API server apply to the 4096 limit. `measure` never counts less than Telegram
+does: where unsure it counts more.
+
+One engine: `first_fit` takes renderings in order and keeps the first that fits. Templates
+clip every value to a tier of sizes (bot.texts.clip, in the same units), so a tier's size is
+bounded: the card and its notes try the tiers below (`fit`); chat answers try their own
+tiers, then fewer entries (bot.cards.command_text).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.texts import utf16_len
@@ -59,6 +63,16 @@ def fits(html: str, limit: int = MAX_TEXT) -> bool:
     return measure(html) <= limit and len(html.encode("utf-8", "replace")) <= MAX_RAW
 
 
+def first_fit(drafts: Iterable[str], budget: int = MAX_TEXT) -> str | None:
+    """The first of `drafts` that fits within `budget` (tidied), or None. Drafts are taken
+    one at a time, so a generator draws the later ones only when the earlier do not fit."""
+    for draft in drafts:
+        text = tidy(draft)
+        if fits(text, budget):
+            return text
+    return None
+
+
 def tidy(text: str) -> str:
     """Normalize template whitespace: no trailing spaces, at most one blank line."""
     text = "\n".join(ln.rstrip() for ln in text.split("\n"))
@@ -93,11 +107,10 @@ TIERS = (
 
 def fit(draw: Callable[[Limits], str], budget: int = MAX_TEXT) -> str:
     """The first tier's rendering (tidied) within `budget`; DoesNotFit if none is."""
-    for lim in TIERS:
-        text = tidy(draw(lim))
-        if fits(text, budget):
-            return text
-    raise DoesNotFit(f"no tier fits within {budget} UTF-16 units")
+    text = first_fit((draw(lim) for lim in TIERS), budget)
+    if text is None:
+        raise DoesNotFit(f"no tier fits within {budget} UTF-16 units")
+    return text
 
 
 def checked(text: str, what: str) -> str:

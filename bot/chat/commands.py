@@ -1,6 +1,6 @@
 """The command set and the answers every command shares: /help, the command menu, the
 usage line of a refused command and the approvers-only refusal. Pure; fitted under
-Telegram's limits by bot.cards.fitting.
+Telegram's limits by bot.cards.command_text.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo
 
-from bot.cards.fitting import fit_one, plain
+from bot.cards.command_text import fit_one, plain
 from bot.chat.history import HISTORY_USAGE
 from bot.silences.arguments import SILENCE_USAGE, UNSILENCE_USAGE
 from bot.texts import render

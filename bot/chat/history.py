@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 from bot.cards.card import render_message
-from bot.cards.fitting import Keyboard, fit, view
+from bot.cards.command_text import Keyboard, fit, view
 from bot.command_args import INCIDENT_ID, ArgsError, split_args, strip_command
 from bot.models import Decision, Incident
 from bot.texts import button, since

@@ -1,5 +1,5 @@
 """/incidents: the open incidents, each linked to its card. Pure; fitted under Telegram's
-limits by bot.cards.fitting."""
+limits by bot.cards.command_text."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.cards.fitting import fit, view
+from bot.cards.command_text import fit, view
 from bot.cards.links import button_url_ok
 from bot.models import Decision, DecisionState, Incident, Silence
 

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from bot import audit
 from bot.cards import notes
-from bot.cards.fitting import fit, view
+from bot.cards.command_text import fit, view
 from bot.cards.links import message_link
 from bot.cards.notes import Voice
 from bot.models import Incident, OnCall, Person

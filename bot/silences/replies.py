@@ -1,6 +1,6 @@
 """What the bot says about silences: the /silence, /silences and /unsilence answers, the
 Expire buttons, and the note when a silence ends. Pure: no clock (an explicit `now`), no I/O;
-fitted under Telegram's limits by bot.cards.fitting.
+fitted under Telegram's limits by bot.cards.command_text.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from bot.cards.fitting import Keyboard, fit, fit_one, plain, view
+from bot.cards.command_text import Keyboard, fit, fit_one, plain, view
 from bot.models import Matcher, Silence
 from bot.texts import render
 from keyboards.callbacks import SilenceAct, SilenceCB

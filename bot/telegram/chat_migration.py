@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.alerts.routing import RouteTable
 from bot.cards import notes
-from bot.cards.fitting import fit_one
+from bot.cards.command_text import fit_one
 from storage import outbox, repo
 from storage.db import Database
 

@@ -1,4 +1,5 @@
-"""Chat answers (command replies, silence and chat notes) fitted under Telegram's limits.
+"""The text of chat answers (command replies, silence and chat notes), fitted into one
+Telegram message by bot.cards.fit's engine.
 
 Every text comes from templates/<locale>/commands/ (autoescaped), every value is clipped to
 a tier of sizes, and lists are capped with "… N more": the tiers are tried in order until
@@ -13,10 +14,11 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.cards.fit import fits, tidy
+from bot.cards.fit import DoesNotFit, first_fit
 from bot.texts import render
 
 Keyboard = list[list[dict]]
@@ -46,19 +48,13 @@ TIERS = (
 def fit(draw: Callable[[Lim, int], str], total: int = 0, caps: Sequence[int] = ()) -> str:
     """First rendering that fits Telegram's limits. `draw(lim, n)` shows `n` of `total`
     entries; `caps` overrides the tiers' entry counts (same length as TIERS)."""
-    lim = TIERS[0]
-    for index, lim in enumerate(TIERS):
-        cap = caps[index] if caps else lim.items
-        text = tidy(draw(lim, min(total, cap)))
-        if fits(text):
-            return text
-    shown = min(total, caps[-1] if caps else lim.items)
-    while shown > 0:
-        shown -= 1
-        text = tidy(draw(lim, shown))
-        if fits(text):
-            return text
-    raise ValueError("command answer does not fit even without entries")  # a template bug
+    shown = [min(total, caps[i] if caps else lim.items) for i, lim in enumerate(TIERS)]
+    last = TIERS[-1]
+    text = first_fit(chain((draw(lim, n) for lim, n in zip(TIERS, shown, strict=True)),
+                           (draw(last, n) for n in range(shown[-1] - 1, -1, -1))))
+    if text is None:  # a template bug
+        raise DoesNotFit("command answer does not fit even without entries")
+    return text
 
 
 def fit_one(name: str, locale: str, tz: ZoneInfo, **ctx: Any) -> str:
