@@ -9,11 +9,14 @@ state (open incidents, decisions, outbox) are read from the database at each scr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from itertools import product
+from typing import TypeVar
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 from bot.models import DecisionState
 from storage import outbox, repo
@@ -42,75 +45,79 @@ DELIVERY_RESULTS = (
 EXECUTOR_RESULTS = ("succeeded", "failed", "error")
 READY_REASONS = ("telegram", "outbox", "redis", "standby")
 
+Family = TypeVar("Family", bound=MetricWrapperBase)
+
+
+def _at_zero(family: Family, known: Mapping[str, Sequence[str]]) -> Family:
+    """Every combination of the known label values created (at zero) in `family`."""
+    if known:
+        for labels in product(*known.values()):
+            family.labels(*labels)
+    return family
+
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.alerts_received = Counter(
+        # Stored-state gauges: every label value shown so far, set to 0 when it is gone.
+        self._gauge_values: dict[Gauge, set[str]] = {}
+        self.alerts_received = self._counter(
             "opsgate_alerts_received", "Alert webhook requests by source and result "
             "(accepted, refused: 4xx for the request, unauthorized, unavailable: 503).",
-            ["source", "result"], registry=r)
-        self.alerts_stored = Counter(
+            source=SOURCES, result=INTAKE_RESULTS)
+        self.alerts_stored = self._counter(
             "opsgate_alerts_stored", "Alerts stored from accepted webhook requests.",
-            ["source"], registry=r)
-        self.incidents_open = Gauge(
-            "opsgate_incidents_open", "Incidents firing now, by severity.",
-            ["severity"], registry=r)
-        self.decisions = Gauge(
-            "opsgate_decisions", "Decisions stored, by state.", ["state"], registry=r)
+            source=SOURCES)
+        self.incidents_open = self._gauge(
+            "opsgate_incidents_open", "Incidents firing now, by severity.", severity=SEVERITIES)
+        self.decisions = self._gauge(
+            "opsgate_decisions", "Decisions stored, by state.",
+            state=[s.value for s in DecisionState])
         self.alert_to_card = Histogram(
             "opsgate_alert_to_card_seconds",
             "From an alert opening an incident to its card posted in a chat.",
-            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600), registry=r)
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=self.registry)
         self.press_to_answer = Histogram(
             "opsgate_press_to_answer_seconds",
             "From a button press reaching the bot to its answerCallbackQuery.",
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
-        self.telegram_calls = Counter(
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry)
+        self.telegram_calls = self._counter(
             "opsgate_telegram_calls", "Bot API calls by method and result (ok, refused: 4xx, "
             "rate_limited: 429, server_error: 5xx, network_error: no answer).",
-            ["method", "result"], registry=r)
-        self.telegram_rate_limited = Counter(
-            "opsgate_telegram_rate_limited", "Bot API calls answered 429 Too Many Requests.",
-            registry=r)
-        self.telegram_last_reached = Gauge(
+            method=TELEGRAM_METHODS, result=TELEGRAM_RESULTS)
+        self.telegram_rate_limited = self._counter(
+            "opsgate_telegram_rate_limited", "Bot API calls answered 429 Too Many Requests.")
+        self.telegram_last_reached = self._gauge(
             "opsgate_telegram_last_reached_timestamp_seconds",
-            "Unix time of the last answer from the Bot API server (0: none yet).", registry=r)
-        self.delivery = Counter(
+            "Unix time of the last answer from the Bot API server (0: none yet).")
+        self.delivery = self._counter(
             "opsgate_delivery", "What delivery did with outbox rows and cards.",
-            ["result"], registry=r)
-        self.outbox_rows = Gauge(
+            result=DELIVERY_RESULTS)
+        self.outbox_rows = self._gauge(
             "opsgate_outbox_rows", "Outbox rows by state (pending + sending = depth).",
-            ["state"], registry=r)
-        self.outbox_oldest_age = Gauge(
+            state=OUTBOX_STATES)
+        self.outbox_oldest_age = self._gauge(
             "opsgate_outbox_oldest_pending_age_seconds",
-            "Age of the oldest outbox row not yet sent (0 when none waits).", registry=r)
-        self.executor_runs = Counter(
+            "Age of the oldest outbox row not yet sent (0 when none waits).")
+        self.executor_runs = self._counter(
             "opsgate_executor_runs", "Executions of approved actions by result "
-            "(error: the executor raised).", ["result"], registry=r)
-        self.degraded = Gauge(
+            "(error: the executor raised).", result=EXECUTOR_RESULTS)
+        self.degraded = self._gauge(
             "opsgate_ready_degraded", "1 while /readyz reports this reason as degraded.",
-            ["reason"], registry=r)
-        self._gauge_values: dict[Gauge, set[str]] = {
-            self.outbox_rows: set(OUTBOX_STATES), self.incidents_open: set(SEVERITIES),
-            self.decisions: {s.value for s in DecisionState},
-        }
-        self._known(self.alerts_received, [(s, res) for s in SOURCES for res in INTAKE_RESULTS])
-        self._known(self.alerts_stored, [(s,) for s in SOURCES])
-        self._known(self.incidents_open, [(s,) for s in SEVERITIES])
-        self._known(self.decisions, [(s.value,) for s in DecisionState])
-        self._known(self.telegram_calls,
-                    [(m, res) for m in TELEGRAM_METHODS for res in TELEGRAM_RESULTS])
-        self._known(self.delivery, [(res,) for res in DELIVERY_RESULTS])
-        self._known(self.outbox_rows, [(s,) for s in OUTBOX_STATES])
-        self._known(self.executor_runs, [(res,) for res in EXECUTOR_RESULTS])
-        self._known(self.degraded, [(reason,) for reason in READY_REASONS])
+            reason=READY_REASONS)
 
-    @staticmethod
-    def _known(family: Counter | Gauge, label_sets: Iterable[tuple[str, ...]]) -> None:
-        for labels in label_sets:
-            family.labels(*labels)
+    def _counter(self, name: str, doc: str, **known: Sequence[str]) -> Counter:
+        """A counter labelled by the keywords' names, every combination of their values
+        created at zero."""
+        return _at_zero(Counter(name, doc, list(known), registry=self.registry), known)
+
+    def _gauge(self, name: str, doc: str, **known: Sequence[str]) -> Gauge:
+        """Like `_counter`; a gauge with one label also remembers its values for `_set_all`."""
+        gauge = _at_zero(Gauge(name, doc, list(known), registry=self.registry), known)
+        if len(known) == 1:
+            self._gauge_values[gauge] = {*next(iter(known.values()))}
+        return gauge
 
     def delivered(self, result: str) -> None:
         self.delivery.labels(result).inc()

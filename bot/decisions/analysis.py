@@ -54,52 +54,37 @@ class AnalysisWorker:
         self.critical_approvals = critical_approvals
         self.auto_approver = auto_approver
         self._wake = db.wake_event(Wake.ANALYSIS)
-        self._task: asyncio.Task[None] | None = None
-        self._running: dict[int, asyncio.Task[None]] = {}  # decision id -> its analysis
+        # Each decision's analysis is a task of the stage, keyed by the decision's id.
+        self._stage = polling.Stage("analysis", self.analyze_pending, self._wake, POLL_EVERY)
         self._slots = asyncio.Semaphore(MAX_PARALLEL)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(
-            polling.run_forever("analysis", self.analyze_pending, self._wake, POLL_EVERY),
-            name="analysis",
-        )
+        self._stage.start()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._running.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._task = None
-        self._running.clear()
+        await self._stage.stop()
 
     async def analyze_pending(self) -> int:
         """Start an analysis for each waiting decision not already under way; how many."""
         # Taken before the read: an analysis that ends after it has committed its outcome
         # before ending, so the read cannot see its decision as still waiting.
-        busy = set(self._running)
+        running = self._stage.running
+        busy = set(running)
         async with self.db.read() as conn:
             waiting = await repo.decisions_in_state(conn, DecisionState.ANALYZING)
         started = 0
         for decision in waiting:
-            if decision.id in busy or decision.id in self._running:
+            if decision.id in busy or decision.id in running:
                 continue
-            task = asyncio.create_task(self._analyze_in_slot(decision.id, decision.incident_id),
-                                       name=f"analysis-{decision.id}")
-            self._running[decision.id] = task
-            task.add_done_callback(self._finished(decision.id))
+            self._stage.spawn(decision.id,
+                              self._analyze_in_slot(decision.id, decision.incident_id),
+                              name=f"analysis-{decision.id}")
             started += 1
         return started
 
-    def _finished(self, decision_id: int) -> Callable[[asyncio.Task[None]], None]:
-        def forget(_task: asyncio.Task[None]) -> None:
-            self._running.pop(decision_id, None)
-
-        return forget
-
     async def drain(self) -> None:
         """Wait for the analyses under way (tests, benchmarks)."""
-        while self._running:
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await self._stage.drain()
 
     async def _analyze_in_slot(self, decision_id: int, incident_id: str) -> None:
         async with self._slots:

@@ -7,7 +7,6 @@ runners (two processes on one database) only one runs it. A decision left
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -53,37 +52,25 @@ class ExecutionRunner:
         self.voice = voice
         self.playbooks = playbooks
         self._wake = db.wake_event(Wake.EXECUTION)
-        self._loop: asyncio.Task[None] | None = None
-        self._running: dict[int, asyncio.Task[bool]] = {}
+        # Each decision's run is a task of the stage, keyed by the decision's id.
+        self._stage = polling.Stage("execution", self.run_approved, self._wake, POLL_EVERY)
 
     def start(self) -> None:
-        self._loop = asyncio.create_task(
-            polling.run_forever("execution", self.run_approved, self._wake, POLL_EVERY),
-            name="execution",
-        )
+        self._stage.start()
 
     async def stop(self) -> None:
         """Executions cut short here are found `executing` at the next start."""
-        tasks = [t for t in (self._loop, *self._running.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._loop = None
-        self._running.clear()
+        await self._stage.stop()
 
     async def run_approved(self) -> int:
         """Start every approved decision not already running; they run side by side."""
         async with self.db.read() as conn:
             approved = await repo.decisions_in_state(conn, DecisionState.APPROVED)
         for decision in approved:
-            if decision.id not in self._running:
-                self._start(decision.id)
+            if decision.id not in self._stage.running:
+                self._stage.spawn(decision.id, self.execute(decision.id),
+                                  name=f"execute-{decision.id}")
         return len(approved)
-
-    def _start(self, decision_id: int) -> None:
-        task = asyncio.create_task(self.execute(decision_id), name=f"execute-{decision_id}")
-        self._running[decision_id] = task
-        task.add_done_callback(lambda _t: self._running.pop(decision_id, None))
 
     async def execute(self, decision_id: int) -> bool:
         """Run an approved decision at most once. True if this call ran it."""

@@ -3,7 +3,6 @@ heartbeat tells the next start how long the bot was away."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -45,18 +44,13 @@ class Timers:
         self.sweeps = sweeps or []  # other periodic work (silences that ended)
         # Expiry is at most a quarter of the timeout late.
         self.every = min(5.0, max(0.2, approval_timeout.total_seconds() / 4))
-        self._task: asyncio.Task[None] | None = None
+        self._stage = polling.Stage("timers", self.tick, None, self.every)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(
-            polling.run_forever("timers", self.tick, None, self.every), name="timers"
-        )
+        self._stage.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._stage.stop()
 
     async def tick(self) -> None:
         await expire_due(self.db, self.clock(), self.approval_timeout, self.voice)
