@@ -11,7 +11,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.execution.names import (
+from bot.allowlist import (
     ALLOWED_PARAMS,
     ALLOWED_TARGET_KINDS,
     is_dns1123_label,

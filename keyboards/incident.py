@@ -6,7 +6,6 @@ InlineKeyboardMarkup. Labels come from templates (bot.texts.button).
 
 from __future__ import annotations
 
-from bot.cards.links import button_url_ok
 from bot.models import (
     REANALYZABLE,
     Decision,
@@ -18,6 +17,7 @@ from bot.models import (
 )
 from bot.texts import button
 from keyboards.callbacks import CardAct, CardCB
+from keyboards.urls import button_url_ok
 
 Keyboard = list[list[dict]]
 

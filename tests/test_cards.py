@@ -18,7 +18,6 @@ from bot.cards.card import (
     render_whoami,
 )
 from bot.cards.details import render_details
-from bot.cards.links import button_url_ok
 from bot.models import (
     Action,
     Alert,
@@ -31,6 +30,7 @@ from bot.models import (
     Silence,
     Verb,
 )
+from keyboards.urls import button_url_ok
 from sandbox.judge import check_message_text
 
 EFFECT = "kubectl rollout restart deployment/cart --namespace shop"

@@ -20,8 +20,8 @@ import yaml
 from harness import Harness
 from packaging.requirements import Requirement
 
+from bot.allowlist import ALLOWED_TARGET_KINDS
 from bot.decisions.tools import CLUSTER_SCOPED, KINDS
-from bot.execution.names import ALLOWED_TARGET_KINDS
 from bot.models import Verb
 
 ROOT = Path(__file__).resolve().parent.parent

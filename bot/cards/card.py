@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.cards.fit import Limits, checked, fit, fits, tidy
-from bot.cards.links import button_url_ok, extra_links
+from bot.cards.links import extra_links
 from bot.models import (
     VALUES_ANNOTATION,
     Alert,
@@ -30,6 +30,7 @@ from bot.models import (
 )
 from bot.texts import line, render
 from keyboards.incident import incident_keyboard, is_dry_run
+from keyboards.urls import button_url_ok
 
 __all__ = ["fits", "tidy"]  # re-exported: command answers fit with the same measure
 

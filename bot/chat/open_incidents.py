@@ -8,8 +8,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.cards.command_text import fit, view
-from bot.cards.links import button_url_ok
 from bot.models import Decision, DecisionState, Incident, Silence
+from keyboards.urls import button_url_ok
 
 _MAX_LINK = 512  # an href longer than this is not one of ours: show the id as text
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
+from bot.allowlist import is_dns1123_label, is_dns1123_subdomain
 from bot.decisions.redact import Redactor
 from bot.decisions.wire import client
-from bot.execution.names import is_dns1123_label, is_dns1123_subdomain
 from bot.execution.process import run_bounded
 from bot.models import Incident, ToolRecord
 

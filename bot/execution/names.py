@@ -1,4 +1,5 @@
-"""Kubernetes name rules and the action allowlist.
+"""Validating an action before it runs, against the Kubernetes name rules and the
+action allowlist (bot/allowlist.py).
 
 Every value that ends up in a kubectl argv or an HTTP action request passes
 `validate_action` first. Label values come from whoever can post alerts, so
@@ -13,35 +14,16 @@ templates/<locale>/decisions/invalid.html (the only part that reads files).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from bot import texts
+from bot.allowlist import (
+    ALLOWED_PARAMS,
+    ALLOWED_TARGET_KINDS,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+)
 from bot.models import Action, ActionKind, Verb
-
-# fullmatch + explicit ASCII classes: '$' would accept a trailing newline and
-# \w would accept unicode letters.
-_LABEL_RE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
-_SUBDOMAIN_RE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
-LABEL_MAX = 63
-SUBDOMAIN_MAX = 253
-
-# Which target kinds each verb may touch.
-ALLOWED_TARGET_KINDS: dict[Verb, frozenset[str]] = {
-    Verb.ROLLOUT_RESTART: frozenset({"deployment", "statefulset"}),
-    Verb.ROLLOUT_UNDO: frozenset({"deployment", "statefulset"}),
-    Verb.SCALE: frozenset({"deployment", "statefulset"}),
-    Verb.DELETE_POD: frozenset({"pod"}),
-}
-
-# Which params each verb accepts; anything else is refused rather than ignored.
-ALLOWED_PARAMS: dict[Verb, frozenset[str]] = {
-    Verb.ROLLOUT_RESTART: frozenset(),
-    Verb.ROLLOUT_UNDO: frozenset({"to_revision"}),
-    Verb.SCALE: frozenset({"replicas", "current_replicas"}),
-    Verb.DELETE_POD: frozenset(),
-}
-
 
 # Every InvalidAction code; each has a macro in templates/<locale>/decisions/invalid.html.
 CODES = (
@@ -109,14 +91,6 @@ class ActionLimits:
 
     def check(self, action: Action) -> None:
         validate_action(action, self.allowed_namespaces, self.replicas_bounds)
-
-
-def is_dns1123_label(value: str) -> bool:
-    return len(value) <= LABEL_MAX and _LABEL_RE.fullmatch(value) is not None
-
-
-def is_dns1123_subdomain(value: str) -> bool:
-    return len(value) <= SUBDOMAIN_MAX and _SUBDOMAIN_RE.fullmatch(value) is not None
 
 
 def shown(value: object, limit: int = 60) -> Shown:

@@ -5,6 +5,7 @@ import pytest
 from jinja2.runtime import Macro
 
 from bot import texts
+from bot.allowlist import is_dns1123_label, is_dns1123_subdomain
 from bot.execution import names as k8s_names
 from bot.execution.names import (
     CODES,
@@ -12,8 +13,6 @@ from bot.execution.names import (
     InvalidAction,
     Shown,
     invalid_text,
-    is_dns1123_label,
-    is_dns1123_subdomain,
     validate_action,
 )
 from bot.models import Action, ActionKind, Verb
