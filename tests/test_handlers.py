@@ -455,3 +455,20 @@ async def test_a_card_pressed_before_its_message_id_is_stored(tier: Tier) -> Non
     real = await tier.press(card_data("d", tier.decision_id), message_id=555)
     assert real.params["text"] == "Working…"
     assert [r for _, r, _ in await tier.audit()] == ["stale_card", "1 messages"]
+
+
+async def test_a_card_whose_id_is_stored_while_the_press_is_checked(
+    tier: Tier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read of the pressed message's owner runs just before delivery commits the card's
+    message id, the read of the card just after: the press is on that card all the same."""
+    stored_later = IncidentAccess.incident_of_message
+
+    async def before_the_commit(self: IncidentAccess, chat_id: int, message_id: int) -> None:
+        monkeypatch.setattr(IncidentAccess, "incident_of_message", stored_later)
+
+    monkeypatch.setattr(IncidentAccess, "incident_of_message", before_the_commit)
+    answer = await tier.press(card_data("d", tier.decision_id))
+    assert answer.params["text"] == "Working…"
+    assert IncidentAccess.incident_of_message is stored_later  # the miss did happen
+    assert [r for _, r, _ in await tier.audit()] == ["1 messages"]

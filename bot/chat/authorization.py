@@ -96,8 +96,11 @@ class IncidentAccess:
                 known = await repo.get_incident(conn, press.incident_id) is not None
                 card = await repo.get_card(conn, press.incident_id, press.chat_id)
             here = known and card is not None
-            # Its card here is being sent (no message id yet) and this is it.
-            if here and press.carried and card is not None and card.message_id is None:
+            # Its card here is being sent (no message id yet) and this is it; or the id
+            # was stored between the two reads (each read sees the latest commit).
+            if here and card is not None and (
+                    card.message_id == press.message_id
+                    or (press.carried and card.message_id is None)):
                 owner = press.incident_id
             else:
                 refusal = "stale_card" if here else ("not_here" if known else "unknown_incident")
