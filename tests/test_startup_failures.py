@@ -18,7 +18,9 @@ import pytest
 from sandbox.server import RunningEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
-DEADLINE = 15.0
+# Long enough for a busy machine (a start-up imports aiogram: seconds of CPU, and CI shares
+# its cores), short enough that a start-up that hangs or retries forever fails the test.
+DEADLINE = 60.0
 
 
 def closed_port() -> int:
