@@ -1,5 +1,6 @@
-"""The links of a card besides the source: what Grafana sends (dashboard, panel, silence).
-Which of them may become URL buttons is keyboards/urls.py's rule."""
+"""Links the bot shows: what Grafana sends besides the source (dashboard, panel, silence),
+and t.me links to a message of ours. Which links may become URL buttons is
+keyboards/urls.py's rule."""
 
 from __future__ import annotations
 
