@@ -1,14 +1,22 @@
 """Alerts in, incidents out: one transaction per notification.
 
 The steps, in order: find or open the incident of the group, store every
-alert (re-delivery updates), recount and maybe resolve, apply silences,
-schedule analysis and the card. Nothing here talks to Telegram; the outbox
-rows written in the same transaction are the promise that it will happen.
+alert (re-delivery updates), add what changed to the incident's counts and
+maybe resolve, apply silences, schedule analysis and the card. Nothing here
+talks to Telegram; the outbox rows written in the same transaction are the
+promise that it will happen.
+
+The work is in proportion to the payload, never to the incident: each alert is
+looked up by its key, and the incident's counts per (status, severity) are kept
+in incident_alert_counts from the changes, so a re-delivery into an incident of
+5,000 alerts reloads none of them (tests/test_ingest_work.py counts the steps).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,6 +35,7 @@ from bot.models import (
     Silence,
 )
 from bot.silences import coverage
+from bot.silences.matching import silence_matches
 from storage import outbox, repo
 from storage.db import Database
 
@@ -86,13 +95,26 @@ def target_of(labels: dict[str, str]) -> str:
     return labels.get("alertname", "unknown")
 
 
-def severity_of(alerts: list[Alert]) -> str:
+def best_severity(labels: Iterable[str]) -> str:
+    """The highest-ranked severity label (lower-cased); "unknown" when none is set. Labels
+    of equal rank are decided by name, so the answer does not depend on alert order."""
     best = "unknown"
-    for alert in alerts:
-        sev = alert.labels.get("severity", "").lower()
-        if sev and _SEVERITY_RANK.get(sev, 0) >= _SEVERITY_RANK.get(best, -1):
+    for sev in sorted({label.lower() for label in labels if label}):
+        if _SEVERITY_RANK.get(sev, 0) >= _SEVERITY_RANK.get(best, -1):
             best = sev
     return best
+
+
+def severity_of(alerts: list[Alert]) -> str:
+    return best_severity(a.labels.get("severity", "") for a in alerts)
+
+
+def severity_of_counts(counts: Mapping[tuple[str, str], int]) -> str:
+    """The incident's severity from its (status, severity label) counts: of the firing
+    alerts, or of all when none fires (as severity_of(firing_or_all(alerts)))."""
+    firing = [sev for (status, sev), n in counts.items() if status == "firing" and n > 0]
+    return best_severity(firing) if firing else best_severity(
+        sev for (_, sev), n in counts.items() if n > 0)
 
 
 def routing_labels(group: AlertGroup) -> dict[str, str]:
@@ -139,12 +161,10 @@ async def accept(
         # Alerts already stored keep their incident; new firing ones join the open
         # incident, or open one. New resolved-only alerts without an incident are
         # a resolution of something we never saw fire: stored nowhere, nothing to say.
-        owners: dict[int, str | None] = {}
-        for i, alert in enumerate(group.alerts):
-            owners[i] = await repo.alert_owner(conn, alert)
+        stored = [await repo.stored_alert(conn, alert) for alert in group.alerts]
         needs_new = open_inc is None and any(
-            owners[i] is None and a.status is AlertStatus.FIRING
-            for i, a in enumerate(group.alerts)
+            old is None and a.status is AlertStatus.FIRING
+            for old, a in zip(stored, group.alerts, strict=True)
         )
         if needs_new:
             routes = ctx.routes.resolve(routing_labels(group))
@@ -152,22 +172,83 @@ async def accept(
             await repo.insert_incident(conn, open_inc, group.truncated_alerts)
             await _plan_cards(conn, open_inc.id, routes, ctx, now)
             result.opened.append(open_inc.id)
-        touched: dict[str, None] = {}
-        for i, alert in enumerate(group.alerts):
-            owner = owners[i] or (open_inc.id if open_inc else None)
-            if owner is None:
-                continue
-            await repo.upsert_alert(conn, alert, owner, now)
-            touched[owner] = None
-
+        touched = await _store_alerts(conn, group.alerts, stored,
+                                      open_inc.id if open_inc else None, now)
         silences = await repo.active_silences(conn, now)
-        for incident_id in touched:
+        for incident_id, changes in touched.items():
             await _after_alerts_changed(
-                conn, incident_id, group, ctx, now, silences, result,
+                conn, incident_id, changes, group, ctx, now, silences, result,
                 is_new=incident_id in result.opened,
             )
         result.incidents = list(touched)
     return result
+
+
+# One alert of a webhook: what the table held for it before (None: new), what it holds now.
+Change = tuple[repo.StoredAlert | None, repo.StoredAlert]
+
+
+async def _store_alerts(
+    conn: repo.Conn, alerts: list[Alert], stored: list[repo.StoredAlert | None],
+    open_id: str | None, now: datetime,
+) -> dict[str, list[Change]]:
+    """Upsert each alert and add to its incident's counts what it changed (the status and
+    severity it left, the ones it has now): work in proportion to the payload, never to
+    the incident. Returns each touched incident's changes."""
+    touched: dict[str, list[Change]] = {}
+    deltas: dict[str, Counter[tuple[str, str]]] = {}
+    written: dict[tuple[str, datetime], repo.StoredAlert] = {}  # an alert sent twice
+    for alert, first_seen in zip(alerts, stored, strict=True):
+        key = (alert.fingerprint, alert.starts_at)
+        old = written.get(key, first_seen)
+        owner = old.incident_id if old else open_id
+        if owner is None:
+            continue
+        if not await repo.upsert_alert(conn, alert, owner, now):
+            assert old is not None  # only a stored row is ever left alone
+            touched.setdefault(owner, []).append((old, old))
+            continue
+        new = repo.StoredAlert(owner, alert.status.value, alert.labels)
+        written[key] = new
+        delta = deltas.setdefault(owner, Counter())
+        if old is not None:
+            delta[(old.status, old.severity)] -= 1
+        delta[(new.status, new.severity)] += 1
+        touched.setdefault(owner, []).append((old, new))
+    for incident_id, delta in deltas.items():
+        await repo.add_alert_counts(conn, incident_id, delta)
+    return touched
+
+
+def _miss(silence: Silence, alert: repo.StoredAlert | None) -> int:
+    """1 when the alert fires and the silence does not match it."""
+    return int(alert is not None and alert.status == "firing"
+               and not silence_matches(silence, alert.labels))
+
+
+async def _silence_misses(conn: repo.Conn, inc: Incident, changes: list[Change],
+                          silences: list[Silence], *, is_new: bool) -> dict[str, int]:
+    """For each active silence, how many of the incident's firing alerts it does not match:
+    the stored count plus what this webhook changed. Counted in full only once, when a
+    silence meets an incident it was never counted for (it was made before the count was
+    kept, or it has just started)."""
+    misses: dict[str, int] = {}
+    chats: set[int] | None = None
+    for silence in silences:
+        base = 0 if is_new else await repo.silence_misses(conn, inc.id, silence.id)
+        if base is None:
+            if chats is None:
+                chats = {card.chat_id for card in await repo.cards_of(conn, inc.id)}
+            if not any(coverage.applies_in(silence, chat) for chat in chats):
+                continue  # it can never quiet this incident
+            labels = await repo.firing_labels(conn, inc.id)
+            count = sum(not silence_matches(silence, lb) for lb in labels)
+        else:
+            count = base + sum(_miss(silence, new) - _miss(silence, old) for old, new in changes)
+        if count != base:
+            await repo.set_silence_misses(conn, inc.id, silence.id, count)
+        misses[silence.id] = count
+    return misses
 
 
 async def _anchor_unknown_starts(conn: repo.Conn, group: AlertGroup) -> AlertGroup:
@@ -196,6 +277,7 @@ async def _plan_cards(
 async def _after_alerts_changed(
     conn: repo.Conn,
     incident_id: str,
+    changes: list[Change],
     group: AlertGroup,
     ctx: IngestContext,
     now: datetime,
@@ -204,18 +286,23 @@ async def _after_alerts_changed(
     *,
     is_new: bool,
 ) -> None:
+    """`changes`: what this payload changed of the incident's alerts (all of a new one's)."""
     before = await repo.get_incident(conn, incident_id)
     assert before is not None
-    alerts = await repo.alerts_of(conn, incident_id)
+    counts = await repo.alert_counts(conn, incident_id)
     inc = await repo.update_incident_counts(
         conn,
         incident_id,
-        severity=severity_of(firing_or_all(alerts)),
+        firing=sum(n for (status, _), n in counts.items() if status == "firing"),
+        resolved=sum(n for (status, _), n in counts.items() if status == "resolved"),
+        severity=severity_of_counts(counts),
         truncated=group.truncated_alerts,
         updated_at=now,
     )
+    misses = await _silence_misses(conn, inc, changes, silences, is_new=is_new)
     if is_new:
-        settled = await coverage.settle(conn, inc, now, ctx.voice, silences=silences, new=True)
+        settled = await coverage.settle(conn, inc, now, ctx.voice, silences=silences,
+                                        misses=misses, new=True)
         if not settled.loud:
             # Stored, but nothing is posted for an incident silenced in every chat.
             result.silenced.append(incident_id)
@@ -226,7 +313,7 @@ async def _after_alerts_changed(
 
     # Alerts joining or resolving can move it under a silence or out of one. Chats where it
     # was silenced before its card was sent hear nothing of it (notes.chats_of).
-    await coverage.settle(conn, inc, now, ctx.voice, silences=silences)
+    await coverage.settle(conn, inc, now, ctx.voice, silences=silences, misses=misses)
     # The card first, then the thread notes: the worker keeps this order per incident.
     await notes.card_changed(conn, inc, now)
     if before.status is IncidentStatus.FIRING and inc.status is IncidentStatus.RESOLVED:

@@ -13,6 +13,7 @@ match or not, and its card says so at the top anyway.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,18 +46,23 @@ class Settled:
 
 
 async def settle(conn: Conn, inc: Incident, now: datetime, voice: Voice, *,
-                 silences: list[Silence] | None = None, new: bool = False) -> Settled:
+                 silences: list[Silence] | None = None, misses: Mapping[str, int] | None = None,
+                 new: bool = False) -> Settled:
     """Make the incident's silence mark in each of its chats what the rule says, and queue
     what that changes: the card edited, a card posted where it was kept back until now, a
-    thread note where it goes quiet. `new`: just opened; the caller posts its cards."""
+    thread note where it goes quiet. `new`: just opened; the caller posts its cards.
+    `misses` (silence id -> firing alerts it does not match, for every active silence that
+    could apply; ingest keeps them): the rule without reading the incident's alerts."""
     active = silences if silences is not None else await repo.active_silences(conn, now)
     firing = inc.status is IncidentStatus.FIRING
-    labels = await repo.firing_labels(conn, inc.id) if firing else []
+    labels = await repo.firing_labels(conn, inc.id) if firing and misses is None else []
     done = Settled()
     for card in await repo.cards_of(conn, inc.id):
         current = next((s for s in active if s.id == card.silence_id), None)
         if firing:
-            matching = covering(active, card.chat_id, labels)
+            matching = (covering(active, card.chat_id, labels) if misses is None else
+                        [s for s in active
+                         if applies_in(s, card.chat_id) and misses.get(s.id) == 0])
             # The mark stays on a silence that still covers it; else the longest lasting.
             if current is None or current not in matching:
                 current = max(matching, key=lambda s: s.ends_at, default=None)

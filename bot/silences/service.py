@@ -18,7 +18,7 @@ from bot.cards.notes import Voice
 from bot.models import Actor, Matcher, Silence
 from bot.silences import coverage
 from bot.silences.alertmanager import AlertmanagerSilences, AlertmanagerUnavailable, RemoteSilence
-from bot.silences.matching import group_matchers
+from bot.silences.matching import group_matchers, silence_matches
 from bot.silences.replies import render_silence_expired
 from storage import repo
 from storage.db import Database
@@ -86,6 +86,10 @@ class SilenceService:
             # Made in a chat: it silences only incidents routed into that chat.
             for inc in await repo.open_incidents(conn, chat_id):
                 labels = await repo.firing_labels(conn, inc.id)
+                # Counted once here; ingest keeps the count from what each webhook changes.
+                await repo.set_silence_misses(
+                    conn, inc.id, silence.id,
+                    sum(not silence_matches(silence, lb) for lb in labels))
                 if not coverage.covering([silence], chat_id or 0, labels):
                     continue
                 matched += 1

@@ -5,7 +5,18 @@ Functions take an open connection so a caller can group several of them in
 one `db.write()` transaction. Rows come back as the domain models of bot.models.
 """
 
-from storage.repo.alerts import alert_owner, alerts_of, firing_labels, firing_start, upsert_alert
+from storage.repo.alerts import (
+    StoredAlert,
+    add_alert_counts,
+    alert_counts,
+    alerts_of,
+    firing_labels,
+    firing_start,
+    set_silence_misses,
+    silence_misses,
+    stored_alert,
+    upsert_alert,
+)
 from storage.repo.audit_log import audit, audit_rows
 from storage.repo.cards import (
     CardRow,
@@ -74,11 +85,13 @@ __all__ = [
     "CardRow",
     "Conn",
     "DueReminder",
+    "StoredAlert",
     "Unscheduled",
     "active_silences",
+    "add_alert_counts",
     "add_approval",
     "advance_reminder",
-    "alert_owner",
+    "alert_counts",
     "alerts_of",
     "approvals_of",
     "audit",
@@ -132,7 +145,10 @@ __all__ = [
     "set_meta",
     "set_reason",
     "set_silence_am_id",
+    "set_silence_misses",
     "silence_extras",
+    "silence_misses",
+    "stored_alert",
     "ts",
     "unscheduled_reminders",
     "update_incident_counts",

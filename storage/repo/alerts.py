@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import aiosqlite
@@ -24,13 +26,53 @@ def _alert(row: aiosqlite.Row) -> Alert:
     )
 
 
-async def alert_owner(conn: Conn, alert: Alert) -> str | None:
+@dataclass(frozen=True)
+class StoredAlert:
+    """What the alerts table holds for one firing episode, as the incident's counts see it:
+    its incident, status and labels."""
+
+    incident_id: str
+    status: str
+    labels: dict[str, str]
+
+    @property
+    def severity(self) -> str:
+        """The severity label as incident_alert_counts keys it ('' when absent; the
+        migration that made the table reads it the same way, with json_extract)."""
+        return self.labels.get("severity", "")
+
+
+async def stored_alert(conn: Conn, alert: Alert) -> StoredAlert | None:
     row = await fetch_one(
         conn,
-        "SELECT incident_id FROM alerts WHERE fingerprint = ? AND starts_at = ?",
+        "SELECT incident_id, status, labels FROM alerts WHERE fingerprint = ? AND starts_at = ?",
         (alert.fingerprint, ts(alert.starts_at)),
     )
-    return row[0] if row else None
+    return StoredAlert(row[0], row[1], json.loads(row[2])) if row else None
+
+
+async def add_alert_counts(conn: Conn, incident_id: str,
+                           deltas: Mapping[tuple[str, str], int]) -> None:
+    """Add what a webhook changed to an incident's counts: +1 / -1 per (status, severity)
+    an alert entered or left."""
+    for (status, severity), delta in sorted(deltas.items()):
+        if delta:
+            await conn.execute(
+                """INSERT INTO incident_alert_counts (incident_id, status, severity, n)
+                   VALUES (?,?,?,?)
+                   ON CONFLICT (incident_id, status, severity) DO UPDATE SET n = n + excluded.n""",
+                (incident_id, status, severity, delta),
+            )
+
+
+async def alert_counts(conn: Conn, incident_id: str) -> dict[tuple[str, str], int]:
+    """How many of the incident's alerts are in each (status, severity)."""
+    rows = await fetch_all(
+        conn,
+        "SELECT status, severity, n FROM incident_alert_counts WHERE incident_id = ? AND n > 0",
+        (incident_id,),
+    )
+    return {(r[0], r[1]): r[2] for r in rows}
 
 
 async def firing_start(conn: Conn, fingerprint: str) -> datetime | None:
@@ -44,11 +86,13 @@ async def firing_start(conn: Conn, fingerprint: str) -> datetime | None:
     return req_ts(row[0]) if row else None
 
 
-async def upsert_alert(conn: Conn, alert: Alert, incident_id: str, received_at: datetime) -> None:
+async def upsert_alert(conn: Conn, alert: Alert, incident_id: str, received_at: datetime
+                       ) -> bool:
     """Re-delivery of the same firing episode updates the row, never duplicates it. A
     resolved episode stays resolved: a "firing" for it is an older notification arriving
-    late (Alertmanager retries), since a re-fire starts a new episode (a new startsAt)."""
-    await conn.execute(
+    late (Alertmanager retries), since a re-fire starts a new episode (a new startsAt).
+    False when the row was left as it was (that case)."""
+    cur = await conn.execute(
         """INSERT INTO alerts (fingerprint, starts_at, incident_id, status, labels, annotations,
                ends_at, generator_url, source, received_at)
            VALUES (?,?,?,?,?,?,?,?,?,?)
@@ -63,6 +107,7 @@ async def upsert_alert(conn: Conn, alert: Alert, incident_id: str, received_at: 
             alert.generator_url, alert.source, ts(received_at),
         ),
     )
+    return cur.rowcount == 1
 
 
 async def alerts_of(conn: Conn, incident_id: str) -> list[Alert]:
@@ -81,3 +126,22 @@ async def firing_labels(conn: Conn, incident_id: str) -> list[dict[str, str]]:
         (incident_id,),
     )
     return [json.loads(r[0]) for r in rows]
+
+
+async def silence_misses(conn: Conn, incident_id: str, silence_id: str) -> int | None:
+    """How many of the incident's firing alerts the silence does not match; None when
+    that was never counted."""
+    row = await fetch_one(
+        conn,
+        "SELECT misses FROM incident_silence_misses WHERE incident_id = ? AND silence_id = ?",
+        (incident_id, silence_id),
+    )
+    return int(row[0]) if row else None
+
+
+async def set_silence_misses(conn: Conn, incident_id: str, silence_id: str, misses: int) -> None:
+    await conn.execute(
+        """INSERT INTO incident_silence_misses (incident_id, silence_id, misses) VALUES (?,?,?)
+           ON CONFLICT (incident_id, silence_id) DO UPDATE SET misses = excluded.misses""",
+        (incident_id, silence_id, misses),
+    )

@@ -66,20 +66,14 @@ async def update_incident_counts(
     conn: Conn,
     incident_id: str,
     *,
+    firing: int,
+    resolved: int,
     severity: str,
     truncated: int,
     updated_at: datetime,
 ) -> Incident:
-    """Recompute counts from the alerts table; resolve when nothing fires any more."""
-    row = await fetch_one(
-        conn,
-        """SELECT SUM(status = 'firing') AS firing, SUM(status = 'resolved') AS resolved,
-                  MAX(ends_at) AS last_end
-           FROM alerts WHERE incident_id = ?""",
-        (incident_id,),
-    )
-    firing = int(row["firing"] or 0) if row else 0
-    resolved = int(row["resolved"] or 0) if row else 0
+    """Store the counts (from incident_alert_counts); resolve when nothing fires any more,
+    at the last end of its alerts (one index probe: alerts_incident_end)."""
     await conn.execute(
         """UPDATE incidents SET firing_count = ?, resolved_count = ?, severity = ?,
                truncated_alerts = ?, updated_at = ?
@@ -87,7 +81,10 @@ async def update_incident_counts(
         (firing, resolved, severity, truncated, ts(updated_at), incident_id),
     )
     if firing == 0:
-        resolved_at = row["last_end"] if row and row["last_end"] else ts(updated_at)
+        row = await fetch_one(
+            conn, "SELECT MAX(ends_at) FROM alerts WHERE incident_id = ?", (incident_id,)
+        )
+        resolved_at = row[0] if row and row[0] else ts(updated_at)
         await conn.execute(
             """UPDATE incidents SET status = 'resolved', resolved_at = ?
                WHERE id = ? AND status = 'firing'""",
