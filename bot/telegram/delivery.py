@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -39,6 +40,14 @@ STOP_GRACE = 5.0  # seconds a stop waits for the write on the wire (a container 
 
 SentHook = Callable[[outbox.OutboxItem, int], Awaitable[None]]
 MigrateHook = Callable[[int, int], Awaitable[None]]
+
+
+async def people_are_waiting(handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
+                             event: Any, data: dict[str, Any]) -> Any:
+    """Dispatcher outer middleware: what a press or a command queues is someone's answer,
+    so it goes in the people lane, ahead of any backlog."""
+    with outbox.people_waiting():
+        return await handler(event, data)
 
 
 class DeliveryWorker:
@@ -159,13 +168,16 @@ class DeliveryWorker:
                 await self._process(item)
             finally:
                 self._on_wire = None
+            if self._wake.is_set():
+                break  # rows were queued meanwhile: they may be in a better lane
         return worked
 
     def _wait_for(self, item: outbox.OutboxItem) -> float:
         """Seconds before a row may go: a 429 hold on its chat, or pacing."""
         wait = self._chat_hold.get(item.chat_id, 0.0) - time.time()
         if self.pacer is not None and item.kind != outbox.COMMANDS:
-            wait = max(wait, self.pacer.delay(item.chat_id, _writes_needed(item)))
+            wait = max(wait, self.pacer.delay(item.chat_id, _writes_needed(item),
+                                              people=item.lane == outbox.PEOPLE))
         return max(0.0, wait)
 
     def _writes(self) -> outbox.Writes:
