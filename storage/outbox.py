@@ -13,14 +13,12 @@ incident, so per-incident order holds and still nothing waits behind the backlog
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.db import Wake, mark
+from storage.db import Wake, mark, someone_waiting
+from storage.db import people_waiting as people_waiting  # around a press, a command, a run
 from storage.repo.sql import Conn, ts
 
 CARD = "card"  # render the incident's card now and send or edit it
@@ -33,20 +31,6 @@ COMMANDS = "commands"  # setMyCommands for one scope
 PEOPLE = 0  # someone is waiting: a command's answer, the edit and note after a press
 NEW_CARDS = 10  # a new incident's first card: NEW_CARDS - severity rank (0 info .. 3 critical)
 BACKGROUND = 20  # edits nobody asked for: analysis results, alert updates, timers
-
-# Set while a press or a command is handled (and while an approved action runs): every row
-# queued meanwhile is for someone waiting.
-_PEOPLE_WAITING: ContextVar[bool] = ContextVar("opsgate_people_waiting", default=False)
-
-
-@contextmanager
-def people_waiting() -> Iterator[None]:
-    token = _PEOPLE_WAITING.set(True)
-    try:
-        yield
-    finally:
-        _PEOPLE_WAITING.reset(token)
-
 
 def new_card_lane(severity_rank: int) -> int:
     return NEW_CARDS - max(0, min(severity_rank, NEW_CARDS - PEOPLE - 1))
@@ -79,7 +63,7 @@ async def enqueue(
     Card syncs collapse: one pending sync per card is enough, because the worker renders the
     latest state when it gets there. A sync already being sent does not count: it may have
     rendered older state."""
-    if _PEOPLE_WAITING.get():
+    if someone_waiting():
         lane = PEOPLE
     order_key = incident_id or f"chat:{chat_id}"
     # Whatever is queued before this row for the same incident goes first, so it goes no

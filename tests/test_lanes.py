@@ -6,6 +6,7 @@ emulator with Telegram's flood control, scaled in time (same shape)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -126,3 +127,31 @@ async def test_in_a_storm_a_press_and_a_command_go_before_the_backlog(
 
 # People are never held for a whole window: the headroom is there for them.
 WINDOW_FRACTION = 0.25
+
+
+# ------------------------------------------------------------------ the writer's turns
+
+
+async def test_delivery_writes_go_before_waiting_webhooks(db: Database) -> None:
+    """A queue of ingest transactions does not hold up delivery's claim and mark."""
+    order: list[str] = []
+
+    async def write(name: str, *, urgent: bool = False) -> None:
+        async with db.write(urgent=urgent):
+            order.append(name)
+
+    async with db.write():
+        ingest = [asyncio.create_task(write(f"ingest-{i}")) for i in range(3)]
+        await wait_for(lambda: db.writers_waiting() == 3)
+        gone = asyncio.create_task(write("cancelled", urgent=True))
+        await wait_for(lambda: db.writers_waiting() == 4)
+        gone.cancel()
+        await asyncio.gather(gone, return_exceptions=True)
+        assert db.writers_waiting() == 3
+        claim = asyncio.create_task(write("claim", urgent=True))
+        await wait_for(lambda: db.writers_waiting() == 4)
+    await asyncio.gather(*ingest, claim)
+    assert order == ["claim", "ingest-0", "ingest-1", "ingest-2"]
+    # Free again: the next writer goes at once.
+    await write("later")
+    assert db.writers_waiting() == 0

@@ -159,7 +159,7 @@ class DeliveryWorker:
                 until = time.time() + wait
                 self._skipped_until = min(self._skipped_until or until, until)
                 continue
-            async with self.db.write() as conn:
+            async with self.db.write(urgent=True) as conn:
                 if not await outbox.claim(conn, item.id):
                     continue
             self._on_wire = item  # 'sending' is committed before the call goes out
@@ -205,7 +205,7 @@ class DeliveryWorker:
         else:
             sent_id = delivered.sent_id
             # One transaction from Telegram's answer on: the message id and the done mark.
-            async with self.db.write() as conn:
+            async with self.db.write(urgent=True) as conn:
                 if delivered.record is not None:
                     await delivered.record(conn)
                 await outbox.mark_done(conn, item.id, sent_id, self._writes())
@@ -248,7 +248,7 @@ class DeliveryWorker:
         if count and item.attempts + 1 >= self.max_attempts:
             await self._park(item, f"gave up after {item.attempts + 1} attempts: {error}")
             return
-        async with self.db.write() as conn:
+        async with self.db.write(urgent=True) as conn:
             await outbox.retry_later(conn, item.id, at, error, self._writes())
 
     async def _park(self, item: outbox.OutboxItem, error: str) -> None:
@@ -257,7 +257,7 @@ class DeliveryWorker:
             "DELIVERY PARKED: %s to chat %s will not be sent: %s",
             _what(item), item.chat_id, error,
         )
-        async with self.db.write() as conn:
+        async with self.db.write(urgent=True) as conn:
             await outbox.park(conn, item.id, error, self._writes())
 
 
