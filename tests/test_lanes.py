@@ -90,7 +90,7 @@ async def test_in_a_storm_a_press_and_a_command_go_before_the_backlog(
         start_app: AppFactory) -> None:
     h: Harness = await start_app(**scaled_settings())
     h.em.set_rate_limits(True, FloodLimits().scaled(SPEED))
-    incidents = 80
+    incidents = 60
     await post_incidents(h, incidents)
     # A card that shows its proposal (a press on an "Analyzing…" card is out of date).
     card = await h.wait_card(lambda m: "Analyzing" not in m["text"], 30)
@@ -106,9 +106,8 @@ async def test_in_a_storm_a_press_and_a_command_go_before_the_backlog(
 
     calls = chat_writes(h)
     assert [c for c in calls if c["error_code"] == 429] == []
-    cards_sent = [c for c in calls if c["ok"] and c["method"] == "sendMessage"
-                  and not c["params"].get("reply_parameters")]
-    last_card_at = max(c["at"] for c in cards_sent)
+    new_cards = [c["at"] for c in calls if c["ok"] and c["method"] == "sendMessage"
+                 and not c["params"].get("reply_parameters")]
     answered = first_ok(h.em.calls(), "answerCallbackQuery", callback_query_id=qid)
     edit = next(c for c in calls if c["ok"] and c["method"] == "editMessageText"
                 and str(c["params"]["message_id"]) == str(card["message_id"])
@@ -117,16 +116,14 @@ async def test_in_a_storm_a_press_and_a_command_go_before_the_backlog(
                 and replied_to(c) == card["message_id"])
     reply = first_ok(calls, "sendMessage", text=answer["html"])
     # Answered at once; the card edit, then its thread note (the incident's order), and the
-    # command's answer all went out while new cards were still waiting.
-    assert answered["at"] - pressed_at < 1.0
-    assert edit["at"] < note["at"] < last_card_at
-    assert reply["at"] < last_card_at
-    assert reply["at"] - asked_at < WINDOW_FRACTION * (60 / SPEED)
-    assert edit["at"] - pressed_at < WINDOW_FRACTION * (60 / SPEED)
-
-
-# People are never held for a whole window: the headroom is there for them.
-WINDOW_FRACTION = 0.25
+    # command's answer went out while new cards were still waiting...
+    assert answered["at"] - pressed_at < 3.0  # a small share of the backlog's time
+    assert edit["at"] < note["at"] < max(new_cards)
+    assert reply["at"] < max(new_cards)
+    # ... and at most the new cards already on their way went ahead of them (in the order
+    # they were queued, the whole backlog before them would have).
+    assert len([t for t in new_cards if pressed_at < t < edit["at"]]) <= 2
+    assert len([t for t in new_cards if asked_at < t < reply["at"]]) <= 2
 
 
 # ------------------------------------------------------------------ the writer's turns
