@@ -17,6 +17,7 @@ are hints only: every worker also polls, for rows committed by another process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import weakref
@@ -123,7 +124,9 @@ class _WriteTurns:
             if turn.done() and not turn.cancelled():
                 self.release()  # handed the turn as we were cancelled: pass it on
             else:
-                (self._urgent if urgent else self._ordinary).remove(turn)
+                # A release may have dropped it already, passing over it.
+                with contextlib.suppress(ValueError):
+                    (self._urgent if urgent else self._ordinary).remove(turn)
             raise
 
     @property
