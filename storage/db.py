@@ -4,10 +4,7 @@ Every write happens in `async with db.write() as conn:` — an explicit
 `BEGIN IMMEDIATE` transaction, committed on exit and rolled back on error, so
 concurrent coroutines never interleave inside one transaction and a failed
 request leaves nothing half-written. Other processes on the same file are
-serialised by SQLite itself (busy_timeout). Delivery's short writes (claim a row,
-mark it sent), storing an incoming update, and every write made while someone is
-waiting (`people_waiting()`: a press, a command) go before every ordinary writer
-still waiting, so a queue of webhooks never starves delivery or holds up a press.
+serialised by SQLite itself (busy_timeout).
 
 A write that creates work for a worker marks it (`mark(conn, Wake.X)`); the
 mark wakes the worker after COMMIT, never before, so it finds the rows. Marks
@@ -17,11 +14,9 @@ are hints only: every worker also polls, for rows committed by another process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -84,65 +79,6 @@ def committing_with(along: CommitWith) -> Iterator[None]:
         _ALONG.reset(token)
 
 
-# Set while a press or a command is handled (and while an approved action runs): its
-# transactions go before the webhooks waiting, and every outbox row it queues goes in the
-# people lane.
-_PEOPLE_WAITING: ContextVar[bool] = ContextVar("opsgate_people_waiting", default=False)
-
-
-@contextmanager
-def people_waiting() -> Iterator[None]:
-    token = _PEOPLE_WAITING.set(True)
-    try:
-        yield
-    finally:
-        _PEOPLE_WAITING.reset(token)
-
-
-def someone_waiting() -> bool:
-    return _PEOPLE_WAITING.get()
-
-
-class _WriteTurns:
-    """One writer at a time, first come first served, except that urgent writers waiting
-    go before ordinary ones waiting."""
-
-    def __init__(self) -> None:
-        self._busy = False
-        self._urgent: deque[asyncio.Future[None]] = deque()
-        self._ordinary: deque[asyncio.Future[None]] = deque()
-
-    async def acquire(self, urgent: bool) -> None:
-        if not self._busy and not self._urgent and not self._ordinary:
-            self._busy = True
-            return
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        (self._urgent if urgent else self._ordinary).append(turn)
-        try:
-            await turn
-        except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():
-                self.release()  # handed the turn as we were cancelled: pass it on
-            else:
-                # A release may have dropped it already, passing over it.
-                with contextlib.suppress(ValueError):
-                    (self._urgent if urgent else self._ordinary).remove(turn)
-            raise
-
-    @property
-    def waiting(self) -> int:
-        return sum(not t.done() for t in (*self._urgent, *self._ordinary))
-
-    def release(self) -> None:
-        for waiting in (self._urgent, self._ordinary):
-            while waiting:
-                turn = waiting.popleft()
-                if not turn.done():
-                    turn.set_result(None)  # still busy: the turn passes straight on
-                    return
-        self._busy = False
-
-
 class SchemaTooNew(Exception):
     """The database was written by a newer opsgate; running older code on it could lose data."""
 
@@ -171,7 +107,7 @@ class Database:
         self.busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._turns = _WriteTurns()
+        self._lock = asyncio.Lock()
         self._marked: set[Wake] = set()
         self._wakes: dict[Wake, list[asyncio.Event]] = {wake: [] for wake in Wake}
 
@@ -225,18 +161,11 @@ class Database:
                 await conn.close()
         self._reader = self._writer = None
 
-    def writers_waiting(self) -> int:
-        """Write transactions waiting for their turn."""
-        return self._turns.waiting
-
     @asynccontextmanager
-    async def write(self, *, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction. Raises StorageUnavailable when SQLite cannot write.
-        `urgent` (and any write while someone is waiting): goes before the ordinary writers
-        waiting."""
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction. Raises StorageUnavailable when SQLite cannot write."""
         conn = self._require(self._writer)
-        await self._turns.acquire(urgent or someone_waiting())
-        try:
+        async with self._lock:
             try:
                 await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -265,8 +194,6 @@ class Database:
                 ):
                     raise StorageUnavailable(str(exc)) from exc
                 raise
-        finally:
-            self._turns.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -1,13 +1,8 @@
-"""The outbox: Telegram writes waiting to be made, in order per incident, in lanes.
+"""The outbox: Telegram writes waiting to be made, in order per incident.
 
 A row is written in the same transaction as the state change it reports, so
 nothing is announced that was not stored, and nothing stored goes unannounced
 after a crash.
-
-Lanes (lower goes first): what people wait for (answers, and card edits and thread notes
-caused by a press or a command), then new cards (higher severity first), then edits nobody
-asked for. A row queued in a better lane lifts the rows queued before it for the same
-incident, so per-incident order holds and still nothing waits behind the backlog.
 """
 
 from __future__ import annotations
@@ -17,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.db import Wake, mark, someone_waiting
-from storage.db import people_waiting as people_waiting  # around a press, a command, a run
+from storage.db import Wake, mark
 from storage.repo.sql import Conn, ts
 
 CARD = "card"  # render the incident's card now and send or edit it
@@ -27,13 +21,6 @@ MESSAGE = "message"  # a plain message to a chat (command answers, notes)
 EDIT = "edit"  # edit a plain message we sent (paged lists)
 TOPIC_CLOSE = "topic_close"  # rename the incident's forum topic with the outcome, close it
 COMMANDS = "commands"  # setMyCommands for one scope
-
-PEOPLE = 0  # someone is waiting: a command's answer, the edit and note after a press
-NEW_CARDS = 10  # a new incident's first card: NEW_CARDS - severity rank (0 info .. 3 critical)
-BACKGROUND = 20  # edits nobody asked for: analysis results, alert updates, timers
-
-def new_card_lane(severity_rank: int) -> int:
-    return NEW_CARDS - max(0, min(severity_rank, NEW_CARDS - PEOPLE - 1))
 
 
 @dataclass(frozen=True)
@@ -46,7 +33,6 @@ class OutboxItem:
     payload: dict[str, Any]
     attempts: int
     queued_at: float = 0.0  # unix time the row was written
-    lane: int = BACKGROUND
 
 
 async def enqueue(
@@ -57,21 +43,10 @@ async def enqueue(
     now: datetime,
     incident_id: str | None = None,
     payload: dict[str, Any] | None = None,
-    lane: int = BACKGROUND,
 ) -> int | None:
-    """Queue a write in `lane` (PEOPLE while someone is waiting, whatever the caller said).
-    Card syncs collapse: one pending sync per card is enough, because the worker renders the
-    latest state when it gets there. A sync already being sent does not count: it may have
-    rendered older state."""
-    if someone_waiting():
-        lane = PEOPLE
-    order_key = incident_id or f"chat:{chat_id}"
-    # Whatever is queued before this row for the same incident goes first, so it goes no
-    # later than this row's lane: a press's card edit does not wait behind a backlog edit.
-    await conn.execute(
-        "UPDATE outbox SET lane = ? WHERE state = 'pending' AND order_key = ? AND lane > ?",
-        (lane, order_key, lane),
-    )
+    """Queue a write. Card syncs collapse: one pending sync per card is enough,
+    because the worker renders the latest state when it gets there. A sync
+    already being sent does not count: it may have rendered older state."""
     if kind == CARD:
         async with conn.execute(
             """SELECT id FROM outbox WHERE state = 'pending' AND kind = 'card'
@@ -82,30 +57,20 @@ async def enqueue(
                 return None
     cur = await conn.execute(
         """INSERT INTO outbox (order_key, incident_id, chat_id, kind, payload, next_attempt_at,
-               created_at, lane)
-           VALUES (?,?,?,?,?,?,?,?)""",
+               created_at)
+           VALUES (?,?,?,?,?,?,?)""",
         (
-            order_key, incident_id, chat_id, kind,
-            json.dumps(payload or {}, ensure_ascii=False), now.timestamp(), ts(now), lane,
+            incident_id or f"chat:{chat_id}", incident_id, chat_id, kind,
+            json.dumps(payload or {}, ensure_ascii=False), now.timestamp(), ts(now),
         ),
     )
     mark(conn, Wake.DELIVERY)
     return cur.lastrowid
 
 
-async def card_in_flight(conn: Conn, incident_id: str, chat_id: int) -> bool:
-    """Whether the incident's card in this chat is being sent right now."""
-    async with conn.execute(
-        """SELECT 1 FROM outbox WHERE state = 'sending' AND order_key = ? AND kind = 'card'
-               AND chat_id = ?""",
-        (incident_id, chat_id),
-    ) as cur:
-        return await cur.fetchone() is not None
-
-
 async def due(conn: Conn, now: float, limit: int = 50) -> list[OutboxItem]:
-    """The head of each order key's queue, if it is due, best lane first. A row waiting for
-    its retry holds back later rows of the same incident, never other incidents."""
+    """The head of each order key's queue, if it is due. A row waiting for its
+    retry holds back later rows of the same incident, never other incidents."""
     async with conn.execute(
         """SELECT o.* FROM outbox o
            WHERE o.state = 'pending'
@@ -113,7 +78,7 @@ async def due(conn: Conn, now: float, limit: int = 50) -> list[OutboxItem]:
                          WHERE p.state IN ('pending', 'sending')
                            AND p.order_key = o.order_key)
              AND o.next_attempt_at <= ?
-           ORDER BY o.lane, o.next_attempt_at, o.id LIMIT ?""",
+           ORDER BY o.next_attempt_at, o.id LIMIT ?""",
         (now, limit),
     ) as cur:
         rows = await cur.fetchall()
@@ -197,7 +162,6 @@ def _item(r: Any) -> OutboxItem:
         id=r["id"], order_key=r["order_key"], incident_id=r["incident_id"],
         chat_id=r["chat_id"], kind=r["kind"], payload=json.loads(r["payload"]),
         attempts=r["attempts"], queued_at=datetime.fromisoformat(r["created_at"]).timestamp(),
-        lane=r["lane"],
     )
 
 

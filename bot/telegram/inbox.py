@@ -65,8 +65,7 @@ class Inbox:
         Raises StorageUnavailable when it cannot be stored (then it must not be confirmed)."""
         if not updates:
             return 0
-        # Presses and commands are people waiting: this short write goes before webhooks.
-        async with self.db.write(urgent=True) as conn:
+        async with self.db.write() as conn:
             return await inbox.record(conn, updates, self.clock())
 
 
