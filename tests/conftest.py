@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from am_standin import StandIn, start_am_standin
 from bot_process import BotProcess, free_port
 from harness import (
     ALICE,
@@ -33,6 +34,16 @@ settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None
                           database=None, print_blob=True)
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if in_ci() else "dev")
+
+
+@pytest.fixture
+async def am() -> AsyncIterator[StandIn]:
+    """An Alertmanager stand-in (its silences API) on a free port."""
+    standin = await start_am_standin()
+    try:
+        yield standin
+    finally:
+        await standin.close()
 
 
 @pytest.fixture

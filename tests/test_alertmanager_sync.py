@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from am_standin import StandIn, start_am_standin
+from am_standin import StandIn
 
 from bot.models import Matcher
 from bot.silences.alertmanager import AlertmanagerSilences, AlertmanagerUnavailable, RemoteSilence
 
 API = Matcher(name="service", value="api")
 DISK = Matcher(name="alertname", value="Disk.*", is_regex=True)
-
-
-@pytest.fixture
-async def am() -> AsyncIterator[StandIn]:
-    standin = await start_am_standin()
-    try:
-        yield standin
-    finally:
-        await standin.close()
 
 
 def now() -> datetime:

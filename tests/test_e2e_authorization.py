@@ -9,14 +9,13 @@ an audit row saying why; the allowed cases run last, since they change the incid
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from am_standin import StandIn, start_am_standin
+from am_standin import StandIn
 from harness import (
     ALICE,
     BOB,
@@ -370,15 +369,6 @@ async def test_a_new_incident_is_posted_where_no_silence_of_that_chat_covers_it(
     await w.say(CHAT_B, BOB, f"/unsilence {s_b}")
     await card_in(w.h, CHAT_B, again)
     assert silence_marks(w.db_path, again) == {CHAT_A: None, CHAT_B: None}
-
-
-@pytest.fixture
-async def am() -> AsyncIterator[StandIn]:
-    standin = await start_am_standin()
-    try:
-        yield standin
-    finally:
-        await standin.close()
 
 
 async def synced(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path,
