@@ -15,7 +15,7 @@ from bot.incidents.approvals import ApprovalService, Outcome
 from bot.models import Actor
 from handlers.actors import actor_of
 from handlers.answering import answer, reply
-from handlers.filters import ServedChat
+from handlers.filters import ServedChat, carries_button
 from keyboards.callbacks import HistoryPageCB, SilenceCB
 
 
@@ -83,10 +83,7 @@ async def _on_a_list(query: CallbackQuery, access: IncidentAccess, inquiries: In
     carry this very button (forged data carries none), and it must not be an incident's
     message (forged list data on a card would otherwise overwrite the card)."""
     assert query.message is not None
-    markup = getattr(query.message, "reply_markup", None)
-    carried = markup is not None and any(
-        button.callback_data == query.data for row in markup.inline_keyboard for button in row)
-    if carried and await access.incident_of_message(query.message.chat.id,
+    if carries_button(query) and await access.incident_of_message(query.message.chat.id,
                                                     query.message.message_id) is None:
         return True
     await inquiries.record_press(actor_of(query.from_user, query.message.chat.id), action,

@@ -20,6 +20,14 @@ class ServedChat(Filter):
         return chat is not None and chat.id in routes.chats()
 
 
+def carries_button(query: CallbackQuery) -> bool:
+    """Whether Telegram's copy of the pressed message carries a button with exactly this
+    data: the bot put it there (forged data carries none)."""
+    markup = getattr(query.message, "reply_markup", None) if query.message else None
+    return markup is not None and any(
+        button.callback_data == query.data for row in markup.inline_keyboard for button in row)
+
+
 class UnknownButton(Filter):
     """Callback data that none of our factories parses (an older format, another bot,
     a forged or damaged press). Matching on the data itself, not on "no handler took

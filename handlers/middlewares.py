@@ -20,6 +20,7 @@ from bot.incidents.approvals import ApprovalService, Outcome
 from bot.incidents.stale_press import StalePressRule
 from handlers.actors import actor_of
 from handlers.answering import answer
+from handlers.filters import carries_button
 from keyboards.callbacks import CardCB
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -42,11 +43,8 @@ class CardPressGuard(BaseMiddleware):
         mutating = bool(get_flag(data, "mutating"))
         locale: str = data["locale"]
         access: IncidentAccess = data["access"]
-        markup = getattr(event.message, "reply_markup", None)
-        carried = markup is not None and any(
-            b.callback_data == event.data for row in markup.inline_keyboard for b in row)
         press = Pressed(actor, chat_id, event.message.message_id, action, callback.inc,
-                        callback.dec, carried)
+                        callback.dec, carries_button(event))
         needs_rights = mutating and bool(get_flag(data, "approvers_only", default=True))
         refusal = await access.check_press(press, mutating=needs_rights)
         if refusal is not None:

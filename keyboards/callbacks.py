@@ -48,6 +48,18 @@ class HistoryPageCB(CallbackData, prefix="h1"):
     n: Annotated[int, Field(ge=1, le=50)] = 10  # rows per page
 
 
+MAX_ALERT_INDEX = 10**7  # far above any incident's alert count
+
+
+class DetailsPageCB(CallbackData, prefix="d1"):
+    """A page of an incident's alerts under its Details answer: from alert `at` (0-based) on,
+    or, with `back`, the page that ends just before it."""
+
+    inc: IncidentId
+    at: Annotated[int, Field(ge=0, le=MAX_ALERT_INDEX)] = 0
+    back: bool = False
+
+
 class SilenceAct(StrEnum):
     EXPIRE = "x"
 
@@ -58,4 +70,5 @@ class SilenceCB(CallbackData, prefix="s1"):
 
 
 # Every factory a handler serves; data that none of them parses is an unknown button.
-KNOWN_CALLBACKS: tuple[type[CallbackData], ...] = (CardCB, HistoryPageCB, SilenceCB)
+KNOWN_CALLBACKS: tuple[type[CallbackData], ...] = (CardCB, HistoryPageCB, SilenceCB,
+                                                   DetailsPageCB)

@@ -755,7 +755,7 @@ def test_whoami(locale: str) -> None:
 def test_details_single_alert(locale: str) -> None:
     msgs = render_details(view(alerts=[make_alert(0)], locale=locale))
     assert len(msgs) == 1
-    text = check(msgs[0])
+    text = check(msgs[0].text)
     assert "cart-5d8f-0" in text and "Back-off restarting failed container" in text
 
 
@@ -763,12 +763,13 @@ def test_details_single_alert(locale: str) -> None:
 def test_details_many_alerts(locale: str) -> None:
     alerts = [make_alert(i) for i in range(300)]
     msgs = render_details(view(alerts=alerts, locale=locale, truncated_alerts=5))
-    assert 1 <= len(msgs) <= 3
-    texts = [check(m) for m in msgs]
+    assert len(msgs) in (2, 3)  # the head, a page of the rest (and the evidence, if any)
+    texts = [check(m.text) for m in msgs]
     assert "pod (300): cart-5d8f-0, cart-5d8f-1" in texts[0]
     assert "namespace: shop" in texts[0]
+    assert not msgs[0].keyboard and msgs[1].keyboard  # the page has ▶️
     if locale == "en":
-        assert "more alerts not shown" in texts[-1]
+        assert "of 300" in texts[1]
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
@@ -777,7 +778,7 @@ def test_details_hostile(value: str) -> None:
         msgs = render_details(hostile_view(value, n_alerts=n))
         assert 1 <= len(msgs) <= 3
         for m in msgs:
-            check(m)
+            check(m.text)
 
 
 def test_details_worst_case() -> None:
@@ -794,7 +795,7 @@ def test_details_worst_case() -> None:
     msgs = render_details(view(alerts=alerts))
     assert len(msgs) <= 3
     for m in msgs:
-        check(m)
+        check(m.text)
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -811,7 +812,7 @@ def test_title_does_not_repeat_the_alertname_as_target() -> None:
 
 
 def test_details_carry_the_proposal_and_its_full_reasoning() -> None:
-    messages = render_details(view())
+    messages = [m.text for m in render_details(view())]
     joined = "\n".join(messages)
     assert "restarting clears most crash loops caused by bad state" in joined
     assert EFFECT in joined

@@ -169,8 +169,8 @@ def dispatcher(db: Database, *, reverse: bool = False) -> Dispatcher:
         for router in reversed(make_routers()):
             router._parent_router = None
             dp.include_router(router)
-        assert [r.name for r in dp.sub_routers] == ["fallbacks", "card_buttons", "commands",
-                                                    "setup"]
+        assert [r.name for r in dp.sub_routers] == ["fallbacks", "pages", "card_buttons",
+                                                    "commands", "setup"]
     return dp
 
 

@@ -67,14 +67,19 @@ async def reply_texts(
     *,
     note: str,
     chat_id: int | None = None,
+    keyboards: Sequence[list[list[dict[str, str]]]] = (),
 ) -> None:
     """Queue messages in the incident's thread: in `chat_id` only (an answer to
-    whoever asked there), or else in every chat the incident lives in."""
+    whoever asked there), or else in every chat the incident lives in. `keyboards[i]`, when
+    given, goes under `texts[i]`."""
     for chat in [chat_id] if chat_id is not None else await chats_of(conn, incident):
-        for text in texts:
+        for i, text in enumerate(texts):
+            payload: dict[str, Any] = {"text": text, "note": note}
+            if i < len(keyboards) and keyboards[i]:
+                payload["keyboard"] = keyboards[i]
             await outbox.enqueue(
                 conn, kind=outbox.REPLY, chat_id=chat, incident_id=incident.id, now=now,
-                payload={"text": text, "note": note},
+                payload=payload,
             )
 
 

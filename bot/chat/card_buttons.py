@@ -13,7 +13,7 @@ from bot import audit
 from bot.cards import card as cards
 from bot.cards import notes
 from bot.cards.card import CardView
-from bot.cards.details import render_details
+from bot.cards.details import details_page, render_details
 from bot.chat.history import target_history
 from bot.incidents.approvals import Outcome
 from bot.models import Actor, DecisionState
@@ -55,9 +55,29 @@ class Inquiries:
             return Outcome("unknown_incident", alert=True)
         messages = render_details(await self._seen_here(view, chat_id))
         async with self.db.write() as conn:
-            await notes.reply_texts(conn, view.incident, messages, now, note="details",
-                                    chat_id=chat_id)
+            await notes.reply_texts(conn, view.incident, [m.text for m in messages], now,
+                                    note="details", chat_id=chat_id,
+                                    keyboards=[m.keyboard for m in messages])
             await audit.record(conn, now, "details", f"{len(messages)} messages", actor=actor,
+                               incident_id=incident_id)
+        return Outcome("working")
+
+    async def details_page(self, actor: Actor, chat_id: int, message_id: int,
+                           incident_id: str, start: int, *, backwards: bool) -> Outcome:
+        """A press on a Details page's ◀️ ▶️: that message shows the other page. The press
+        was checked to be on this incident's Details page in this chat."""
+        now = self.clock()
+        view = await load_view(self.db, incident_id, chat_id, self.tz, self.locale)
+        if view is None:
+            await audit.write(self.db, now, "details_page", "unknown_incident", actor=actor,
+                              incident_id=incident_id)
+            return Outcome("unknown_incident", alert=True)
+        page = details_page(view, start, backwards=backwards)
+        async with self.db.write() as conn:
+            await outbox.enqueue(conn, kind=outbox.EDIT, chat_id=chat_id, now=now,
+                                 payload={"text": page.text, "message_id": message_id,
+                                          "keyboard": page.keyboard})
+            await audit.record(conn, now, "details_page", f"from alert {start}", actor=actor,
                                incident_id=incident_id)
         return Outcome("working")
 
