@@ -179,7 +179,7 @@ class App:
             approval_timeout=s.approval_timeout, critical_approvals=s.critical_approvals,
             playbooks=stack.playbooks,
             auto_approver=stack.auto_approver if s.auto_approve else None,
-            metrics=metrics,
+            metrics=metrics, analysis_concurrency=s.analysis_concurrency,
         )
         self.approvals, self.pipeline, self.delivery = approvals, pipeline, delivery
         inquiries = Inquiries(db, s.tz, s.locale, clock, stack.playbooks)

@@ -106,6 +106,7 @@ class Settings(LoggingSettings):
     # Decisions and execution
     executor: Literal["dry-run", "kubectl", "http"] = "dry-run"
     decision_timeout: Duration = timedelta(seconds=30)
+    analysis_concurrency: int = Field(default=8, ge=1)
     rules_path: str = ""
     llm_base_url: str = ""
     llm_model: str = ""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.cards.notes import Voice
-from bot.decisions.analysis import AnalysisWorker, AutoApprover, Engine
+from bot.decisions.analysis import CONCURRENCY, AnalysisWorker, AutoApprover, Engine
 from bot.execution.runner import ExecutionRunner, ExecutorLike, PlaybookStats
 from bot.incidents import recovery
 from bot.incidents.timers import Sweep, Timers
@@ -55,12 +55,14 @@ class Pipeline:
         auto_approver: AutoApprover | None = None,
         sweeps: list[Sweep] | None = None,
         metrics: Metrics | None = None,
+        analysis_concurrency: int = CONCURRENCY,
     ) -> Pipeline:
         return cls(
             db, clock, voice,
             analysis=AnalysisWorker(db, engine, clock, voice,
                                     critical_approvals=critical_approvals,
-                                    auto_approver=auto_approver),
+                                    auto_approver=auto_approver,
+                                    concurrency=analysis_concurrency),
             execution=ExecutionRunner(db, executor, clock, voice, playbooks, metrics),
             timers=Timers(db, clock, voice, approval_timeout, sweeps),
             delivery=delivery,

@@ -7,7 +7,9 @@ message (a dict with "content" and/or "tool_calls"), or None to answer `content`
 result). `hang` holds every request, `hang_models` only those for the models named,
 `hang_if` those it returns True for.
 Every request body is kept as parsed JSON (`requests`) and as raw text (`raw`), so a
-test can prove what did and did not leave the bot.
+test can prove what did and did not leave the bot. `in_flight` counts the chat requests
+under way (arrived, neither answered nor given up by the client), `max_in_flight` the most
+there ever were at once.
 """
 
 import asyncio
@@ -80,7 +82,9 @@ class FakeLlm:
         self.hang_if: Callable[[dict[str, Any]], bool] | None = None
         self.refuse_tools = False  # answer 400 to a request that carries `tools`
         self.respond: Responder | None = None
-        self.release = asyncio.Event()  # tests never set it; teardown does
+        self.release = asyncio.Event()  # set by a test to let held requests go; teardown does
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.url = ""
 
     def answer(self, obj: Any) -> None:
@@ -90,6 +94,14 @@ class FakeLlm:
         return [r for r in self.requests if r.get("model") == model]
 
     async def handle(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         text = await request.text()
         self.raw.append(text)
         body = json.loads(text)
@@ -131,7 +143,7 @@ async def fake_llm_server() -> AsyncIterator[FakeLlm]:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.handle)
     app.router.add_post("/v1/embeddings", fake.embeddings)
-    async with serve(app) as base:
+    async with serve(app, handler_cancellation=True) as base:
         fake.url = base + "/v1"
         try:
             yield fake

@@ -57,9 +57,11 @@ def install_fake_kubectl(bindir: Path, log: Path) -> FakeKubectl:
 
 
 @asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    """Run `app` on an ephemeral loopback port; its base URL."""
-    runner = web.AppRunner(app)
+async def serve(app: web.Application, *, handler_cancellation: bool = False
+                ) -> AsyncIterator[str]:
+    """Run `app` on an ephemeral loopback port; its base URL. With `handler_cancellation` a
+    handler ends when its client goes away (a request the client gave up on stops counting)."""
+    runner = web.AppRunner(app, handler_cancellation=handler_cancellation)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

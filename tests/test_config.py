@@ -55,6 +55,7 @@ def test_lists_and_durations_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"ACK_BY": "everyone"}, "ACK_BY"),
         ({"REMIND_AFTER": "0s"}, "REMIND_AFTER: must be longer than zero"),
         ({"REMIND_MAX": "-1"}, "REMIND_MAX"),
+        ({"ANALYSIS_CONCURRENCY": "0"}, "ANALYSIS_CONCURRENCY"),
     ],
 )
 def test_bad_values_name_the_variable(

@@ -221,16 +221,58 @@ async def test_a_hanging_model_holds_up_only_its_own_incident(start_app: AppFact
         h = await start_app(llm_base_url=llm.url, llm_model="ops-model")  # timeout 30 s
         stuck = await post_alert(h, crashloop())
         await wait_for(lambda: llm.requests, 15)  # the first analysis is waiting on the model
-        payload = crashloop(namespace="web")
-        payload["groupLabels"]["namespace"] = "web"
-        payload["groupKey"] = payload["groupKey"].replace('"shop"', '"web"')
-        for alert in payload["alerts"]:
-            alert["fingerprint"] = "0eb" + alert["fingerprint"][3:]
-        behind = await post_alert(h, payload)
+        behind = await post_alert(h, crashloop_in("web", 1))
         assert behind != stuck
         card = await h.wait_card(lambda m: behind in m["text"] and "model: ops-model" in m["text"])
         assert "kubectl rollout restart deployment/cart --namespace web" in card["text"]
         assert (await h.decision(stuck)).state is DecisionState.ANALYZING
+
+
+def crashloop_in(namespace: str, n: int) -> dict[str, Any]:
+    """The crash loop in another namespace: its own group, its own alerts (fingerprints)."""
+    payload = crashloop(namespace=namespace)
+    payload["groupLabels"]["namespace"] = namespace
+    payload["groupKey"] = payload["groupKey"].replace('"shop"', f'"{namespace}"')
+    for alert in payload["alerts"]:
+        alert["fingerprint"] = f"{n:03x}" + alert["fingerprint"][3:]
+    return payload
+
+
+async def test_n_incidents_wait_for_one_slow_model_answer_at_once_not_n(
+    start_app: AppFactory
+) -> None:
+    """N incidents with a model that holds every request: all N requests are at the model
+    at once (one after another, the N-th would wait N x DECISION_TIMEOUT)."""
+    n = 4
+    async with fake_llm_server() as llm:
+        llm.answer(answer(RESTART, "Restart it."))
+        llm.hang = True
+        h = await start_app(llm_base_url=llm.url, llm_model="ops-model")  # timeout 30 s
+        incidents = [await post_alert(h, crashloop_in(f"team{i}", i + 1)) for i in range(n)]
+        await wait_for(lambda: llm.in_flight == n, 15,
+                       message=f"{llm.in_flight} of {n} analyses at the model at once")
+        llm.release.set()
+        for inc in incidents:
+            await h.wait_card(lambda m, inc=inc: inc in m["text"] and "model: ops-model"
+                              in m["text"])
+        assert len(llm.requests) == n and llm.max_in_flight == n
+
+
+async def test_analysis_concurrency_bounds_the_requests_at_the_model(
+    start_app: AppFactory
+) -> None:
+    async with fake_llm_server() as llm:
+        llm.hang = True
+        h = await start_app(llm_base_url=llm.url, llm_model="slow-model",
+                            decision_timeout="1s", analysis_concurrency=1)
+        incidents = [await post_alert(h, crashloop_in(f"team{i}", i + 1)) for i in range(2)]
+        await h.settled(30)
+        for inc in incidents:
+            decision = await h.decision(inc)
+            assert decision.proposal is not None
+            assert decision.proposal.source is ProposalSource.RULE
+        # One at a time: the second asked only after the first had given up.
+        assert len(llm.requests) == 2 and llm.max_in_flight == 1
 
 
 # (d) several models: agreement, dissent, absence -------------------------------------

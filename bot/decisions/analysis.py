@@ -3,8 +3,8 @@
 The engine may take long (an LLM), so it runs outside any transaction; its
 answer is stored by the state machine's compare-and-set, which loses quietly
 if the decision moved meanwhile (the incident resolved, a re-analysis).
-Decisions are analysed side by side (at most MAX_PARALLEL at once), so a model that
-hangs until DECISION_TIMEOUT holds up only its own incident, not the ones behind it.
+Decisions are analysed side by side (at most ANALYSIS_CONCURRENCY at once), so a model
+that hangs until DECISION_TIMEOUT holds up only its own incident, not the ones behind it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from storage.db import Database, Wake
 log = logging.getLogger(__name__)
 
 POLL_EVERY = 2.0  # seconds; decisions committed by another process
-MAX_PARALLEL = 8  # analyses at once; each may hold model requests and tool subprocesses
+CONCURRENCY = 8  # analyses at once; each may hold model requests and tool subprocesses
 
 
 class Engine(Protocol):
@@ -46,7 +46,10 @@ class AnalysisWorker:
         *,
         critical_approvals: int = 2,
         auto_approver: AutoApprover | None = None,
+        concurrency: int = CONCURRENCY,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("analysis concurrency must be at least 1")
         self.db = db
         self.engine = engine
         self.clock = clock
@@ -56,7 +59,7 @@ class AnalysisWorker:
         self._wake = db.wake_event(Wake.ANALYSIS)
         # Each decision's analysis is a task of the stage, keyed by the decision's id.
         self._stage = polling.Stage("analysis", self.analyze_pending, self._wake, POLL_EVERY)
-        self._slots = asyncio.Semaphore(MAX_PARALLEL)
+        self._slots = asyncio.Semaphore(concurrency)
 
     def start(self) -> None:
         self._stage.start()
