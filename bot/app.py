@@ -39,7 +39,7 @@ from bot.resource_checks import bind_fix, bind_problem
 from bot.retention import Pruner, Retention
 from bot.silences.alertmanager import AlertmanagerSilences
 from bot.silences.service import SilenceService, announce_ended_silences
-from bot.telegram.card_loading import card_renderer
+from bot.telegram.card_loading import card_renderer, digest_renderer
 from bot.telegram.chat_migration import ChatMigrator
 from bot.telegram.checks import telegram_checks
 from bot.telegram.client import build_bot
@@ -47,6 +47,7 @@ from bot.telegram.delivery import DeliveryWorker
 from bot.telegram.inbox import Inbox, InboxWorker, Poller
 from bot.telegram.observed import ObservedSession, TelegramReach, time_press
 from bot.telegram.pacing import Limits, Pacer
+from bot.telegram.storm import storm_mode
 from bot.telegram.topics import TopicManager
 from handlers import alerts as alert_routes
 from handlers import telegram_webhook
@@ -172,6 +173,8 @@ class App:
             on_migrate=migrator.migrate,
             pacer=Pacer(Limits.from_settings(s)) if s.telegram_pacing else None,
             metrics=metrics,
+            storm=storm_mode(db, s, clock),
+            render_digest=digest_renderer(db, s.tz, s.locale),
         )
         pipeline = Pipeline.connect(
             db, clock, Voice(s.locale, s.timezone),

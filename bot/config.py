@@ -157,9 +157,14 @@ class Settings(LoggingSettings):
     telegram_private_rate: str = "3/3s"  # a private chat's bucket
     telegram_global_rate: str = "30/1s"  # every chat together, sliding window
     telegram_people_headroom: int = Field(default=3, ge=0)
+    # Storm mode: a chat whose new cards would take longer than this to send at its paced
+    # rate gets one digest message for its new incidents (0: off; pacing off: off).
+    storm_backlog: Duration = timedelta(seconds=60)
+    # Own cards a chat still gets during a storm (critical, or a decision at high risk).
+    storm_own_cards: str = "5/1m"
 
     @field_validator("telegram_group_rate", "telegram_group_burst", "telegram_private_rate",
-                     "telegram_global_rate")
+                     "telegram_global_rate", "storm_own_cards")
     @classmethod
     def _rate(cls, value: str) -> str:
         parse_rate(value)

@@ -60,6 +60,20 @@ class DetailsPageCB(CallbackData, prefix="d1"):
     back: bool = False
 
 
+class DigestPageCB(CallbackData, prefix="g1"):
+    """A page of a storm's digest (0-based)."""
+
+    dig: RowId
+    page: Annotated[int, Field(ge=0, le=10**6)] = 0
+
+
+class DigestOpenCB(CallbackData, prefix="g2"):
+    """Post the card of an incident the digest lists."""
+
+    dig: RowId
+    inc: IncidentId
+
+
 class SilenceAct(StrEnum):
     EXPIRE = "x"
 
@@ -71,4 +85,4 @@ class SilenceCB(CallbackData, prefix="s1"):
 
 # Every factory a handler serves; data that none of them parses is an unknown button.
 KNOWN_CALLBACKS: tuple[type[CallbackData], ...] = (CardCB, HistoryPageCB, SilenceCB,
-                                                   DetailsPageCB)
+                                                   DetailsPageCB, DigestPageCB, DigestOpenCB)

@@ -21,6 +21,7 @@ MESSAGE = "message"  # a plain message to a chat (command answers, notes)
 EDIT = "edit"  # edit a plain message we sent (paged lists)
 TOPIC_CLOSE = "topic_close"  # rename the incident's forum topic with the outcome, close it
 COMMANDS = "commands"  # setMyCommands for one scope
+DIGEST = "digest"  # render a storm's digest now and send or edit it
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,39 @@ async def enqueue(
     )
     mark(conn, Wake.DELIVERY)
     return cur.lastrowid
+
+
+def digest_key(digest_id: int) -> str:
+    return f"digest:{digest_id}"
+
+
+async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime) -> None:
+    """Queue a render of a storm's digest. Like card syncs they collapse: the worker renders
+    the latest state when it gets there."""
+    key = digest_key(digest_id)
+    async with conn.execute(
+        "SELECT 1 FROM outbox WHERE state = 'pending' AND order_key = ? AND kind = 'digest'",
+        (key,),
+    ) as cur:
+        if await cur.fetchone():
+            return
+    await conn.execute(
+        """INSERT INTO outbox (order_key, chat_id, kind, payload, next_attempt_at, created_at)
+           VALUES (?,?,?,?,?,?)""",
+        (key, chat_id, DIGEST, json.dumps({"digest": digest_id}), now.timestamp(), ts(now)),
+    )
+    mark(conn, Wake.DELIVERY)
+
+
+async def drop_held(conn: Conn, incident_id: str, chat_id: int) -> int:
+    """A storm's digest holds this incident in this chat: what was queued for it there is not
+    sent (the digest shows it instead). Marked done, with the reason."""
+    cur = await conn.execute(
+        """UPDATE outbox SET state = 'done', last_error = 'held in the storm digest'
+           WHERE state = 'pending' AND order_key = ? AND chat_id = ?""",
+        (incident_id, chat_id),
+    )
+    return cur.rowcount
 
 
 async def due(conn: Conn, now: float, limit: int = 50) -> list[OutboxItem]:

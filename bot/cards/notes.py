@@ -32,11 +32,13 @@ def render(kind: str, voice: Voice, **ctx: Any) -> str:
 
 async def chats_of(conn: Conn, incident: Incident) -> list[int]:
     """The chats that hear of the incident: not those where it was silenced before its
-    card was sent (nothing of it is shown there until the silence ends)."""
+    card was sent (nothing of it is shown there until the silence ends), nor those where a
+    storm's digest holds it (the digest shows it instead)."""
     cards = await repo.cards_of(conn, incident.id)
     if not cards:
         return [incident.chat_id]
-    return [c.chat_id for c in cards if c.message_id is not None or c.silence_id is None]
+    return [c.chat_id for c in cards
+            if not c.held and (c.message_id is not None or c.silence_id is None)]
 
 
 async def reply(
@@ -88,3 +90,7 @@ async def card_changed(conn: Conn, incident: Incident, now: datetime) -> None:
         await outbox.enqueue(
             conn, kind=outbox.CARD, chat_id=chat_id, incident_id=incident.id, now=now
         )
+    # Where a storm's digest holds it, the digest shows what changed.
+    for card in await repo.cards_of(conn, incident.id):
+        if card.held and card.digest_id is not None:
+            await outbox.enqueue_digest(conn, card.digest_id, card.chat_id, now)

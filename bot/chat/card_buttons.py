@@ -18,8 +18,12 @@ from bot.chat.history import target_history
 from bot.incidents.approvals import Outcome
 from bot.models import Actor, DecisionState
 from bot.telegram.card_loading import load_view
+from bot.telegram.storm import release_card
 from storage import outbox, repo
 from storage.db import Database
+from storage.repo import digests
+from storage.repo.digests import DigestRow
+from storage.repo.sql import Conn
 
 
 class Inquiries:
@@ -80,6 +84,60 @@ class Inquiries:
             await audit.record(conn, now, "details_page", f"from alert {start}", actor=actor,
                                incident_id=incident_id)
         return Outcome("working")
+
+    async def digest_page(self, actor: Actor, chat_id: int, message_id: int, digest_id: int,
+                          page: int) -> Outcome:
+        """A press on a storm digest's ◀️ ▶️: the digest shows that page."""
+        now = self.clock()
+        async with self.db.write() as conn:
+            digest = await self._pressed_digest(conn, actor, chat_id, message_id, digest_id,
+                                                "digest_page", now)
+            if isinstance(digest, Outcome):
+                return digest
+            await digests.set_page(conn, digest_id, page)
+            await outbox.enqueue_digest(conn, digest_id, chat_id, now)
+            await audit.record(conn, now, "digest_page", "ok", actor=actor,
+                               detail=f"digest {digest_id} page {page}")
+        return Outcome("working")
+
+    async def open_card(self, actor: Actor, chat_id: int, message_id: int, digest_id: int,
+                        incident_id: str) -> Outcome:
+        """A press on a digest's open button: the incident gets its own card in this chat.
+        Only an incident this digest lists (so one routed into this chat)."""
+        now = self.clock()
+        async with self.db.write() as conn:
+            digest = await self._pressed_digest(conn, actor, chat_id, message_id, digest_id,
+                                                "open_card", now)
+            if isinstance(digest, Outcome):
+                return digest
+            card = await repo.get_card(conn, incident_id, chat_id)
+            if card is None or card.digest_id != digest_id:
+                result, outcome = "not_in_digest", Outcome("not_in_digest", alert=True)
+            elif await release_card(conn, incident_id, digest, now, own_at=None):
+                result, outcome = "posted", Outcome("card_opening", {"id": incident_id})
+            else:
+                result = "already_posted"
+                outcome = Outcome("card_posted", {"id": incident_id}, alert=True)
+            await audit.record(conn, now, "open_card", result, actor=actor,
+                               incident_id=incident_id if card else None,
+                               detail=f"digest {digest_id}")
+        return outcome
+
+    async def _pressed_digest(self, conn: Conn, actor: Actor, chat_id: int, message_id: int,
+                              digest_id: int, action: str, now: datetime
+                              ) -> DigestRow | Outcome:
+        """The digest a press names, if the pressed message is that digest in this chat;
+        else the refusal, audited."""
+        digest = await digests.get_digest(conn, digest_id)
+        if digest is None:
+            result, outcome = "digest_gone", Outcome("digest_gone", alert=True)
+        elif digest.chat_id != chat_id or digest.message_id != message_id:
+            result, outcome = "wrong_message", Outcome("wrong_message", alert=True)
+        else:
+            return digest
+        await audit.record(conn, now, action, result, actor=actor,
+                           detail=f"message {message_id}: digest {digest_id}")
+        return outcome
 
     async def _seen_here(self, view: CardView, chat_id: int) -> CardView:
         """The view with Related cut to incidents routed into this chat: the knowledge

@@ -1,14 +1,18 @@
-"""Stored state -> CardView -> rendered card, for the delivery worker."""
+"""Stored state -> CardView -> rendered card (and a storm's digest), for the delivery
+worker."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from bot.cards.card import Card, CardView, render_card
+from bot.cards.digest import DigestView, render_digest
 from bot.telegram.card_sync import CardRenderer
 from storage import repo
 from storage.db import Database
+from storage.repo import digests
 
 
 async def load_view(db: Database, incident_id: str, chat_id: int, tz: ZoneInfo, locale: str
@@ -40,5 +44,24 @@ def card_renderer(db: Database, tz: ZoneInfo, locale: str) -> CardRenderer:
         if view is None:
             return None
         return render_card(replace(view, url_buttons=url_buttons))
+
+    return render
+
+
+async def load_digest(db: Database, digest_id: int, tz: ZoneInfo, locale: str
+                      ) -> DigestView | None:
+    async with db.read() as conn:
+        digest = await digests.get_digest(conn, digest_id)
+        if digest is None:
+            return None
+        entries = await digests.entries(conn, digest_id)
+    return DigestView(digest, entries, tz, locale)
+
+
+def digest_renderer(db: Database, tz: ZoneInfo, locale: str
+                    ) -> Callable[[int], Awaitable[tuple[digests.DigestRow, Card] | None]]:
+    async def render(digest_id: int) -> tuple[digests.DigestRow, Card] | None:
+        view = await load_digest(db, digest_id, tz, locale)
+        return None if view is None else (view.digest, render_digest(view))
 
     return render

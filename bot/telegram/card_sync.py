@@ -50,11 +50,13 @@ class CardSync:
     async def sync(self, incident_id: str, chat_id: int) -> Delivered:
         """What was done (the new message id when the card was posted), with what to store
         about it in the transaction that marks the outbox row sent."""
+        async with self.db.read() as conn:
+            row = await repo.get_card(conn, incident_id, chat_id)
+        if row is not None and row.held and row.message_id is None:
+            return Delivered()  # a storm's digest shows it here instead
         card = await self.render_card(incident_id, chat_id)
         if card is None:
             return Delivered()
-        async with self.db.read() as conn:
-            row = await repo.get_card(conn, incident_id, chat_id)
         if row is not None and row.message_id is not None:
             if row.last_rendered_hash == card.digest:
                 self.metrics.delivered("identical_skipped")

@@ -28,6 +28,7 @@ from bot.telegram import sending
 from bot.telegram.card_sync import CardRenderer, CardSync, Topics
 from bot.telegram.failures import Failure, Permanent, sort_failure
 from bot.telegram.pacing import PacedSession, Pacer
+from bot.telegram.storm import DigestRenderer, DigestSync, Storm
 from storage import outbox
 from storage.db import Database, StorageUnavailable, Wake
 
@@ -54,6 +55,8 @@ class DeliveryWorker:
         on_migrate: MigrateHook | None = None,
         pacer: Pacer | None = None,
         metrics: Metrics | None = None,
+        storm: Storm | None = None,
+        render_digest: DigestRenderer | None = None,
     ) -> None:
         self.pacer = pacer
         if pacer is not None:
@@ -74,6 +77,8 @@ class DeliveryWorker:
         self._stopping = False
         self._on_wire: outbox.OutboxItem | None = None  # claimed, its call not yet recorded
         self.cards = CardSync(db, bot, render_card, topics, self.metrics)
+        self.storm = storm
+        self.digests = DigestSync(db, bot, render_digest) if render_digest else None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -137,6 +142,8 @@ class DeliveryWorker:
 
     async def run_once(self) -> bool:
         """Process what is due now. True if anything was attempted."""
+        if self.storm is not None:
+            await self.storm.sweep()  # before looking: it may hold rows back
         now = time.time()
         async with self.db.read() as conn:
             items = await outbox.due(conn, now)
@@ -269,6 +276,13 @@ class DeliveryWorker:
             if self.topics is not None and item.incident_id:
                 await self.topics.close(item.incident_id, item.chat_id)
             return sending.Delivered()
+        if item.kind == outbox.DIGEST:
+            if self.digests is None:
+                return sending.Delivered()
+            delivered = await self.digests.sync(int(item.payload["digest"]))
+            self.metrics.delivered("sent" if delivered.sent_id else
+                                   "edited" if delivered.record else "identical_skipped")
+            return delivered
         if item.kind == outbox.COMMANDS:
             await sending.set_commands(self.bot, item)
             return sending.Delivered()

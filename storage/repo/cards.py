@@ -10,8 +10,8 @@ from storage.repo.sql import Conn, fetch_all, fetch_one, ts
 
 
 class CardRow:
-    __slots__ = ("chat_id", "incident_id", "last_rendered_hash", "message_id", "message_thread_id",
-                 "silence_id")
+    __slots__ = ("chat_id", "digest_id", "held", "incident_id", "last_rendered_hash",
+                 "message_id", "message_thread_id", "silence_id")
 
     def __init__(self, row: aiosqlite.Row) -> None:
         self.incident_id: str = row["incident_id"]
@@ -21,6 +21,9 @@ class CardRow:
         self.last_rendered_hash: str | None = row["last_rendered_hash"]
         # The silence that keeps the incident quiet in this chat (None: it is not).
         self.silence_id: str | None = row["silence_id"]
+        # The storm digest that lists it here; held: it has no card of its own (yet).
+        self.digest_id: int | None = row["digest_id"]
+        self.held: bool = bool(row["held"])
 
 
 async def get_card(conn: Conn, incident_id: str, chat_id: int) -> CardRow | None:

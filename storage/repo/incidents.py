@@ -142,13 +142,14 @@ async def recent_incidents_for_target(
 
 async def incidents_without_card(conn: Conn) -> list[Incident]:
     """Firing incidents with a card still to post: planned in a chat where it is not
-    silenced, or never planned at all (accepted before the crash that stopped it)."""
+    silenced nor held in a storm's digest, or never planned at all (accepted before the
+    crash that stopped it)."""
     rows = await fetch_all(
         conn,
         """SELECT i.* FROM incidents i
            WHERE i.status = 'firing' AND (
                EXISTS (SELECT 1 FROM cards c WHERE c.incident_id = i.id
-                       AND c.message_id IS NULL AND c.silence_id IS NULL)
+                       AND c.message_id IS NULL AND c.silence_id IS NULL AND c.held = 0)
                OR NOT EXISTS (SELECT 1 FROM cards c WHERE c.incident_id = i.id))""",
     )
     return [_incident(r) for r in rows]

@@ -1,0 +1,184 @@
+"""Storm mode against the emulator with Telegram's flood control on, scaled in time (same
+shape, a 3 s group window): a storm into one chat gets one digest message edited in place,
+critical incidents their own card up to the cap and the rest flagged, paging reaches every
+incident, an open button posts that card, the storm's end gives the totals; with storm mode
+off every incident gets its own card."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from harness import CHAT, MALLORY, AppFactory, Harness, fixture
+
+from keyboards.callbacks import DigestOpenCB, DigestPageCB
+from sandbox.emulator import FloodLimits, wait_for
+from sandbox.judge import check_message_text
+from storage.repo.sql import fetch_all
+
+SPEED = 20.0  # every period divided by this: Telegram's 60 s group window is 3 s
+INCIDENTS = 25
+CRITICAL = 5  # then five critical ones
+OWN_CARDS = 2  # a chat's own cards during the storm (per minute: no more in this test)
+
+
+def storm_settings(backlog: str) -> dict[str, Any]:
+    return dict(
+        telegram_pacing=True,
+        telegram_group_rate=f"20/{60 / SPEED}",
+        telegram_group_burst=f"3/{3 / SPEED}",
+        telegram_private_rate=f"3/{3 / SPEED}",
+        telegram_global_rate=f"30/{1 / SPEED}",
+        # A new card takes 3/17 s here: a backlog of more than five starts the storm.
+        storm_backlog=backlog,
+        storm_own_cards=f"{OWN_CARDS}/1m",
+    )
+
+
+async def storm(h: Harness) -> None:
+    """INCIDENTS new incidents at once, then CRITICAL critical ones while the storm lasts."""
+
+    async def one(i: int) -> None:
+        payload = fixture("single-firing.json")
+        payload["groupKey"] = f"storm-{i}"
+        alert = payload["alerts"][0]
+        alert["fingerprint"] = f"{i:016x}"
+        alert["labels"].update(service=f"svc-{i}", alertname=f"Storm{i % 3}",
+                               severity="critical" if i >= INCIDENTS else "warning")
+        status, body = await h.post("/alerts/alertmanager", json.loads(json.dumps(payload)))
+        assert status == 200, body
+
+    await asyncio.gather(*(one(i) for i in range(INCIDENTS)))
+    await asyncio.gather(*(one(i) for i in range(INCIDENTS, INCIDENTS + CRITICAL)))
+
+
+def writes(h: Harness) -> list[dict[str, Any]]:
+    return [c for c in h.em.calls() if c["method"] in ("sendMessage", "editMessageText")
+            and str(c["params"].get("chat_id")) == str(CHAT)]
+
+
+def digests(h: Harness) -> list[dict[str, Any]]:
+    return [m for m in h.bot_messages() if m["text"].startswith(("🌪", "🌤"))]
+
+
+def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for row in (message.get("reply_markup") or {}).get("inline_keyboard", [])
+            for b in row]
+
+
+def data_of(message: dict[str, Any], prefix: str) -> list[str]:
+    return [b["callback_data"] for b in buttons(message)
+            if b.get("callback_data", "").startswith(prefix)]
+
+
+async def rows(h: Harness, sql: str) -> list[Any]:
+    async with h.db.read() as conn:
+        return await fetch_all(conn, sql)
+
+
+async def test_a_storm_goes_into_one_digest(start_app: AppFactory) -> None:
+    h = await start_app(**storm_settings("1s"))
+    h.em.set_rate_limits(True, FloodLimits().scaled(SPEED))
+    await storm(h)
+    digest = await wait_for(lambda: next(iter(digests(h)), None), 30,
+                            message="no digest message")
+    # The storm ends when what it held back would have been sent by now: the digest says so.
+    await wait_for(lambda: "Storm over" in h.em.message(CHAT, digest["message_id"])["text"], 30,
+                   message="the storm did not end")
+    await h.settled(timeout=30)
+    assert [c for c in writes(h) if c["error_code"] == 429] == []
+    assert len(digests(h)) == 1  # one message, edited in place
+    final = h.em.message(CHAT, digest["message_id"])
+    assert final["edit_count"] >= 1
+    check_message_text(final["html"])
+
+    everyone = {r[0] for r in await rows(h, "SELECT id FROM incidents")}
+    listed = await rows(h, "SELECT incident_id, held, own_at, message_id FROM cards "
+                           "WHERE digest_id IS NOT NULL")
+    held = {r[0] for r in listed if r[1]}
+    assert held, "nothing was held back"
+    assert f"{len(listed)} incidents" in final["text"]  # the totals
+    # Critical incidents got their own card, no more than the cap; the others are flagged.
+    own = [r for r in listed if r[2] is not None]
+    assert 1 <= len(own) <= OWN_CARDS
+    severities = dict(await rows(h, "SELECT id, severity FROM incidents"))
+    assert {severities[r[0]] for r in own} == {"critical"}
+    flagged = {i for i in held if severities[i] == "critical"}
+    if flagged:
+        assert "Waiting for their own card" in final["text"]
+        assert all(i in final["text"].split("Incidents")[0] for i in flagged)
+    # Nothing of a held incident reached the chat but the digest.
+    carded = {i for c in h.cards() for i in ids_in(c["text"])}
+    assert not held & carded
+
+    # Paging reaches every incident the digest lists; with the cards, every incident.
+    seen = set(ids_in(final["text"]))
+    message = final
+    for _ in range(INCIDENTS + CRITICAL):
+        nxt = [d for d in data_of(message, "g1:")
+               if DigestPageCB.unpack(d).page > current_page(message)]
+        if not nxt:
+            break
+        message = await press_and_wait_edit(h, message, nxt[0])
+        check_message_text(message["html"])
+        seen |= set(ids_in(message["text"]))
+    assert {r[0] for r in listed} <= seen
+    assert everyone <= seen | carded
+
+    # Opening a held incident's card from the digest posts that card.
+    opening = next(d for d in data_of(message, "g2:"))
+    incident = DigestOpenCB.unpack(opening).inc
+    qid = h.em.press_button(CHAT, message["message_id"], opening, MALLORY)
+    answer = await wait_for(lambda: h.em.callback_answer(qid), 15)
+    assert incident in answer["text"] and not answer.get("show_alert")
+    await h.wait_card(lambda m: incident in m["text"])
+    # Pressed again (a keyboard from before the edit): its card is already there.
+    qid = h.em.press_button(CHAT, message["message_id"], opening, MALLORY, force=True)
+    again = await wait_for(lambda: h.em.callback_answer(qid), 15)
+    assert again.get("show_alert") and "already" in again["text"]
+    # A digest button forged onto a card is refused and changes nothing.
+    card = h.cards()[0]
+    forged = DigestOpenCB(dig=DigestOpenCB.unpack(opening).dig, inc=incident).pack()
+    qid = h.em.press_button(CHAT, card["message_id"], forged, MALLORY, force=True)
+    refused = await wait_for(lambda: h.em.callback_answer(qid), 15)
+    assert refused.get("show_alert") and "does not belong" in refused["text"]
+    await h.settled(timeout=30)
+    results = {(r["action"], r["result"]) for r in await h.audit()}
+    assert {("open_card", "posted"), ("open_card", "already_posted"),
+            ("open_card", "wrong_message"), ("digest_page", "ok")} <= results
+    assert [c for c in writes(h) if c["error_code"] == 429] == []
+
+
+async def test_storm_mode_off_gives_every_incident_its_own_card(start_app: AppFactory
+                                                                ) -> None:
+    h = await start_app(**storm_settings("0"))
+    h.em.set_rate_limits(True, FloodLimits().scaled(SPEED))
+    await storm(h)
+    await wait_for(lambda: len(h.cards()) == INCIDENTS + CRITICAL, 60,
+                   message="not every card arrived")
+    await h.settled(timeout=30)
+    assert digests(h) == []
+    assert [c for c in writes(h) if c["error_code"] == 429] == []
+
+
+async def press_and_wait_edit(h: Harness, message: dict[str, Any], data: str
+                              ) -> dict[str, Any]:
+    """Press one of the message's buttons; the message once the bot has edited it."""
+    edits, message_id = message["edit_count"], message["message_id"]
+    qid = h.em.press_button(CHAT, message_id, data, MALLORY)
+    await wait_for(lambda: h.em.callback_answer(qid), 15)
+    await wait_for(lambda: h.em.message(CHAT, message_id)["edit_count"] > edits, 15)
+    return h.em.message(CHAT, message_id)
+
+
+def ids_in(text: str) -> list[str]:
+    return [w.strip(",.·") for w in text.split() if w.startswith("INC-")]
+
+
+def current_page(message: dict[str, Any]) -> int:
+    """The 0-based page the digest shows, from its 'page N/M' line."""
+    for line in message["text"].splitlines():
+        if "page " in line:
+            return int(line.rsplit("page ", 1)[1].split("/")[0]) - 1
+    return 0
