@@ -73,9 +73,11 @@ def digest_key(digest_id: int) -> str:
     return f"digest:{digest_id}"
 
 
-async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime) -> None:
+async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime, *,
+                         first: bool = False) -> None:
     """Queue a render of a storm's digest. Like card syncs they collapse: the worker renders
-    the latest state when it gets there."""
+    the latest state when it gets there. The `first` post goes ahead of the chat's backlog of
+    new cards: it is what shows every incident of the storm at once."""
     key = digest_key(digest_id)
     async with conn.execute(
         "SELECT 1 FROM outbox WHERE state = 'pending' AND order_key = ? AND kind = 'digest'",
@@ -86,7 +88,8 @@ async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime
     await conn.execute(
         """INSERT INTO outbox (order_key, chat_id, kind, payload, next_attempt_at, created_at)
            VALUES (?,?,?,?,?,?)""",
-        (key, chat_id, DIGEST, json.dumps({"digest": digest_id}), now.timestamp(), ts(now)),
+        (key, chat_id, DIGEST, json.dumps({"digest": digest_id}),
+         0.0 if first else now.timestamp(), ts(now)),
     )
     mark(conn, Wake.DELIVERY)
 

@@ -120,7 +120,7 @@ class Storm:
                 drain = max(digest.drain_at, at) + len(cards) * interval
                 await digests.set_drain_at(conn, digest_id, drain)
             await self._hold(conn, digest_id, chat_id, cards, now)
-            await outbox.enqueue_digest(conn, digest_id, chat_id, now)
+            await outbox.enqueue_digest(conn, digest_id, chat_id, now, first=digest is None)
             changed = True
         for digest in open_.values():
             changed |= await self._release_urgent(conn, digest, now, write=write)
