@@ -19,8 +19,9 @@ from storage.repo.sql import fetch_all
 
 SPEED = 20.0  # every period divided by this: Telegram's 60 s group window is 3 s
 INCIDENTS = 25
-CRITICAL = 5  # then five critical ones
-OWN_CARDS = 2  # a chat's own cards during the storm (per minute: no more in this test)
+CRITICAL = 2  # then two critical ones
+RISKY = 2  # and two whose proposal (a rollback) waits for a decision at high risk
+OWN_CARDS = 3  # a chat's own cards during the storm (per minute: no more in this test)
 
 
 def storm_settings(backlog: str) -> dict[str, Any]:
@@ -36,21 +37,27 @@ def storm_settings(backlog: str) -> dict[str, Any]:
     )
 
 
-async def storm(h: Harness) -> None:
-    """INCIDENTS new incidents at once, then CRITICAL critical ones while the storm lasts."""
+async def storm(h: Harness, *, digest: bool = True) -> None:
+    """INCIDENTS new incidents at once, then, once the storm is on, CRITICAL critical ones and
+    RISKY ones the rules answer with a rollback (high risk)."""
 
-    async def one(i: int) -> None:
+    async def one(i: int, severity: str = "warning", alertname: str = "") -> None:
         payload = fixture("single-firing.json")
         payload["groupKey"] = f"storm-{i}"
         alert = payload["alerts"][0]
         alert["fingerprint"] = f"{i:016x}"
-        alert["labels"].update(service=f"svc-{i}", alertname=f"Storm{i % 3}",
-                               severity="critical" if i >= INCIDENTS else "warning")
+        alert["labels"].update(service=f"svc-{i}", alertname=alertname or f"Storm{i % 3}",
+                               severity=severity)
         status, body = await h.post("/alerts/alertmanager", json.loads(json.dumps(payload)))
         assert status == 200, body
 
     await asyncio.gather(*(one(i) for i in range(INCIDENTS)))
-    await asyncio.gather(*(one(i) for i in range(INCIDENTS, INCIDENTS + CRITICAL)))
+    # The storm is on once its digest is posted (ahead of the cards kept from before it).
+    if digest:
+        await wait_for(lambda: digests(h), 30, message="no digest message")
+    await asyncio.gather(*(one(INCIDENTS + i, "critical") for i in range(CRITICAL)),
+                         *(one(INCIDENTS + CRITICAL + i, "warning", "HighErrorRate")
+                           for i in range(RISKY)))
 
 
 def writes(h: Harness) -> list[dict[str, Any]]:
@@ -99,15 +106,18 @@ async def test_a_storm_goes_into_one_digest(start_app: AppFactory) -> None:
     held = {r[0] for r in listed if r[1]}
     assert held, "nothing was held back"
     assert f"{len(listed)} incidents" in final["text"]  # the totals
-    # Critical incidents got their own card, no more than the cap; the others are flagged.
-    own = [r for r in listed if r[2] is not None]
-    assert 1 <= len(own) <= OWN_CARDS
+    # Critical incidents and high-risk decisions got their own card, up to the cap (all of
+    # it: four wanted one); the one left waits, flagged at the top.
     severities = dict(await rows(h, "SELECT id, severity FROM incidents"))
-    assert {severities[r[0]] for r in own} == {"critical"}
-    flagged = {i for i in held if severities[i] == "critical"}
-    if flagged:
-        assert "Waiting for their own card" in final["text"]
-        assert all(i in final["text"].split("Incidents")[0] for i in flagged)
+    names = dict(await rows(h, "SELECT id, alertname FROM incidents"))
+    urgent = {i for i in everyone
+              if severities[i] == "critical" or names[i] == "HighErrorRate"}
+    own = {r[0] for r in listed if r[2] is not None}
+    assert len(own) == OWN_CARDS and own <= urgent
+    flagged = urgent - own
+    assert len(flagged) == 1 and flagged <= held
+    assert "Waiting for their own card" in final["text"]
+    assert all(i in final["text"].split("Incidents")[0] for i in flagged)
     # Nothing of a held incident reached the chat but the digest.
     carded = {i for c in h.cards() for i in ids_in(c["text"])}
     assert not held & carded
@@ -115,7 +125,7 @@ async def test_a_storm_goes_into_one_digest(start_app: AppFactory) -> None:
     # Paging reaches every incident the digest lists; with the cards, every incident.
     seen = set(ids_in(final["text"]))
     message = final
-    for _ in range(INCIDENTS + CRITICAL):
+    for _ in range(INCIDENTS + CRITICAL + RISKY):
         nxt = [d for d in data_of(message, "g1:")
                if DigestPageCB.unpack(d).page > current_page(message)]
         if not nxt:
@@ -154,8 +164,8 @@ async def test_storm_mode_off_gives_every_incident_its_own_card(start_app: AppFa
                                                                 ) -> None:
     h = await start_app(**storm_settings("0"))
     h.em.set_rate_limits(True, FloodLimits().scaled(SPEED))
-    await storm(h)
-    await wait_for(lambda: len(h.cards()) == INCIDENTS + CRITICAL, 60,
+    await storm(h, digest=False)
+    await wait_for(lambda: len(h.cards()) == INCIDENTS + CRITICAL + RISKY, 60,
                    message="not every card arrived")
     await h.settled(timeout=30)
     assert digests(h) == []

@@ -9,7 +9,8 @@ worker decides the same):
   chat's digest (what was queued for them there is not sent);
 - incidents of critical severity, and those whose decision waits for people at high or
   critical risk, still get their own card, at most `STORM_OWN_CARDS` per chat (count per
-  window); the others wait, flagged at the top of the digest, for the next free turn;
+  window); the others wait, flagged at the top of the digest, for the next free turn (after
+  the storm too);
 - the storm ends when the cards it held back would all have been sent by now at the paced
   rate (each held incident pushes that time on by one card's interval); the digest then says
   so, with the totals, and new incidents get their own card again.
@@ -122,10 +123,11 @@ class Storm:
             await self._hold(conn, digest_id, chat_id, cards, now)
             await outbox.enqueue_digest(conn, digest_id, chat_id, now, first=digest is None)
             changed = True
-        for digest in open_.values():
+        for digest in await digests.waiting_urgent(conn):
             changed |= await self._release_urgent(conn, digest, now, write=write)
             if not write and changed:
                 return True
+        for digest in open_.values():
             if digest.drain_at <= at and digest.chat_id not in backlog:
                 if not write:
                     return True

@@ -151,6 +151,20 @@ async def own_cards_since(conn: Conn, chat_id: int, since: float) -> int:
     return int(row[0]) if row else 0
 
 
+async def waiting_urgent(conn: Conn) -> list[DigestRow]:
+    """Digests (during their storm or after it) with held incidents that should have their
+    own card."""
+    rows = await fetch_all(
+        conn,
+        f"""SELECT d.* FROM digests d WHERE EXISTS (
+                SELECT 1 FROM cards c JOIN incidents i ON i.id = c.incident_id
+                WHERE c.digest_id = d.id AND c.held = 1 AND i.status = 'firing'
+                  AND {_URGENT})
+            ORDER BY d.id""",
+    )
+    return [_digest(r) for r in rows]
+
+
 async def urgent_held(conn: Conn, digest_id: int, limit: int) -> list[str]:
     """Held incidents of the digest that should have their own card, most severe first."""
     rows = await fetch_all(
