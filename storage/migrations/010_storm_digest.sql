@@ -22,3 +22,4 @@ ALTER TABLE cards ADD COLUMN digest_id INTEGER REFERENCES digests(id);
 ALTER TABLE cards ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE cards ADD COLUMN own_at REAL;
 CREATE INDEX cards_digest ON cards(digest_id) WHERE digest_id IS NOT NULL;
+CREATE INDEX cards_own ON cards(chat_id, own_at) WHERE own_at IS NOT NULL;

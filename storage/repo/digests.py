@@ -60,9 +60,11 @@ class Entry:
     message_id: int | None
 
 
-# Critical severity, or the current decision waits for a human at high or critical risk.
+# Critical severity, or the current decision waits for a human at high or critical risk
+# (`!= 'superseded'` lets SQLite use the index of current decisions).
 _URGENT = """(lower(i.severity) = 'critical' OR EXISTS (
-    SELECT 1 FROM decisions d WHERE d.incident_id = i.id AND d.state = 'pending'
+    SELECT 1 FROM decisions d WHERE d.incident_id = i.id AND d.state != 'superseded'
+      AND d.state = 'pending'
       AND json_extract(d.proposal, '$.action') IS NOT NULL
       AND json_extract(d.proposal, '$.risk') IN ('high', 'critical')))"""
 
