@@ -21,6 +21,7 @@ from sandbox.judge import check_message_text
 from storage.repo.digests import DigestRow, Entry
 
 LOCALES = ["en", "zh-TW"]
+MARKS = ("🔴", "🟠", "🔵", "⚪")  # a page's rows start with their severity's mark
 
 
 def digest(page: int = 0, ended: bool = False) -> DigestRow:
@@ -59,9 +60,9 @@ def test_paging_reaches_every_incident_flagged_first(locale: str) -> None:
     entries += [entry(40 + i, held=False) for i in range(4)]
     shown = pages(DigestView(digest(), entries, UTC_TZ, locale))
     assert len(shown) == -(-len(entries) // DIGEST_PAGE_SIZE)
-    text = "\n".join(t for t, _ in shown)
+    rows = [line for t, _ in shown for line in t.splitlines() if line.startswith(MARKS)]
     for e in entries:
-        assert e.incident.id in text
+        assert sum(e.incident.id in line for line in rows) == 1
     first, keyboard = shown[0]
     # The critical ones waiting for their card: at the top, and first on the first page.
     top = first.split("\n\n")[1]
@@ -84,6 +85,15 @@ def test_the_end_gives_the_totals(locale: str) -> None:
     if locale == "en":
         assert "Storm over" in text and "5 got a card of their own, 5 only listed here" in text
         assert "3 resolved" in text
+
+
+@pytest.mark.parametrize(("count", "listed"), [(20, 20), (300, 300), (400, 200)])
+def test_every_id_is_in_the_message_while_they_fit(count: int, listed: int) -> None:
+    entries = [entry(i) for i in range(count)]
+    text = pages(DigestView(digest(), entries, UTC_TZ))[0][0]
+    line = next(ln for ln in text.splitlines() if ln.startswith("INC-"))
+    assert len(line.split(" … ")[0].split()) == listed
+    assert (f"… {count - listed} more" in line) == (listed < count)
 
 
 def test_a_page_past_the_end_shows_the_last() -> None:

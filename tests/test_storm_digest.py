@@ -123,7 +123,8 @@ async def test_a_storm_goes_into_one_digest(start_app: AppFactory) -> None:
     assert not held & carded
 
     # Paging reaches every incident the digest lists; with the cards, every incident.
-    seen = set(ids_in(final["text"]))
+    assert set(ids_in(final["text"])) >= {r[0] for r in listed}  # all ids fit the message
+    seen = set(row_ids(final["text"]))
     message = final
     for _ in range(INCIDENTS + CRITICAL + RISKY):
         nxt = [d for d in data_of(message, "g1:")
@@ -132,7 +133,7 @@ async def test_a_storm_goes_into_one_digest(start_app: AppFactory) -> None:
             break
         message = await press_and_wait_edit(h, message, nxt[0])
         check_message_text(message["html"])
-        seen |= set(ids_in(message["text"]))
+        seen |= set(row_ids(message["text"]))
     assert {r[0] for r in listed} <= seen
     assert everyone <= seen | carded
 
@@ -184,6 +185,12 @@ async def press_and_wait_edit(h: Harness, message: dict[str, Any], data: str
 
 def ids_in(text: str) -> list[str]:
     return [w.strip(",.·") for w in text.split() if w.startswith("INC-")]
+
+
+def row_ids(text: str) -> list[str]:
+    """The ids of the page's rows (each starts with its severity's mark)."""
+    return [i for line in text.splitlines() if line.startswith(("🔴", "🟠", "🔵", "⚪"))
+            for i in ids_in(line)]
 
 
 def current_page(message: dict[str, Any]) -> int:

@@ -2,8 +2,9 @@
 getting a card each. A pure view of stored state (no clock), fitted to one message.
 
 What it shows: whether the storm is on or over (then the totals), the incidents waiting for
-their own card (flagged), counts by severity, alert name and namespace, and one page of the
-incidents, most severe first, with buttons to open one's own card and to page through all.
+their own card (flagged), counts by severity, alert name and namespace, every incident's id
+(as many as fit), and one page of the incidents, most severe first, with buttons to open
+one's own card and to page through all.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bot.cards.card import Card
-from bot.cards.command_text import Lim, fit
+from bot.cards.command_text import TIERS, Lim, fit
+from bot.cards.fit import first_fit
 from bot.models import IncidentStatus
 from bot.texts import button, macro_text, render
 from keyboards.callbacks import DigestOpenCB, DigestPageCB
@@ -21,6 +23,7 @@ from storage.repo.digests import DigestRow, Entry
 
 DIGEST_PAGE_SIZE = 8  # incidents a page (each with its open button while it is held)
 _COUNTS = (8, 6, 4)  # counted values shown per line in each tier; then fewer, down to none
+_ID_LEVELS = (200, 100, 50)  # ids listed in one line when not all of them fit
 _RANK = {"critical": 4, "error": 3, "high": 3, "page": 3, "warning": 2, "info": 1}
 
 
@@ -72,17 +75,23 @@ def render_digest(view: DigestView) -> Card:
         "resolved": sum(e.incident.status is IncidentStatus.RESOLVED for e in entries),
     }
     d = view.digest
+    ids = [e.incident.id for e in entries]
 
-    def draw(lim: Lim, n: int) -> str:
+    def draw(lim: Lim, n: int, listed: int = 0) -> str:
         return render("digest.html", locale=view.locale, tz=view.tz, lim=lim,
                       started=d.started_at, ended=d.ended_at, page=page + 1, pages=pages,
                       rows=[{"inc": e.incident, "posted": e.message_id is not None,
                              "flagged": _flagged(e)} for e in rows],
                       flagged=flagged[:n], flagged_more=max(0, len(flagged) - n),
                       counts={k: v[:n] for k, v in counts.items()},
-                      more={k: max(0, len(v) - n) for k, v in counts.items()}, **totals)
+                      more={k: max(0, len(v) - n) for k, v in counts.items()},
+                      ids=ids[:listed], ids_more=len(ids) - listed if listed else 0, **totals)
 
-    text = fit(draw, max(len(flagged), *(len(v) for v in counts.values())), _COUNTS)
+    # Every incident's id in the message itself while they fit (most of a storm is then
+    # visible at the first post), fewer when they do not; pages and buttons do the rest.
+    levels = [k for k in dict.fromkeys((len(ids), *_ID_LEVELS)) if 0 < k <= len(ids)]
+    text = first_fit(draw(TIERS[0], _COUNTS[0], k) for k in levels) or fit(
+        draw, max(len(flagged), *(len(v) for v in counts.values())), _COUNTS)
     return Card(text, digest_keyboard(view, rows, page, pages))
 
 
