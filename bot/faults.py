@@ -5,6 +5,8 @@ Unset (always, outside tests) a point costs one comparison. The points:
   inbox.recorded   an update is in the inbox, not yet handed to its handler
   inbox.handled    an update's handler returned (its changes are committed, and with them
                    the update's done mark; a handler that changed nothing is not yet marked)
+  intake.batch     a webhook batch has stored its second payload (or a later one), before
+                   its COMMIT
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.alerts import ingest, payloads
+from bot.alerts.intake import Intake
 from bot.alerts.signature import GrafanaSigning, signature_problem
 from bot.health import Readiness
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -26,7 +27,7 @@ from storage.db import Database, StorageUnavailable
 log = logging.getLogger(__name__)
 
 DB = web.AppKey("db", Database)
-INGEST = web.AppKey("ingest", ingest.IngestContext)
+INTAKE = web.AppKey("intake", Intake)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 TOKEN = web.AppKey("token", str)  # ALERT_WEBHOOK_TOKEN; empty: no authentication
 MAX_BODY = web.AppKey("max_body", int)
@@ -113,7 +114,7 @@ async def _receive(request: web.Request, kind: str) -> web.Response:
     except payloads.PayloadError as exc:
         return web.json_response(exc.body(), status=400)
     try:
-        result = await ingest.accept(app[DB], group, app[INGEST], now)
+        result = await app[INTAKE].accept(group, now, size=len(raw))
     except StorageUnavailable as exc:
         log.error("cannot store alerts (answering 503 so the sender retries): %s", exc)
         return web.json_response(
@@ -170,7 +171,7 @@ def setup_routes(
     metrics: Metrics, readiness: Readiness, grafana_signing: GrafanaSigning | None = None,
 ) -> None:
     app[DB] = db
-    app[INGEST] = ingest_ctx
+    app[INTAKE] = Intake(db, ingest_ctx)
     app[CLOCK] = clock
     app[TOKEN] = token
     app[MAX_BODY] = max_body_bytes

@@ -6,6 +6,12 @@ concurrent coroutines never interleave inside one transaction and a failed
 request leaves nothing half-written. Other processes on the same file are
 serialised by SQLite itself (busy_timeout).
 
+Inside a write transaction the writer's statements run on the event loop's thread, not
+on aiosqlite's: the transaction holds SQLite's write lock, so no statement waits for
+another process, and a statement costs microseconds where a thread round trip (one per
+execute, fetch and cursor close) costs tens; only BEGIN, COMMIT and ROLLBACK, which can
+wait (busy_timeout) or write to disk, still go to the thread.
+
 A write that creates work for a worker marks it (`mark(conn, Wake.X)`); the
 mark wakes the worker after COMMIT, never before, so it finds the rows. Marks
 are hints only: every worker also polls, for rows committed by another process.
@@ -23,6 +29,7 @@ from contextvars import ContextVar
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -79,6 +86,19 @@ def committing_with(along: CommitWith) -> Iterator[None]:
         _ALONG.reset(token)
 
 
+class _Writer(aiosqlite.Connection):
+    """The write connection: while `inline` is set (inside a write transaction, under the
+    write lock, so nothing else is queued to its thread) every call runs on the caller's
+    thread instead of a round trip to the connection's own thread."""
+
+    inline = False
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.inline and self._connection is not None:
+            return fn(*args, **kwargs)
+        return await super()._execute(fn, *args, **kwargs)
+
+
 class SchemaTooNew(Exception):
     """The database was written by a newer opsgate; running older code on it could lose data."""
 
@@ -109,6 +129,7 @@ class Database:
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._marked: set[Wake] = set()
+        self.commits = 0  # write transactions committed (tests count batching with it)
         self._wakes: dict[Wake, list[asyncio.Event]] = {wake: [] for wake in Wake}
 
     def wake_event(self, wake: Wake) -> asyncio.Event:
@@ -120,15 +141,19 @@ class Database:
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
+        path = self.path
+        # check_same_thread=False: inside a transaction the loop's thread uses it (_Writer).
+        writer = _Writer(lambda: sqlite3.connect(path, isolation_level=None,
+                                                 check_same_thread=False), 64)
+        self._writer = await self._connect(writer)
         _OWNER[self._writer] = self
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self._migrate(self._writer)
         self._reader = await self._connect()
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _connect(self, conn: aiosqlite.Connection | None = None) -> aiosqlite.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn = await (conn or aiosqlite.connect(self.path, isolation_level=None))
         conn.row_factory = aiosqlite.Row
         await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         await conn.execute("PRAGMA foreign_keys=ON")
@@ -173,12 +198,14 @@ class Database:
             self._marked.clear()
             along = _ALONG.get()
             try:
-                yield conn
-                if along is not None and not along.committed:
-                    await along.work(conn)
-                else:
-                    along = None
+                with _inline(conn):
+                    yield conn
+                    if along is not None and not along.committed:
+                        await along.work(conn)
+                    else:
+                        along = None
                 await conn.commit()
+                self.commits += 1
                 if along is not None:
                     along.committed = True
                 for wake in self._marked:
@@ -189,9 +216,7 @@ class Database:
                     await conn.rollback()
                 except sqlite3.Error:
                     log.exception("rollback failed")
-                if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not (
-                    isinstance(exc, sqlite3.IntegrityError)
-                ):
+                if _unavailable(exc):
                     raise StorageUnavailable(str(exc)) from exc
                 raise
 
@@ -205,6 +230,45 @@ class Database:
         if conn is None:
             raise RuntimeError("Database.open() was not called")
         return conn
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """SQLite itself failing (disk full, I/O, locked, corrupt), not a constraint refusing."""
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.IntegrityError)
+
+
+@asynccontextmanager
+async def savepoint(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+    """A part of a write transaction that fails alone: on an error what it wrote is undone
+    and the error raised, and the transaction goes on (so one payload of a batch can fail
+    without the others). SQLite failing is StorageUnavailable: the transaction itself may
+    be gone (SQLite rolls back the whole of it on some errors, e.g. a full disk)."""
+    await conn.execute("SAVEPOINT part")
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            await conn.execute("ROLLBACK TO part")
+            await conn.execute("RELEASE part")
+        except sqlite3.Error as undo:
+            raise StorageUnavailable(str(undo)) from exc
+        if _unavailable(exc):
+            raise StorageUnavailable(str(exc)) from exc
+        raise
+    await conn.execute("RELEASE part")
+
+
+@contextmanager
+def _inline(conn: aiosqlite.Connection) -> Iterator[None]:
+    if not isinstance(conn, _Writer):
+        yield
+        return
+    conn.inline = True
+    try:
+        yield
+    finally:
+        conn.inline = False
 
 
 def _split_sql(sql: str) -> list[str]:

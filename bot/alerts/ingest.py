@@ -153,34 +153,41 @@ async def accept(
     db: Database, group: AlertGroup, ctx: IngestContext, now: datetime
 ) -> IngestResult:
     """Store one notification and schedule what it implies, atomically."""
+    async with db.write() as conn:
+        return await accept_in(conn, group, ctx, now)
+
+
+async def accept_in(
+    conn: repo.Conn, group: AlertGroup, ctx: IngestContext, now: datetime
+) -> IngestResult:
+    """accept() inside a write transaction the caller holds (and commits)."""
     result = IngestResult(alerts=len(group.alerts))
     key = group_key_of(group, ctx.group_by)
-    async with db.write() as conn:
-        group = await _anchor_unknown_starts(conn, group)
-        open_inc = await repo.open_incident_for_group(conn, key)
-        # Alerts already stored keep their incident; new firing ones join the open
-        # incident, or open one. New resolved-only alerts without an incident are
-        # a resolution of something we never saw fire: stored nowhere, nothing to say.
-        stored = [await repo.stored_alert(conn, alert) for alert in group.alerts]
-        needs_new = open_inc is None and any(
-            old is None and a.status is AlertStatus.FIRING
-            for old, a in zip(stored, group.alerts, strict=True)
+    group = await _anchor_unknown_starts(conn, group)
+    open_inc = await repo.open_incident_for_group(conn, key)
+    # Alerts already stored keep their incident; new firing ones join the open
+    # incident, or open one. New resolved-only alerts without an incident are
+    # a resolution of something we never saw fire: stored nowhere, nothing to say.
+    stored = await repo.stored_alerts(conn, group.alerts)
+    needs_new = open_inc is None and any(
+        old is None and a.status is AlertStatus.FIRING
+        for old, a in zip(stored, group.alerts, strict=True)
+    )
+    if needs_new:
+        routes = ctx.routes.resolve(routing_labels(group))
+        open_inc = _new_incident(group, key, ctx, now, routes[0].chat_id)
+        await repo.insert_incident(conn, open_inc, group.truncated_alerts)
+        await _plan_cards(conn, open_inc.id, routes, ctx, now)
+        result.opened.append(open_inc.id)
+    touched = await _store_alerts(conn, group.alerts, stored,
+                                  open_inc.id if open_inc else None, now)
+    silences = await repo.active_silences(conn, now)
+    for incident_id, changes in touched.items():
+        await _after_alerts_changed(
+            conn, incident_id, changes, group, ctx, now, silences, result,
+            is_new=incident_id in result.opened,
         )
-        if needs_new:
-            routes = ctx.routes.resolve(routing_labels(group))
-            open_inc = _new_incident(group, key, ctx, now, routes[0].chat_id)
-            await repo.insert_incident(conn, open_inc, group.truncated_alerts)
-            await _plan_cards(conn, open_inc.id, routes, ctx, now)
-            result.opened.append(open_inc.id)
-        touched = await _store_alerts(conn, group.alerts, stored,
-                                      open_inc.id if open_inc else None, now)
-        silences = await repo.active_silences(conn, now)
-        for incident_id, changes in touched.items():
-            await _after_alerts_changed(
-                conn, incident_id, changes, group, ctx, now, silences, result,
-                is_new=incident_id in result.opened,
-            )
-        result.incidents = list(touched)
+    result.incidents = list(touched)
     return result
 
 
@@ -198,16 +205,18 @@ async def _store_alerts(
     touched: dict[str, list[Change]] = {}
     deltas: dict[str, Counter[tuple[str, str]]] = {}
     written: dict[tuple[str, datetime], repo.StoredAlert] = {}  # an alert sent twice
+    upserts: list[tuple[Alert, str]] = []
     for alert, first_seen in zip(alerts, stored, strict=True):
         key = (alert.fingerprint, alert.starts_at)
         old = written.get(key, first_seen)
         owner = old.incident_id if old else open_id
         if owner is None:
             continue
-        if not await repo.upsert_alert(conn, alert, owner, now):
-            assert old is not None  # only a stored row is ever left alone
+        if old is not None and old.status == AlertStatus.RESOLVED.value:
+            # A resolved episode stays resolved: the upsert would leave the row alone.
             touched.setdefault(owner, []).append((old, old))
             continue
+        upserts.append((alert, owner))
         new = repo.StoredAlert(owner, alert.status.value, alert.labels)
         written[key] = new
         delta = deltas.setdefault(owner, Counter())
@@ -215,6 +224,7 @@ async def _store_alerts(
             delta[(old.status, old.severity)] -= 1
         delta[(new.status, new.severity)] += 1
         touched.setdefault(owner, []).append((old, new))
+    await repo.upsert_alerts(conn, upserts, now)
     for incident_id, delta in deltas.items():
         await repo.add_alert_counts(conn, incident_id, delta)
     return touched

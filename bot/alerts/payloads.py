@@ -48,11 +48,10 @@ TIME_WINDOW = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC
 MAX_DEPTH = 32
 INT64 = (-(2**63), 2**63 - 1)
 
-# One character per step: a nested repetition here backtracks exponentially on an
-# unterminated string, and a 40-byte body would hold the event loop for minutes.
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_BRACKET = re.compile(r"[\[\]{}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Strict UTF-8 has no surrogates, so a lone one can only come from a JSON escape.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_CONTAINERS = frozenset((dict, list))  # json.loads makes exactly these types
 
 
 def _in_window(value: datetime) -> datetime:
@@ -268,28 +267,45 @@ class _Unfit:
         self.reason = reason
 
 
-def _parse_int(text: str) -> int | _Unfit:
-    # Bounded before int(): a 5,000-digit literal would hit Python's int-string limit.
-    if len(text.lstrip("-")) > 19 or not INT64[0] <= (value := int(text)) <= INT64[1]:
-        return _Unfit("integer outside the 64-bit range")
-    return value
+class _Numbers:
+    """json.loads' hooks for numbers and constants; remembers whether any was unfit."""
+
+    def __init__(self) -> None:
+        self.unfit = False
+
+    def _unfit(self, reason: str) -> _Unfit:
+        self.unfit = True
+        return _Unfit(reason)
+
+    def int(self, text: str) -> int | _Unfit:
+        # Bounded before int(): a 5,000-digit literal would hit Python's int-string limit.
+        if len(text.lstrip("-")) > 19 or not INT64[0] <= (value := int(text)) <= INT64[1]:
+            return self._unfit("integer outside the 64-bit range")
+        return value
+
+    def float(self, text: str) -> float | _Unfit:
+        value = float(text)
+        return value if math.isfinite(value) else self._unfit("number too large")
+
+    def constant(self, text: str) -> _Unfit:
+        return self._unfit(f"{text} is not JSON")
 
 
-def _parse_float(text: str) -> float | _Unfit:
-    value = float(text)
-    return value if math.isfinite(value) else _Unfit("number too large")
-
-
-def _parse_constant(text: str) -> _Unfit:
-    return _Unfit(f"{text} is not JSON")
-
-
-def _too_deep(text: str) -> bool:
+def _too_deep(data: Any) -> bool:
+    """More than MAX_DEPTH levels of arrays and objects, counted level by level over the
+    containers only (the parser's own recursion limit stops a body deeper than that)."""
+    level = [data] if type(data) in _CONTAINERS else []
     depth = 0
-    for bracket in _BRACKET.finditer(_STRING.sub('""', text)):
-        depth += 1 if bracket.group() in "[{" else -1
+    while level:
+        depth += 1
         if depth > MAX_DEPTH:
             return True
+        inner = []
+        for container in level:
+            for value in container.values() if type(container) is dict else container:
+                if type(value) in _CONTAINERS:
+                    inner.append(value)
+        level = inner
     return False
 
 
@@ -319,14 +335,20 @@ def decode_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not UTF-8 (byte {exc.start}): {exc.reason}") from exc
     text = text.removeprefix("\ufeff")
-    if _too_deep(text):
-        raise PayloadError(f"body is nested deeper than {MAX_DEPTH} levels")
+    numbers = _Numbers()
+    too_deep = PayloadError(f"body is nested deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
-                          parse_constant=_parse_constant)
+        data = json.loads(text, parse_int=numbers.int, parse_float=numbers.float,
+                          parse_constant=numbers.constant)
     except json.JSONDecodeError as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from exc
-    unfit = _unfit_field(data)
+    except RecursionError:
+        raise too_deep from None
+    if _too_deep(data):
+        raise too_deep
+    # The walk that names the field is needed only when something unfit may be there.
+    unfit = (_unfit_field(data) if numbers.unfit or _SURROGATE_ESCAPE.search(text)
+             else None)
     if unfit is not None:
         field, reason = unfit
         raise PayloadError(f"{field}: {reason}", [{"field": field, "message": reason}])

@@ -74,14 +74,13 @@ class AnalysisWorker:
         running = self._stage.running
         busy = set(running)
         async with self.db.read() as conn:
-            waiting = await repo.decisions_in_state(conn, DecisionState.ANALYZING)
+            waiting = await repo.decision_ids_in_state(conn, DecisionState.ANALYZING)
         started = 0
-        for decision in waiting:
-            if decision.id in busy or decision.id in running:
+        for decision_id, incident_id in waiting:
+            if decision_id in busy or decision_id in running:
                 continue
-            self._stage.spawn(decision.id,
-                              self._analyze_in_slot(decision.id, decision.incident_id),
-                              name=f"analysis-{decision.id}")
+            self._stage.spawn(decision_id, self._analyze_in_slot(decision_id, incident_id),
+                              name=f"analysis-{decision_id}")
             started += 1
         return started
 

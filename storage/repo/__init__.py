@@ -14,8 +14,9 @@ from storage.repo.alerts import (
     firing_start,
     set_silence_misses,
     silence_misses,
-    stored_alert,
+    stored_alerts,
     upsert_alert,
+    upsert_alerts,
 )
 from storage.repo.audit_log import audit, audit_rows
 from storage.repo.cards import (
@@ -35,6 +36,7 @@ from storage.repo.decisions import (
     approvals_of,
     current_decision,
     decision_extras,
+    decision_ids_in_state,
     decision_state_counts,
     decisions_in_state,
     get_decision,
@@ -102,6 +104,7 @@ __all__ = [
     "clear_ack",
     "current_decision",
     "decision_extras",
+    "decision_ids_in_state",
     "decision_state_counts",
     "decisions_in_state",
     "due_reminders",
@@ -148,9 +151,10 @@ __all__ = [
     "set_silence_misses",
     "silence_extras",
     "silence_misses",
-    "stored_alert",
+    "stored_alerts",
     "ts",
     "unscheduled_reminders",
     "update_incident_counts",
     "upsert_alert",
+    "upsert_alerts",
 ]

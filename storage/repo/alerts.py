@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import aiosqlite
 
@@ -42,13 +43,27 @@ class StoredAlert:
         return self.labels.get("severity", "")
 
 
-async def stored_alert(conn: Conn, alert: Alert) -> StoredAlert | None:
-    row = await fetch_one(
-        conn,
-        "SELECT incident_id, status, labels FROM alerts WHERE fingerprint = ? AND starts_at = ?",
-        (alert.fingerprint, ts(alert.starts_at)),
-    )
-    return StoredAlert(row[0], row[1], json.loads(row[2])) if row else None
+_LOOKUP_CHUNK = 400  # alerts per query: two variables each, within SQLite's oldest limit
+
+
+async def stored_alerts(conn: Conn, alerts: Sequence[Alert]) -> list[StoredAlert | None]:
+    """What the table holds for each alert's episode (None: not stored), in one query per
+    few hundred alerts."""
+    found: dict[tuple[str, str | None], StoredAlert] = {}
+    keys = [(a.fingerprint, ts(a.starts_at)) for a in alerts]
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start:start + _LOOKUP_CHUNK]
+        rows = await fetch_all(
+            conn,
+            f"""WITH k(fingerprint, starts_at) AS (VALUES {",".join(["(?,?)"] * len(chunk))})
+                SELECT a.fingerprint, a.starts_at, a.incident_id, a.status, a.labels
+                FROM k JOIN alerts a
+                  ON a.fingerprint = k.fingerprint AND a.starts_at = k.starts_at""",
+            [value for key in chunk for value in key],
+        )
+        for r in rows:
+            found[(r[0], r[1])] = StoredAlert(r[2], r[3], json.loads(r[4]))
+    return [found.get(key) for key in keys]
 
 
 async def add_alert_counts(conn: Conn, incident_id: str,
@@ -86,28 +101,40 @@ async def firing_start(conn: Conn, fingerprint: str) -> datetime | None:
     return req_ts(row[0]) if row else None
 
 
+_UPSERT = """INSERT INTO alerts (fingerprint, starts_at, incident_id, status, labels,
+        annotations, ends_at, generator_url, source, received_at)
+    VALUES (?,?,?,?,?,?,?,?,?,?)
+    ON CONFLICT (fingerprint, starts_at) DO UPDATE SET
+        status = excluded.status, labels = excluded.labels,
+        annotations = excluded.annotations, ends_at = excluded.ends_at,
+        generator_url = excluded.generator_url, received_at = excluded.received_at
+    WHERE alerts.status != 'resolved'"""
+
+
+def _upsert_args(alert: Alert, incident_id: str, received_at: str | None) -> tuple[Any, ...]:
+    return (
+        alert.fingerprint, ts(alert.starts_at), incident_id, alert.status.value,
+        to_json(alert.labels), to_json(alert.annotations), ts(alert.ends_at),
+        alert.generator_url, alert.source, received_at,
+    )
+
+
 async def upsert_alert(conn: Conn, alert: Alert, incident_id: str, received_at: datetime
                        ) -> bool:
     """Re-delivery of the same firing episode updates the row, never duplicates it. A
     resolved episode stays resolved: a "firing" for it is an older notification arriving
     late (Alertmanager retries), since a re-fire starts a new episode (a new startsAt).
     False when the row was left as it was (that case)."""
-    cur = await conn.execute(
-        """INSERT INTO alerts (fingerprint, starts_at, incident_id, status, labels, annotations,
-               ends_at, generator_url, source, received_at)
-           VALUES (?,?,?,?,?,?,?,?,?,?)
-           ON CONFLICT (fingerprint, starts_at) DO UPDATE SET
-               status = excluded.status, labels = excluded.labels,
-               annotations = excluded.annotations, ends_at = excluded.ends_at,
-               generator_url = excluded.generator_url, received_at = excluded.received_at
-           WHERE alerts.status != 'resolved'""",
-        (
-            alert.fingerprint, ts(alert.starts_at), incident_id, alert.status.value,
-            to_json(alert.labels), to_json(alert.annotations), ts(alert.ends_at),
-            alert.generator_url, alert.source, ts(received_at),
-        ),
-    )
+    cur = await conn.execute(_UPSERT, _upsert_args(alert, incident_id, ts(received_at)))
     return cur.rowcount == 1
+
+
+async def upsert_alerts(conn: Conn, alerts: Sequence[tuple[Alert, str]], received_at: datetime
+                        ) -> None:
+    """upsert_alert() of each (alert, its incident), in order, in one call."""
+    received = ts(received_at)
+    await conn.executemany(
+        _UPSERT, [_upsert_args(alert, incident_id, received) for alert, incident_id in alerts])
 
 
 async def alerts_of(conn: Conn, incident_id: str) -> list[Alert]:

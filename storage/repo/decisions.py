@@ -71,6 +71,16 @@ async def decisions_in_state(conn: Conn, state: DecisionState) -> list[Decision]
     return [_decision(r) for r in rows]
 
 
+async def decision_ids_in_state(conn: Conn, state: DecisionState) -> list[tuple[int, str]]:
+    """(decision id, incident id) of every decision in `state`, oldest first: what a poll
+    needs, without building each decision (a storm leaves thousands waiting)."""
+    rows = await fetch_all(
+        conn, "SELECT id, incident_id FROM decisions WHERE state = ? ORDER BY id",
+        (state.value,),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
 async def pending_older_than(conn: Conn, cutoff: datetime) -> list[Decision]:
     rows = await fetch_all(
         conn,

@@ -27,8 +27,12 @@ def req_ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+# json.dumps(value, sort_keys=True, ensure_ascii=False), without building an encoder per call.
+_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return _JSON.encode(value)
 
 
 async def fetch_one(conn: Conn, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
