@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
-from harness import CHAT, MALLORY, AppFactory, Harness, fixture
+from harness import CHAT, MALLORY, AppFactory, Harness, fixture, now
 
 from keyboards.callbacks import DigestOpenCB, DigestPageCB
 from sandbox.emulator import FloodLimits, wait_for
 from sandbox.judge import check_message_text
+from storage import repo
+from storage.db import Database
+from storage.repo import digests as digest_rows
 from storage.repo.sql import fetch_all
 
 SPEED = 20.0  # every period divided by this: Telegram's 60 s group window is 3 s
@@ -199,3 +203,24 @@ def current_page(message: dict[str, Any]) -> int:
         if "page " in line:
             return int(line.rsplit("page ", 1)[1].split("/")[0]) - 1
     return 0
+
+
+async def test_a_group_upgraded_during_a_storm_moves_its_digest(tmp_path: Path) -> None:
+    db = Database(tmp_path / "move.db")
+    await db.open()
+    try:
+        async with db.write() as conn:
+            going = await digest_rows.start_digest(conn, CHAT, now(), 0.0)
+            await digest_rows.save_message(conn, going, 42, "x")
+            over = await digest_rows.start_digest(conn, -5, now(), 0.0)
+            await digest_rows.end_digest(conn, over, now())
+            await repo.move_chat(conn, CHAT, -100999)
+            await repo.move_chat(conn, -5, -100998)
+        async with db.read() as conn:
+            moved = await digest_rows.get_digest(conn, going)
+            ended = await digest_rows.get_digest(conn, over)
+        # Posted again in the supergroup (the old group's messages cannot be edited).
+        assert moved is not None and (moved.chat_id, moved.message_id) == (-100999, None)
+        assert ended is not None and ended.chat_id == -5  # an ended storm stays where it was
+    finally:
+        await db.close()

@@ -42,4 +42,10 @@ async def move_chat(conn: Conn, old: int, new: int) -> list[str]:
         (new, old),
     )
     await conn.execute("UPDATE silences SET chat_id = ? WHERE chat_id = ?", (new, old))
+    # A storm's digest still going is posted again there too (its held cards moved with it).
+    await conn.execute(
+        """UPDATE digests SET chat_id = ?, message_id = NULL, last_rendered_hash = NULL
+           WHERE chat_id = ? AND ended_at IS NULL""",
+        (new, old),
+    )
     return open_ids
