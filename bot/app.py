@@ -212,6 +212,7 @@ class App:
         ingest_ctx = IngestContext(
             routes=routes, group_by=tuple(s.group_by_labels),
             locale=s.locale, tz_name=s.timezone, topic_chats=topic_chats,
+            first_card_wait=s.first_card_wait,
         )
         readiness = Readiness(db, clock, reach, state, s.telegram_unreachable_after,
                               s.outbox_stuck_after)

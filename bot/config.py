@@ -151,6 +151,7 @@ class Settings(LoggingSettings):
 
     # Delivery
     delivery_max_attempts: int = Field(default=20, ge=1)
+    first_card_wait: Duration = timedelta(seconds=2)
     telegram_pacing: bool = True
     telegram_group_rate: str = "20/1m"  # a group: at most 20 in any sliding minute
     telegram_group_burst: str = "3/3s"  # a group's own bucket: a burst of 3, then 1/s
@@ -185,6 +186,13 @@ class Settings(LoggingSettings):
     def _not_negative(cls, value: timedelta) -> timedelta:
         if value < timedelta(0):
             raise ValueError("must not be negative (0 keeps forever)")
+        return value
+
+    @field_validator("first_card_wait")
+    @classmethod
+    def _no_wait_below_zero(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative (0 posts every card at once)")
         return value
 
     @field_validator("prune_interval")

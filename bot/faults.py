@@ -7,6 +7,8 @@ Unset (always, outside tests) a point costs one comparison. The points:
                    the update's done mark; a handler that changed nothing is not yet marked)
   intake.batch     a webhook batch has stored its second payload (or a later one), before
                    its COMMIT
+  delivery.waiting the delivery worker goes idle until a row's not-before time (a new
+                   incident's first card waiting for its proposal)
 """
 
 from __future__ import annotations

@@ -44,10 +44,16 @@ async def enqueue(
     now: datetime,
     incident_id: str | None = None,
     payload: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
 ) -> int | None:
-    """Queue a write. Card syncs collapse: one pending sync per card is enough,
-    because the worker renders the latest state when it gets there. A sync
-    already being sent does not count: it may have rendered older state."""
+    """Queue a write, sent no earlier than `not_before` when given. Card syncs collapse: one
+    pending sync per card is enough, because the worker renders the latest state when it
+    gets there (a collapsed sync keeps the pending row's wait). A sync already being sent
+    does not count: it may have rendered older state.
+
+    A row queued without a wait behind waiting rows of the same order key ends their wait:
+    per-key order holds them ahead of it, and it is not to wait for what they wait for."""
+    order_key = incident_id or f"chat:{chat_id}"
     if kind == CARD:
         async with conn.execute(
             """SELECT id FROM outbox WHERE state = 'pending' AND kind = 'card'
@@ -56,13 +62,16 @@ async def enqueue(
         ) as cur:
             if await cur.fetchone():
                 return None
+    if not_before is None:
+        await end_wait(conn, order_key)
     cur = await conn.execute(
         """INSERT INTO outbox (order_key, incident_id, chat_id, kind, payload, next_attempt_at,
-               created_at)
-           VALUES (?,?,?,?,?,?,?)""",
+               created_at, not_before)
+           VALUES (?,?,?,?,?,?,?,?)""",
         (
-            incident_id or f"chat:{chat_id}", incident_id, chat_id, kind,
+            order_key, incident_id, chat_id, kind,
             json.dumps(payload or {}, ensure_ascii=False), now.timestamp(), ts(now),
+            not_before.timestamp() if not_before is not None else None,
         ),
     )
     mark(conn, Wake.DELIVERY)
@@ -105,16 +114,32 @@ async def drop_held(conn: Conn, incident_id: str, chat_id: int) -> int:
     return cur.rowcount
 
 
-async def due(conn: Conn, now: float, limit: int = 50) -> list[OutboxItem]:
-    """The head of each order key's queue, if it is due. A row waiting for its
-    retry holds back later rows of the same incident, never other incidents."""
-    async with conn.execute(
-        """SELECT o.* FROM outbox o
+async def end_wait(conn: Conn, order_key: str) -> None:
+    """The key's rows that wait for their not-before time are due now (what they waited
+    for has happened)."""
+    cur = await conn.execute(
+        """UPDATE outbox SET not_before = NULL
+           WHERE state = 'pending' AND order_key = ? AND not_before IS NOT NULL""",
+        (order_key,),
+    )
+    if cur.rowcount:
+        mark(conn, Wake.DELIVERY)
+
+
+# The head of each order key's queue: a row waiting for its retry or its not-before time
+# holds back later rows of the same key, never other keys.
+_HEADS = """FROM outbox o
            WHERE o.state = 'pending'
              AND o.id = (SELECT MIN(id) FROM outbox p
                          WHERE p.state IN ('pending', 'sending')
-                           AND p.order_key = o.order_key)
-             AND o.next_attempt_at <= ?
+                           AND p.order_key = o.order_key)"""
+_GOES_AT = "MAX(o.next_attempt_at, COALESCE(o.not_before, 0))"
+
+
+async def due(conn: Conn, now: float, limit: int = 50) -> list[OutboxItem]:
+    """The head of each order key's queue, if it is due."""
+    async with conn.execute(
+        f"""SELECT o.* {_HEADS} AND {_GOES_AT} <= ?
            ORDER BY o.next_attempt_at, o.id LIMIT ?""",
         (now, limit),
     ) as cur:
@@ -145,12 +170,23 @@ async def release(conn: Conn, item_id: int, error: str) -> None:
     )
 
 
-async def next_due_at(conn: Conn) -> float | None:
+@dataclass(frozen=True)
+class NextDue:
+    """When the first head of a queue may go, and whether that is a not-before time."""
+
+    at: float
+    waiting: bool
+
+
+async def next_due(conn: Conn) -> NextDue | None:
+    """The earliest time a head of a queue may go (rows behind a head wait for it, so their
+    own times do not count: a row behind a retry is no reason to look again now)."""
     async with conn.execute(
-        "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
+        f"""SELECT {_GOES_AT} AS at, COALESCE(o.not_before, 0) > o.next_attempt_at {_HEADS}
+           ORDER BY at LIMIT 1"""
     ) as cur:
         row = await cur.fetchone()
-    return float(row[0]) if row and row[0] is not None else None
+    return NextDue(float(row[0]), bool(row[1])) if row else None
 
 
 @dataclass(frozen=True)

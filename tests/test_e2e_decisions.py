@@ -46,7 +46,10 @@ async def test_card_appears_analyzing_then_rule_answer_after_llm_timeout(
 ) -> None:
     async with fake_llm_server() as llm:
         llm.hang = True
-        h = await start_app(llm_base_url=llm.url, llm_model="slow-model", decision_timeout="1s")
+        # No first-card wait: with the default one (2 s) this 1 s timeout's rule answer would
+        # be on the first card already (tests/test_first_card.py).
+        h = await start_app(llm_base_url=llm.url, llm_model="slow-model", decision_timeout="1s",
+                            first_card_wait="0s")
         body = await h.alert("crashloop-firing.json")
         inc = body["opened"][0]
         first = await h.wait_card(lambda m: inc in m["text"])

@@ -134,6 +134,8 @@ def scaled_settings() -> dict[str, Any]:
         telegram_group_burst=f"3/{3 / SPEED}",
         telegram_private_rate=f"3/{3 / SPEED}",
         telegram_global_rate=f"30/{1 / SPEED}",
+        # The first card's wait for its proposal, scaled like the windows it would idle in.
+        first_card_wait=f"{int(2000 / SPEED)}ms",
     )
 
 

@@ -18,7 +18,7 @@ import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.alerts.routing import Route, RouteTable
 from bot.cards import notes
@@ -75,6 +75,7 @@ class IngestContext:
     locale: str
     tz_name: str
     topic_chats: frozenset[int] = frozenset()  # chats in THREAD_MODE=topic
+    first_card_wait: timedelta = timedelta(0)  # a new card waits this long for its proposal
 
     @property
     def voice(self) -> Voice:
@@ -318,7 +319,10 @@ async def _after_alerts_changed(
             result.silenced.append(incident_id)
             return
         await repo.insert_decision(conn, incident_id, now)
-        await notes.card_changed(conn, inc, now)
+        # One message when the proposal is quick: the card is posted with it, not posted
+        # "Analyzing…" and edited a moment later. The analysis ends the wait when it is done.
+        wait = ctx.first_card_wait
+        await notes.card_changed(conn, inc, now, not_before=now + wait if wait else None)
         return
 
     # Alerts joining or resolving can move it under a silence or out of one. Chats where it

@@ -85,12 +85,21 @@ async def reply_texts(
             )
 
 
-async def card_changed(conn: Conn, incident: Incident, now: datetime) -> None:
+async def card_changed(conn: Conn, incident: Incident, now: datetime, *,
+                       not_before: datetime | None = None) -> None:
+    """Sync the incident's card in every chat it lives in. `not_before`: a new incident's
+    first card waits for its proposal until then (`proposal_ready` ends the wait)."""
     for chat_id in await chats_of(conn, incident):
         await outbox.enqueue(
-            conn, kind=outbox.CARD, chat_id=chat_id, incident_id=incident.id, now=now
+            conn, kind=outbox.CARD, chat_id=chat_id, incident_id=incident.id, now=now,
+            not_before=not_before,
         )
     # Where a storm's digest holds it, the digest shows what changed.
     for card in await repo.cards_of(conn, incident.id):
         if card.held and card.digest_id is not None:
             await outbox.enqueue_digest(conn, card.digest_id, card.chat_id, now)
+
+
+async def proposal_ready(conn: Conn, incident: Incident) -> None:
+    """The analysis has ended: a first card waiting for it goes now, with what it found."""
+    await outbox.end_wait(conn, incident.id)

@@ -128,6 +128,8 @@ async def transition(
     await audit.record(conn, now, rule.audit_action, rule.audit_result, actor=actor,
                        incident_id=incident.id, decision_id=decision_id, detail=detail)
     await notes.card_changed(conn, incident, now)
+    if S.ANALYZING in rule.sources:
+        await notes.proposal_ready(conn, incident)
     if rule.note is not None and thread_note:
         await notes.reply(conn, incident, rule.note, now, voice, **dict(note or {}))
     return decision

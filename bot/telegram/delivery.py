@@ -21,7 +21,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 
-from bot import logs
+from bot import faults, logs
 from bot.metrics import Metrics
 from bot.polling import wait_for_wake
 from bot.telegram import sending
@@ -132,12 +132,15 @@ class DeliveryWorker:
                 continue
             timeout = IDLE_POLL
             async with self.db.read() as conn:
-                nxt = await outbox.next_due_at(conn)
+                nxt = await outbox.next_due(conn)
             if nxt is not None:
+                at = nxt.at
                 # Due rows skipped for a 429 hold or for pacing wait until their chat may go.
-                if nxt <= time.time() and self._skipped_until is not None:
-                    nxt = self._skipped_until
-                timeout = max(0.0, min(IDLE_POLL, nxt - time.time()))
+                if at <= time.time() and self._skipped_until is not None:
+                    at = self._skipped_until
+                timeout = max(0.0, min(IDLE_POLL, at - time.time()))
+                if nxt.waiting and timeout > 0:
+                    faults.point("delivery.waiting")
             await wait_for_wake(self._wake, timeout)
 
     async def run_once(self) -> bool:
