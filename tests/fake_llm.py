@@ -5,7 +5,8 @@ conversation sets `respond`: a function from the request body to the assistant
 message (a dict with "content" and/or "tool_calls"), or None to answer `content`
 (`investigator` builds one that calls a tool and answers only once it has seen the
 result). `hang` holds every request, `hang_models` only those for the models named,
-`hang_if` those it returns True for.
+`hang_if` those it returns True for; `latency` makes every chat answer take that many
+seconds (a model's thinking time, for benchmarks).
 Every request body is kept as parsed JSON (`requests`) and as raw text (`raw`), so a
 test can prove what did and did not leave the bot. `in_flight` counts the chat requests
 under way (arrived, neither answered nor given up by the client), `max_in_flight` the most
@@ -83,6 +84,7 @@ class FakeLlm:
         self.refuse_tools = False  # answer 400 to a request that carries `tools`
         self.respond: Responder | None = None
         self.release = asyncio.Event()  # set by a test to let held requests go; teardown does
+        self.latency = 0.0
         self.in_flight = 0
         self.max_in_flight = 0
         self.url = ""
@@ -110,6 +112,8 @@ class FakeLlm:
         if (self.hang or body.get("model") in self.hang_models
                 or (self.hang_if is not None and self.hang_if(body))):
             await self.release.wait()
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if self.status != 200:
             return web.Response(status=self.status, text="upstream exploded")
         if self.refuse_tools and "tools" in body:
