@@ -105,8 +105,12 @@ class Chaos:
                 await asyncio.sleep(POST_EVERY * self.rng.uniform(0.5, 1.5))
 
     def press_one(self) -> None:
+        # The card the database knows: a copy left by a kill in the documented window is
+        # refused as out of date, which is right, but not the press this test follows.
+        recorded = {r[0] for r in self.bot.rows(
+            "SELECT message_id FROM cards WHERE message_id IS NOT NULL")}
         waiting = [c for c in self.cards() if "Awaiting approval" in c["text"]
-                   and _incident_of(c) not in self.presses]
+                   and c["message_id"] in recorded and _incident_of(c) not in self.presses]
         if not waiting:
             return
         card = self.rng.choice(waiting)

@@ -79,6 +79,9 @@ async def test_a_press_recorded_then_killed_before_its_handler_is_carried_out_on
     assert _audit(botproc, "approve") == ["approved"]
     assert _audit(botproc, "execute") == ["started", "succeeded"]
     assert botproc.rows("SELECT state FROM inbox") == [("done",)]
+    # The toast is answered by the handler after its commit: the audit row can be seen first.
+    await wait_for(lambda: emu.emulator.callback_answer(query) is not None, 15,
+                   message="the press was never answered")
     answer = emu.emulator.callback_answer(query)
     assert answer is not None and "Approved" in answer["text"]
     assert len(_cards(emu)) == 1
