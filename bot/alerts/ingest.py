@@ -1,4 +1,5 @@
-"""Alerts in, incidents out: one transaction per notification.
+"""Alerts in, incidents out: one notification, inside a write transaction (webhooks that
+arrive together share one: bot/alerts/intake.py).
 
 The steps, in order: find or open the incident of the group, store every
 alert (re-delivery updates), add what changed to the incident's counts and

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -60,6 +61,12 @@ class AnalysisWorker:
         # Each decision's analysis is a task of the stage, keyed by the decision's id.
         self._stage = polling.Stage("analysis", self.analyze_pending, self._wake, POLL_EVERY)
         self._slots = asyncio.Semaphore(concurrency)
+        # A decision is analysed from its insert on, and ids only grow: a poll woken by a
+        # commit reads the decisions above the last one started; a full read every
+        # POLL_EVERY finds the rest (another process's, one whose analysis failed). In a
+        # storm thousands wait, and every commit wakes the poll.
+        self._started_up_to = 0
+        self._full_read_at = 0.0
 
     def start(self) -> None:
         self._stage.start()
@@ -73,10 +80,14 @@ class AnalysisWorker:
         # before ending, so the read cannot see its decision as still waiting.
         running = self._stage.running
         busy = set(running)
+        after = self._started_up_to
+        if time.monotonic() >= self._full_read_at:
+            after, self._full_read_at = 0, time.monotonic() + POLL_EVERY
         async with self.db.read() as conn:
-            waiting = await repo.decision_ids_in_state(conn, DecisionState.ANALYZING)
+            waiting = await repo.decision_ids_in_state(conn, DecisionState.ANALYZING, after)
         started = 0
         for decision_id, incident_id in waiting:
+            self._started_up_to = max(self._started_up_to, decision_id)
             if decision_id in busy or decision_id in running:
                 continue
             self._stage.spawn(decision_id, self._analyze_in_slot(decision_id, incident_id),

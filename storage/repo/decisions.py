@@ -71,12 +71,14 @@ async def decisions_in_state(conn: Conn, state: DecisionState) -> list[Decision]
     return [_decision(r) for r in rows]
 
 
-async def decision_ids_in_state(conn: Conn, state: DecisionState) -> list[tuple[int, str]]:
-    """(decision id, incident id) of every decision in `state`, oldest first: what a poll
-    needs, without building each decision (a storm leaves thousands waiting)."""
+async def decision_ids_in_state(conn: Conn, state: DecisionState, after: int = 0
+                                ) -> list[tuple[int, str]]:
+    """(decision id, incident id) of every decision in `state` with an id above `after`,
+    oldest first: what a poll needs, without building each decision (a storm leaves
+    thousands waiting)."""
     rows = await fetch_all(
-        conn, "SELECT id, incident_id FROM decisions WHERE state = ? ORDER BY id",
-        (state.value,),
+        conn, "SELECT id, incident_id FROM decisions WHERE state = ? AND id > ? ORDER BY id",
+        (state.value, after),
     )
     return [(r[0], r[1]) for r in rows]
 
