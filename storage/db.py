@@ -127,6 +127,7 @@ class Database:
         self.busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._slow_reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._marked: set[Wake] = set()
         self.commits = 0  # write transactions committed (tests count batching with it)
@@ -150,6 +151,7 @@ class Database:
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self._migrate(self._writer)
         self._reader = await self._connect()
+        self._slow_reader = await self._connect()
 
     async def _connect(self, conn: aiosqlite.Connection | None = None) -> aiosqlite.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
@@ -181,10 +183,10 @@ class Database:
                 raise
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
+        for conn in (self._slow_reader, self._reader, self._writer):
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
+        self._slow_reader = self._reader = self._writer = None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -221,9 +223,12 @@ class Database:
                 raise
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A connection for reads. WAL lets it see the last committed state."""
-        yield self._require(self._reader)
+    async def read(self, *, slow: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """A connection for reads. WAL lets it see the last committed state. A connection
+        runs one statement at a time, so `slow` reads (a search over every past incident)
+        have one of their own: the reads a card, a press or a command waits for never
+        queue behind them."""
+        yield self._require(self._slow_reader if slow else self._reader)
 
     @staticmethod
     def _require(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:

@@ -315,7 +315,7 @@ class Knowledge:
         vector = None
         if self.embedder is not None:
             vector = (await self.embedder.embed([query]))[0]
-        async with self.db.read() as conn:
+        async with self.db.read(slow=True) as conn:
             hits = await kb.search(
                 conn, terms(query), limit=self.results * 3, exclude_ref=incident.id,
                 vector=vector, model=self.embedder.model if self.embedder else None,
