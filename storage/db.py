@@ -197,6 +197,13 @@ class Database:
                 await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StorageUnavailable(str(exc)) from exc
+            except BaseException:
+                # Cancelled (a stage stopping) while BEGIN was on its way: the connection's
+                # thread runs it anyway, and the next writer (delivery's done mark on a
+                # SIGTERM) would find a transaction open. The rollback queues behind it,
+                # before the lock passes on.
+                await _rollback(conn)
+                raise
             self._marked.clear()
             along = _ALONG.get()
             try:
@@ -214,10 +221,7 @@ class Database:
                     for event in self._wakes[wake]:
                         event.set()
             except BaseException as exc:
-                try:
-                    await conn.rollback()
-                except sqlite3.Error:
-                    log.exception("rollback failed")
+                await _rollback(conn)
                 if _unavailable(exc):
                     raise StorageUnavailable(str(exc)) from exc
                 raise
@@ -235,6 +239,13 @@ class Database:
         if conn is None:
             raise RuntimeError("Database.open() was not called")
         return conn
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    try:
+        await conn.rollback()
+    except sqlite3.Error:
+        log.exception("rollback failed")
 
 
 def _unavailable(exc: BaseException) -> bool:

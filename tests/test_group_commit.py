@@ -230,3 +230,21 @@ async def test_killed_in_the_middle_of_a_batch_no_2xx_without_its_alerts(
     assert set().union(*map(fingerprints, answered)) <= present
     _incidents_consistent(botproc)
     assert await botproc.terminate() == 0
+
+
+async def test_a_writer_cancelled_as_it_begins_leaves_no_transaction_open(
+        db: Database) -> None:
+    """A stage stopping cancels its writer wherever it is; BEGIN already handed to the
+    connection's thread runs anyway, and the next writer (delivery's done mark on a SIGTERM)
+    must still find the connection free."""
+    async def write() -> None:
+        async with db.write() as conn:
+            await conn.execute("SELECT 1")
+
+    stopped = asyncio.create_task(write())
+    await asyncio.sleep(0)  # its BEGIN is on its way to the connection's thread
+    stopped.cancel()
+    assert [type(r) for r in await asyncio.gather(stopped, return_exceptions=True)] == [
+        asyncio.CancelledError]
+    async with db.write() as conn:
+        await conn.execute("SELECT 1")
