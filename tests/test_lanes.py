@@ -1,0 +1,172 @@
+"""Delivery lanes: what people wait for goes before new cards (higher severity first),
+which go before edits nobody asked for; per-incident order holds.
+
+The queue on its own (a real SQLite file), then the real app in a storm against the
+emulator with Telegram's flood control, scaled in time (same shape)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from harness import ALICE, CHAT, AppFactory, Harness, say
+from test_pacing import SPEED, chat_writes, post_incidents, scaled_settings
+
+from bot.models import severity_rank
+from sandbox.emulator import FloodLimits, wait_for
+from storage import outbox
+from storage.db import Database
+
+T0 = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
+
+
+async def queue(db: Database, incident: str | None, kind: str, lane: int = outbox.BACKGROUND,
+                *, people: bool = False) -> int | None:
+    async with db.write() as conn:
+        if people:
+            with outbox.people_waiting():
+                return await outbox.enqueue(conn, kind=kind, chat_id=CHAT, now=T0,
+                                            incident_id=incident, lane=lane)
+        return await outbox.enqueue(conn, kind=kind, chat_id=CHAT, now=T0,
+                                    incident_id=incident, lane=lane)
+
+
+async def due_ids(db: Database) -> list[int]:
+    async with db.read() as conn:
+        return [item.id for item in await outbox.due(conn, T0.timestamp() + 1)]
+
+
+async def test_people_then_new_cards_by_severity_then_background(db: Database) -> None:
+    edit = await queue(db, "INC-EDIT", outbox.CARD)
+    warning = await queue(db, "INC-WARN", outbox.CARD,
+                          outbox.new_card_lane(severity_rank("warning")))
+    critical = await queue(db, "INC-CRIT", outbox.CARD,
+                           outbox.new_card_lane(severity_rank("critical")))
+    info = await queue(db, "INC-INFO", outbox.CARD, outbox.new_card_lane(severity_rank("info")))
+    answer = await queue(db, None, outbox.MESSAGE, people=True)
+    assert await due_ids(db) == [answer, critical, warning, info, edit]
+
+
+async def test_a_row_for_someone_lifts_what_its_incident_queued_before(db: Database) -> None:
+    backlog = [await queue(db, f"INC-{i}", outbox.CARD, outbox.new_card_lane(3))
+               for i in range(5)]
+    edit = await queue(db, "INC-X", outbox.CARD)  # nobody asked for this one
+    note = await queue(db, "INC-X", outbox.REPLY, people=True)  # a press's thread note
+    # The note waits for the incident's card edit, and that edit now goes first.
+    assert await due_ids(db) == [edit, *backlog]
+    async with db.write() as conn:
+        assert await outbox.claim(conn, edit)  # type: ignore[arg-type]
+        await outbox.mark_done(conn, edit)  # type: ignore[arg-type]
+    assert await due_ids(db) == [note, *backlog]
+
+
+async def test_a_press_on_a_card_with_a_pending_edit_lifts_that_edit(db: Database) -> None:
+    backlog = await queue(db, "INC-NEW", outbox.CARD, outbox.new_card_lane(3))
+    edit = await queue(db, "INC-X", outbox.CARD)
+    # The press's own sync collapses into the pending one, which now goes first.
+    assert await queue(db, "INC-X", outbox.CARD, people=True) is None
+    assert await due_ids(db) == [edit, backlog]
+
+
+# ------------------------------------------------------------------ in a storm
+
+
+def replied_to(call: dict[str, Any]) -> int | None:
+    reply = call["params"].get("reply_parameters")
+    if isinstance(reply, str):
+        reply = json.loads(reply)
+    return int(reply["message_id"]) if reply else None
+
+
+def first_ok(calls: list[dict[str, Any]], method: str, **params: Any) -> dict[str, Any]:
+    return next(c for c in calls if c["ok"] and c["method"] == method and all(
+        str(c["params"].get(k)) == str(v) for k, v in params.items()))
+
+
+async def test_in_a_storm_a_press_and_a_command_go_before_the_backlog(
+        start_app: AppFactory) -> None:
+    h: Harness = await start_app(**scaled_settings())
+    h.em.set_rate_limits(True, FloodLimits().scaled(SPEED))
+    incidents = 60
+    await post_incidents(h, incidents)
+    # A card that shows its proposal (a press on an "Analyzing…" card is out of date).
+    card = await h.wait_card(lambda m: "Analyzing" not in m["text"], 30)
+    pressed_at = time.time()
+    qid = await h.press(card["message_id"], "Ack", ALICE)
+    edited = await wait_for(lambda: "Acknowledged" in h.em.message(CHAT, card["message_id"])
+                            ["text"], 30)
+    assert edited
+    asked_at = time.time()
+    answer = await say(h, ALICE, "/whoami")
+    await wait_for(lambda: len(h.cards()) == incidents, 60)
+    await h.settled(timeout=30)
+
+    calls = chat_writes(h)
+    assert [c for c in calls if c["error_code"] == 429] == []
+    new_cards = [c["at"] for c in calls if c["ok"] and c["method"] == "sendMessage"
+                 and not c["params"].get("reply_parameters")]
+    answered = first_ok(h.em.calls(), "answerCallbackQuery", callback_query_id=qid)
+    edit = next(c for c in calls if c["ok"] and c["method"] == "editMessageText"
+                and str(c["params"]["message_id"]) == str(card["message_id"])
+                and "Acknowledged" in c["params"]["text"])
+    note = next(c for c in calls if c["ok"] and c["method"] == "sendMessage"
+                and replied_to(c) == card["message_id"])
+    reply = first_ok(calls, "sendMessage", text=answer["html"])
+    # Answered at once; the card edit, then its thread note (the incident's order), and the
+    # command's answer went out while new cards were still waiting...
+    assert answered["at"] - pressed_at < 3.0  # a small share of the backlog's time
+    assert edit["at"] < note["at"] < max(new_cards)
+    assert reply["at"] < max(new_cards)
+    # ... and at most the new cards already on their way went ahead of them (in the order
+    # they were queued, the whole backlog before them would have).
+    assert len([t for t in new_cards if pressed_at < t < edit["at"]]) <= 2
+    assert len([t for t in new_cards if asked_at < t < reply["at"]]) <= 2
+
+
+# ------------------------------------------------------------------ the writer's turns
+
+
+async def test_delivery_writes_go_before_waiting_webhooks(db: Database) -> None:
+    """A queue of ingest transactions does not hold up delivery's claim and mark."""
+    order: list[str] = []
+
+    async def write(name: str, *, urgent: bool = False) -> None:
+        async with db.write(urgent=urgent):
+            order.append(name)
+
+    async with db.write():
+        ingest = [asyncio.create_task(write(f"ingest-{i}")) for i in range(3)]
+        await wait_for(lambda: db.writers_waiting() == 3)
+        gone = asyncio.create_task(write("cancelled", urgent=True))
+        await wait_for(lambda: db.writers_waiting() == 4)
+        gone.cancel()
+        await asyncio.gather(gone, return_exceptions=True)
+        assert db.writers_waiting() == 3
+        claim = asyncio.create_task(write("claim", urgent=True))
+        await wait_for(lambda: db.writers_waiting() == 4)
+    await asyncio.gather(*ingest, claim)
+    assert order == ["claim", "ingest-0", "ingest-1", "ingest-2"]
+    # Free again: the next writer goes at once.
+    await write("later")
+    assert db.writers_waiting() == 0
+
+
+async def test_a_writer_cancelled_as_it_begins_leaves_no_transaction_open(
+        db: Database) -> None:
+    """A stage stopping cancels its writer wherever it is; BEGIN already handed to the
+    connection's thread runs anyway, and the next writer (delivery's done mark on a SIGTERM)
+    must still find the connection free."""
+    async def write() -> None:
+        async with db.write() as conn:
+            await conn.execute("SELECT 1")
+
+    stopped = asyncio.create_task(write())
+    await asyncio.sleep(0)  # its BEGIN is on its way to the connection's thread
+    stopped.cancel()
+    assert [type(r) for r in await asyncio.gather(stopped, return_exceptions=True)] == [
+        asyncio.CancelledError]
+    async with db.write(urgent=True) as conn:
+        await conn.execute("SELECT 1")
