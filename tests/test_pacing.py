@@ -153,9 +153,10 @@ async def post_incidents(h: Harness, count: int, start: int = 0) -> None:
     await asyncio.gather(*(one(i) for i in range(start, start + count)))
 
 
-def chat_writes(h: Harness, chat: int = CHAT) -> list[dict[str, Any]]:
-    """Every call that wrote to the chat (or tried to), from the emulator's log."""
-    return [c for c in h.em.calls() if c["method"] in (
+def chat_writes(h: Harness, chat: int = CHAT, since: int = 0) -> list[dict[str, Any]]:
+    """Every call that wrote to the chat (or tried to), from the emulator's log (from its
+    `since`-th call on)."""
+    return [c for c in h.em.calls()[since:] if c["method"] in (
         "sendMessage", "editMessageText", "editMessageReplyMarkup", "deleteMessage",
         "createForumTopic", "editForumTopic", "closeForumTopic", "reopenForumTopic",
     ) and str(c["params"].get("chat_id")) == str(chat)]
