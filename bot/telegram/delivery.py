@@ -154,11 +154,15 @@ class DeliveryWorker:
 
     async def run_once(self) -> bool:
         """Process what is due now. True if anything was attempted."""
-        if self.storm is not None:
-            await self.storm.sweep()  # before looking: it may hold rows back
         now = time.time()
         async with self.db.read() as conn:
             items = await outbox.due(conn, now)
+        # After looking, so it sees every row just read (a new card committed in between would
+        # otherwise go out unseen, ahead of the lanes below it); what it holds back or
+        # releases is looked at again.
+        if self.storm is not None and await self.storm.sweep():
+            async with self.db.read() as conn:
+                items = await outbox.due(conn, now)
         worked = False
         self._skipped_until = None
         for item in items:
