@@ -47,7 +47,7 @@ async def running_app(**overrides: Any) -> AsyncIterator[tuple[App, RunningEmula
             _env_file=None,  # type: ignore[call-arg]
             telegram_bot_token=SecretStr(emu.emulator.token), telegram_api_base=emu.base_url,
             telegram_chat_id=CHAT, approver_ids=[ALICE["id"], BOB["id"]], http_port=0,
-            database_path=str(Path(tmp) / "bench.db"), telegram_pacing=False, **overrides,
+            database_path=str(Path(tmp) / "bench.db"), **{"telegram_pacing": False, **overrides},
         )
         app = App(settings)
         await app.start()

@@ -43,7 +43,7 @@ from bot.telegram.card_loading import card_renderer, digest_renderer
 from bot.telegram.chat_migration import ChatMigrator
 from bot.telegram.checks import telegram_checks
 from bot.telegram.client import build_bot
-from bot.telegram.delivery import DeliveryWorker
+from bot.telegram.delivery import DeliveryWorker, people_are_waiting
 from bot.telegram.inbox import Inbox, InboxWorker, Poller
 from bot.telegram.observed import ObservedSession, TelegramReach, time_press
 from bot.telegram.pacing import Limits, Pacer
@@ -83,6 +83,7 @@ def build_dispatcher(
         acks=acks,
     )
     dp.callback_query.outer_middleware(time_press)
+    dp.update.outer_middleware(people_are_waiting)
     dp.include_routers(*make_routers())
     return dp
 

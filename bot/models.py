@@ -50,6 +50,14 @@ class Risk(StrEnum):
 
 _RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
 
+# Severity labels in order; a label not listed counts as warning.
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "high": 2, "page": 2, "critical": 3}
+UNKNOWN_RANK = SEVERITY_RANK["warning"]
+
+
+def severity_rank(value: str) -> int:
+    return SEVERITY_RANK.get(value.strip().lower(), UNKNOWN_RANK)
+
 
 class DecisionState(StrEnum):
     ANALYZING = "analyzing"

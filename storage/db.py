@@ -4,7 +4,10 @@ Every write happens in `async with db.write() as conn:` — an explicit
 `BEGIN IMMEDIATE` transaction, committed on exit and rolled back on error, so
 concurrent coroutines never interleave inside one transaction and a failed
 request leaves nothing half-written. Other processes on the same file are
-serialised by SQLite itself (busy_timeout).
+serialised by SQLite itself (busy_timeout). Delivery's short writes (claim a row,
+mark it sent), storing an incoming update, and every write made while someone is
+waiting (`people_waiting()`: a press, a command) go before every ordinary writer
+still waiting, so a queue of webhooks never starves delivery or holds up a press.
 
 Inside a write transaction the writer's statements run on the event loop's thread, not
 on aiosqlite's: the transaction holds SQLite's write lock, so no statement waits for
@@ -20,9 +23,11 @@ are hints only: every worker also polls, for rows committed by another process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -99,6 +104,65 @@ class _Writer(aiosqlite.Connection):
         return await super()._execute(fn, *args, **kwargs)
 
 
+# Set while a press or a command is handled (and while an approved action runs): its
+# transactions go before the webhooks waiting, and every outbox row it queues goes in the
+# people lane.
+_PEOPLE_WAITING: ContextVar[bool] = ContextVar("opsgate_people_waiting", default=False)
+
+
+@contextmanager
+def people_waiting() -> Iterator[None]:
+    token = _PEOPLE_WAITING.set(True)
+    try:
+        yield
+    finally:
+        _PEOPLE_WAITING.reset(token)
+
+
+def someone_waiting() -> bool:
+    return _PEOPLE_WAITING.get()
+
+
+class _WriteTurns:
+    """One writer at a time, first come first served, except that urgent writers waiting
+    go before ordinary ones waiting."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._ordinary: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, urgent: bool) -> None:
+        if not self._busy and not self._urgent and not self._ordinary:
+            self._busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._ordinary).append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed the turn as we were cancelled: pass it on
+            else:
+                # A release may have dropped it already, passing over it.
+                with contextlib.suppress(ValueError):
+                    (self._urgent if urgent else self._ordinary).remove(turn)
+            raise
+
+    @property
+    def waiting(self) -> int:
+        return sum(not t.done() for t in (*self._urgent, *self._ordinary))
+
+    def release(self) -> None:
+        for waiting in (self._urgent, self._ordinary):
+            while waiting:
+                turn = waiting.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # still busy: the turn passes straight on
+                    return
+        self._busy = False
+
+
 class SchemaTooNew(Exception):
     """The database was written by a newer opsgate; running older code on it could lose data."""
 
@@ -128,7 +192,7 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._slow_reader: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._turns = _WriteTurns()
         self._marked: set[Wake] = set()
         self.commits = 0  # write transactions committed (tests count batching with it)
         self._wakes: dict[Wake, list[asyncio.Event]] = {wake: [] for wake in Wake}
@@ -188,11 +252,18 @@ class Database:
                 await conn.close()
         self._slow_reader = self._reader = self._writer = None
 
+    def writers_waiting(self) -> int:
+        """Write transactions waiting for their turn."""
+        return self._turns.waiting
+
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction. Raises StorageUnavailable when SQLite cannot write."""
+    async def write(self, *, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction. Raises StorageUnavailable when SQLite cannot write.
+        `urgent` (and any write while someone is waiting): goes before the ordinary writers
+        waiting."""
         conn = self._require(self._writer)
-        async with self._lock:
+        await self._turns.acquire(urgent or someone_waiting())
+        try:
             try:
                 await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -200,8 +271,8 @@ class Database:
             except BaseException:
                 # Cancelled (a stage stopping) while BEGIN was on its way: the connection's
                 # thread runs it anyway, and the next writer (delivery's done mark on a
-                # SIGTERM) would find a transaction open. The rollback queues behind it,
-                # before the lock passes on.
+                # SIGTERM) would find a transaction open. The rollback is queued behind it
+                # before the turn passes on.
                 await _rollback(conn)
                 raise
             self._marked.clear()
@@ -225,6 +296,8 @@ class Database:
                 if _unavailable(exc):
                     raise StorageUnavailable(str(exc)) from exc
                 raise
+        finally:
+            self._turns.release()
 
     @asynccontextmanager
     async def read(self, *, slow: bool = False) -> AsyncIterator[aiosqlite.Connection]:

@@ -1,8 +1,13 @@
-"""The outbox: Telegram writes waiting to be made, in order per incident.
+"""The outbox: Telegram writes waiting to be made, in order per incident, in lanes.
 
 A row is written in the same transaction as the state change it reports, so
 nothing is announced that was not stored, and nothing stored goes unannounced
 after a crash.
+
+Lanes (lower goes first): what people wait for (answers, and card edits and thread notes
+caused by a press or a command), then new cards (higher severity first), then edits nobody
+asked for. A row queued in a better lane lifts the rows queued before it for the same
+incident, so per-incident order holds and still nothing waits behind the backlog.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.db import Wake, mark
+from storage.db import Wake, mark, someone_waiting
+from storage.db import people_waiting as people_waiting  # around a press, a command, a run
 from storage.repo.sql import Conn, ts
 
 CARD = "card"  # render the incident's card now and send or edit it
@@ -22,6 +28,15 @@ EDIT = "edit"  # edit a plain message we sent (paged lists)
 TOPIC_CLOSE = "topic_close"  # rename the incident's forum topic with the outcome, close it
 COMMANDS = "commands"  # setMyCommands for one scope
 DIGEST = "digest"  # render a storm's digest now and send or edit it
+
+PEOPLE = 0  # someone is waiting: a command's answer, the edit and note after a press
+NEW_CARDS = 10  # a new incident's first card: NEW_CARDS - severity rank (0 info .. 3 critical)
+BACKGROUND = 20  # edits nobody asked for: analysis results, alert updates, timers
+DIGEST_FIRST = 5  # a storm digest's first post: it shows every incident the cards cannot
+
+
+def new_card_lane(severity_rank: int) -> int:
+    return NEW_CARDS - max(0, min(severity_rank, NEW_CARDS - PEOPLE - 1))
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,7 @@ class OutboxItem:
     payload: dict[str, Any]
     attempts: int
     queued_at: float = 0.0  # unix time the row was written
+    lane: int = BACKGROUND
 
 
 async def enqueue(
@@ -45,15 +61,19 @@ async def enqueue(
     incident_id: str | None = None,
     payload: dict[str, Any] | None = None,
     not_before: datetime | None = None,
+    lane: int = BACKGROUND,
 ) -> int | None:
-    """Queue a write, sent no earlier than `not_before` when given. Card syncs collapse: one
-    pending sync per card is enough, because the worker renders the latest state when it
-    gets there (a collapsed sync keeps the pending row's wait). A sync already being sent
-    does not count: it may have rendered older state.
+    """Queue a write in `lane` (PEOPLE while someone is waiting, whatever the caller said),
+    sent no earlier than `not_before` when given. Card syncs collapse: one pending sync per
+    card is enough, because the worker renders the latest state when it gets there (a
+    collapsed sync keeps the pending row's wait). A sync already being sent does not count:
+    it may have rendered older state.
 
     A row queued without a wait behind waiting rows of the same order key ends their wait:
     per-key order holds them ahead of it, and it is not to wait for what they wait for."""
+    lane = _lane(lane)
     order_key = incident_id or f"chat:{chat_id}"
+    await _lift(conn, order_key, lane)
     if kind == CARD:
         async with conn.execute(
             """SELECT id FROM outbox WHERE state = 'pending' AND kind = 'card'
@@ -66,16 +86,29 @@ async def enqueue(
         await end_wait(conn, order_key)
     cur = await conn.execute(
         """INSERT INTO outbox (order_key, incident_id, chat_id, kind, payload, next_attempt_at,
-               created_at, not_before)
-           VALUES (?,?,?,?,?,?,?,?)""",
+               created_at, not_before, lane)
+           VALUES (?,?,?,?,?,?,?,?,?)""",
         (
             order_key, incident_id, chat_id, kind,
             json.dumps(payload or {}, ensure_ascii=False), now.timestamp(), ts(now),
-            not_before.timestamp() if not_before is not None else None,
+            not_before.timestamp() if not_before is not None else None, lane,
         ),
     )
     mark(conn, Wake.DELIVERY)
     return cur.lastrowid
+
+
+def _lane(lane: int) -> int:
+    return PEOPLE if someone_waiting() else lane
+
+
+async def _lift(conn: Conn, order_key: str, lane: int) -> None:
+    """Whatever is queued before a row of `order_key` goes first, so it goes no later than
+    that row's lane: a press's card edit does not wait behind a backlog edit."""
+    await conn.execute(
+        "UPDATE outbox SET lane = ? WHERE state = 'pending' AND order_key = ? AND lane > ?",
+        (lane, order_key, lane),
+    )
 
 
 def digest_key(digest_id: int) -> str:
@@ -86,8 +119,11 @@ async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime
                          first: bool = False) -> None:
     """Queue a render of a storm's digest. Like card syncs they collapse: the worker renders
     the latest state when it gets there. The `first` post goes ahead of the chat's backlog of
-    new cards: it is what shows every incident of the storm at once."""
+    new cards: it is what shows every incident of the storm at once; later renders wait in
+    the lowest new-cards lane (they show new incidents too)."""
     key = digest_key(digest_id)
+    lane = _lane(DIGEST_FIRST if first else new_card_lane(0))
+    await _lift(conn, key, lane)
     async with conn.execute(
         "SELECT 1 FROM outbox WHERE state = 'pending' AND order_key = ? AND kind = 'digest'",
         (key,),
@@ -95,10 +131,11 @@ async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime
         if await cur.fetchone():
             return
     await conn.execute(
-        """INSERT INTO outbox (order_key, chat_id, kind, payload, next_attempt_at, created_at)
-           VALUES (?,?,?,?,?,?)""",
+        """INSERT INTO outbox (order_key, chat_id, kind, payload, next_attempt_at, created_at,
+               lane)
+           VALUES (?,?,?,?,?,?,?)""",
         (key, chat_id, DIGEST, json.dumps({"digest": digest_id}),
-         0.0 if first else now.timestamp(), ts(now)),
+         0.0 if first else now.timestamp(), ts(now), lane),
     )
     mark(conn, Wake.DELIVERY)
 
@@ -136,11 +173,21 @@ _HEADS = """FROM outbox o
 _GOES_AT = "MAX(o.next_attempt_at, COALESCE(o.not_before, 0))"
 
 
+async def card_in_flight(conn: Conn, incident_id: str, chat_id: int) -> bool:
+    """Whether the incident's card in this chat is being sent right now."""
+    async with conn.execute(
+        """SELECT 1 FROM outbox WHERE state = 'sending' AND order_key = ? AND kind = 'card'
+               AND chat_id = ?""",
+        (incident_id, chat_id),
+    ) as cur:
+        return await cur.fetchone() is not None
+
+
 async def due(conn: Conn, now: float, limit: int = 50) -> list[OutboxItem]:
-    """The head of each order key's queue, if it is due."""
+    """The head of each order key's queue, if it is due, best lane first."""
     async with conn.execute(
         f"""SELECT o.* {_HEADS} AND {_GOES_AT} <= ?
-           ORDER BY o.next_attempt_at, o.id LIMIT ?""",
+           ORDER BY o.lane, o.next_attempt_at, o.id LIMIT ?""",
         (now, limit),
     ) as cur:
         rows = await cur.fetchall()
@@ -235,6 +282,7 @@ def _item(r: Any) -> OutboxItem:
         id=r["id"], order_key=r["order_key"], incident_id=r["incident_id"],
         chat_id=r["chat_id"], kind=r["kind"], payload=json.loads(r["payload"]),
         attempts=r["attempts"], queued_at=datetime.fromisoformat(r["created_at"]).timestamp(),
+        lane=r["lane"],
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.cards import card as cards
-from bot.models import Incident
+from bot.models import Incident, severity_rank
 from storage import outbox, repo
 from storage.repo import Conn
 
@@ -31,14 +31,25 @@ def render(kind: str, voice: Voice, **ctx: Any) -> str:
 
 
 async def chats_of(conn: Conn, incident: Incident) -> list[int]:
+    return _hearing(await repo.cards_of(conn, incident.id), incident)
+
+
+def _hearing(cards: Sequence[repo.CardRow], incident: Incident) -> list[int]:
     """The chats that hear of the incident: not those where it was silenced before its
     card was sent (nothing of it is shown there until the silence ends), nor those where a
     storm's digest holds it (the digest shows it instead)."""
-    cards = await repo.cards_of(conn, incident.id)
     if not cards:
         return [incident.chat_id]
     return [c.chat_id for c in cards
             if not c.held and (c.message_id is not None or c.silence_id is None)]
+
+
+def card_lane(incident: Incident, *, posted: bool) -> int:
+    """An edit waits in the background lane; a card not posted yet in the new-cards lane,
+    higher severity first (either way, the people lane while someone is waiting)."""
+    if posted:
+        return outbox.BACKGROUND
+    return outbox.new_card_lane(severity_rank(incident.severity))
 
 
 async def reply(
@@ -89,10 +100,14 @@ async def card_changed(conn: Conn, incident: Incident, now: datetime, *,
                        not_before: datetime | None = None) -> None:
     """Sync the incident's card in every chat it lives in. `not_before`: a new incident's
     first card waits for its proposal until then (`proposal_ready` ends the wait)."""
-    for chat_id in await chats_of(conn, incident):
+    cards = await repo.cards_of(conn, incident.id)
+    posted = {c.chat_id for c in cards if c.message_id is not None}
+    for chat_id in _hearing(cards, incident):
+        # A card being posted right now will be there when this sync goes: it is an edit.
+        is_edit = chat_id in posted or await outbox.card_in_flight(conn, incident.id, chat_id)
         await outbox.enqueue(
             conn, kind=outbox.CARD, chat_id=chat_id, incident_id=incident.id, now=now,
-            not_before=not_before,
+            not_before=not_before, lane=card_lane(incident, posted=is_edit),
         )
     # Where a storm's digest holds it, the digest shows what changed.
     for card in await repo.cards_of(conn, incident.id):

@@ -23,16 +23,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.decisions.knowledge import Lookup
 from bot.decisions.llm import LlmProposer
-from bot.models import Alert, Consensus, Dissent, Incident, Proposal, ProposalSource
+from bot.models import (
+    Alert,
+    Consensus,
+    Dissent,
+    Incident,
+    Proposal,
+    ProposalSource,
+    severity_rank,
+)
 
-# Severity labels in order; a label not listed counts as warning.
-SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "high": 2, "page": 2, "critical": 3}
-UNKNOWN_RANK = SEVERITY_RANK["warning"]
 MARGIN = 0.9  # share of the remaining time an LLM may use, so the vote still happens
-
-
-def severity_rank(value: str) -> int:
-    return SEVERITY_RANK.get(value.strip().lower(), UNKNOWN_RANK)
 
 
 def applies(severity: str, threshold: str) -> bool:

@@ -17,7 +17,7 @@ from bot.cards.notes import Voice
 from bot.incidents.states import Event, transition
 from bot.metrics import Metrics
 from bot.models import Action, Decision, DecisionState
-from storage import repo
+from storage import outbox, repo
 from storage.db import Database, Wake
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,12 @@ class ExecutionRunner:
         return len(approved)
 
     async def execute(self, decision_id: int) -> bool:
-        """Run an approved decision at most once. True if this call ran it."""
+        """Run an approved decision at most once. True if this call ran it. Whoever approved
+        it waits for its progress and outcome: those go in the people lane."""
+        with outbox.people_waiting():
+            return await self._execute(decision_id)
+
+    async def _execute(self, decision_id: int) -> bool:
         async with self.db.write() as conn:
             decision = await transition(conn, decision_id, Event.START, self.clock(), self.voice)
         if decision is None:

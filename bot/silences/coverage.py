@@ -90,7 +90,7 @@ async def _changed(conn: Conn, inc: Incident, card: CardRow, silence: Silence | 
         if await repo.current_decision(conn, inc.id) is None:
             await repo.insert_decision(conn, inc.id, now)
     await outbox.enqueue(conn, kind=outbox.CARD, chat_id=card.chat_id, incident_id=inc.id,
-                         now=now)
+                         now=now, lane=notes.card_lane(inc, posted=posted))
     if silence is not None and card.silence_id is None:
         text = notes.render("silenced", voice, incident=inc, name=silence.created_by,
                             until=silence.ends_at, reason=silence.reason)

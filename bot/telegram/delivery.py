@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -40,6 +41,14 @@ STOP_GRACE = 5.0  # seconds a stop waits for the write on the wire (a container 
 
 SentHook = Callable[[outbox.OutboxItem, int], Awaitable[None]]
 MigrateHook = Callable[[int, int], Awaitable[None]]
+
+
+async def people_are_waiting(handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
+                             event: Any, data: dict[str, Any]) -> Any:
+    """Dispatcher outer middleware: what a press or a command queues is someone's answer,
+    so it goes in the people lane, ahead of any backlog."""
+    with outbox.people_waiting():
+        return await handler(event, data)
 
 
 class DeliveryWorker:
@@ -145,11 +154,15 @@ class DeliveryWorker:
 
     async def run_once(self) -> bool:
         """Process what is due now. True if anything was attempted."""
-        if self.storm is not None:
-            await self.storm.sweep()  # before looking: it may hold rows back
         now = time.time()
         async with self.db.read() as conn:
             items = await outbox.due(conn, now)
+        # After looking, so it sees every row just read (a new card committed in between would
+        # otherwise go out unseen, ahead of the lanes below it); what it holds back or
+        # releases is looked at again.
+        if self.storm is not None and await self.storm.sweep():
+            async with self.db.read() as conn:
+                items = await outbox.due(conn, now)
         worked = False
         self._skipped_until = None
         for item in items:
@@ -160,7 +173,7 @@ class DeliveryWorker:
                 until = time.time() + wait
                 self._skipped_until = min(self._skipped_until or until, until)
                 continue
-            async with self.db.write() as conn:
+            async with self.db.write(urgent=True) as conn:
                 if not await outbox.claim(conn, item.id):
                     continue
             self._on_wire = item  # 'sending' is committed before the call goes out
@@ -169,13 +182,16 @@ class DeliveryWorker:
                 await self._process(item)
             finally:
                 self._on_wire = None
+            if self._wake.is_set():
+                break  # rows were queued meanwhile: they may be in a better lane
         return worked
 
     def _wait_for(self, item: outbox.OutboxItem) -> float:
         """Seconds before a row may go: a 429 hold on its chat, or pacing."""
         wait = self._chat_hold.get(item.chat_id, 0.0) - time.time()
         if self.pacer is not None and item.kind != outbox.COMMANDS:
-            wait = max(wait, self.pacer.delay(item.chat_id, _writes_needed(item)))
+            wait = max(wait, self.pacer.delay(item.chat_id, _writes_needed(item),
+                                              people=item.lane == outbox.PEOPLE))
         return max(0.0, wait)
 
     def _writes(self) -> outbox.Writes:
@@ -203,7 +219,7 @@ class DeliveryWorker:
         else:
             sent_id = delivered.sent_id
             # One transaction from Telegram's answer on: the message id and the done mark.
-            async with self.db.write() as conn:
+            async with self.db.write(urgent=True) as conn:
                 if delivered.record is not None:
                     await delivered.record(conn)
                 await outbox.mark_done(conn, item.id, sent_id, self._writes())
@@ -246,7 +262,7 @@ class DeliveryWorker:
         if count and item.attempts + 1 >= self.max_attempts:
             await self._park(item, f"gave up after {item.attempts + 1} attempts: {error}")
             return
-        async with self.db.write() as conn:
+        async with self.db.write(urgent=True) as conn:
             await outbox.retry_later(conn, item.id, at, error, self._writes())
 
     async def _park(self, item: outbox.OutboxItem, error: str) -> None:
@@ -255,7 +271,7 @@ class DeliveryWorker:
             "DELIVERY PARKED: %s to chat %s will not be sent: %s",
             _what(item), item.chat_id, error,
         )
-        async with self.db.write() as conn:
+        async with self.db.write(urgent=True) as conn:
             await outbox.park(conn, item.id, error, self._writes())
 
 

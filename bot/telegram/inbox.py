@@ -65,7 +65,8 @@ class Inbox:
         Raises StorageUnavailable when it cannot be stored (then it must not be confirmed)."""
         if not updates:
             return 0
-        async with self.db.write() as conn:
+        # Presses and commands are people waiting: this short write goes before webhooks.
+        async with self.db.write(urgent=True) as conn:
             return await inbox.record(conn, updates, self.clock())
 
 

@@ -31,6 +31,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 
 from bot.cards.card import Card
+from bot.models import severity_rank
 from bot.telegram.failures import is_edit_target_gone, is_not_modified
 from bot.telegram.pacing import Limits, Rate
 from bot.telegram.sending import NO_PREVIEW, Delivered, markup_of
@@ -176,8 +177,10 @@ async def release_card(conn: Conn, incident_id: str, digest: digests.DigestRow, 
     `own_at`, or because someone asked); the digest shows that it has one."""
     if not await digests.release(conn, incident_id, digest.chat_id, own_at=own_at):
         return False
+    # Critical or a risky decision (or someone asked: then the people lane).
     await outbox.enqueue(conn, kind=outbox.CARD, chat_id=digest.chat_id,
-                         incident_id=incident_id, now=now)
+                         incident_id=incident_id, now=now,
+                         lane=outbox.new_card_lane(severity_rank("critical")))
     await outbox.enqueue_digest(conn, digest.id, digest.chat_id, now)
     return True
 
