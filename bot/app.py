@@ -52,7 +52,7 @@ from bot.telegram.topics import TopicManager
 from handlers import alerts as alert_routes
 from handlers import telegram_webhook
 from handlers.routers import make_routers
-from storage import outbox, repo
+from storage import outbox, repo, sqlite_lock
 from storage.db import Database, SchemaTooNew
 from storage.state import StateStore, build_state
 
@@ -109,6 +109,7 @@ class App:
     poller: Poller | None = None
     _polling: asyncio.Task[None] | None = None
     _bot_id: int = 0
+    _db_lock: sqlite_lock.SqliteLock | None = None
 
     async def start(self, *, poll: bool = True) -> None:
         s = self.settings
@@ -116,6 +117,7 @@ class App:
         checks, routes = startup_checks(s)
         require(checks)
         assert routes is not None
+        self._lock_database(s.database_path)
         db = Database(s.database_path, int(s.database_busy_timeout.total_seconds() * 1000))
         try:
             await db.open()
@@ -238,6 +240,24 @@ class App:
         log.info("opsgate is up: alerts on http://%s:%s/alerts/alertmanager, chat %s",
                  s.http_host, self.port, s.telegram_chat_id)
 
+    def _lock_database(self, path: str) -> None:
+        """Before anything is opened: start-up takes over what the last run left (writes in
+        flight go again), so the last run must be gone."""
+        if path == ":memory:":
+            return
+        try:
+            self._db_lock = sqlite_lock.acquire(path)
+        except sqlite_lock.InUse as exc:
+            raise StartupError(fail(
+                "DATABASE_PATH", str(exc),
+                "stop the other process first; to run more than one, use "
+                "DATABASE_URL=postgresql://... (one PostgreSQL for every replica)")) from exc
+        except OSError as exc:
+            raise StartupError(fail(
+                "DATABASE_PATH",
+                f"cannot create {sqlite_lock.lock_path(path)}: {exc.strerror or exc}",
+                "point DATABASE_PATH at a file in a directory this user can write")) from exc
+
     async def _register_commands(self, db: Database) -> None:
         """Telegram's command menu, per scope (through the outbox, like every write)."""
         s = self.settings
@@ -309,6 +329,9 @@ class App:
             await self.state.close()
         if self.db is not None:
             await self.db.close()
+        if self._db_lock is not None:
+            self._db_lock.release()
+            self._db_lock = None
         if self.bot is not None:
             await self.bot.session.close()
 
