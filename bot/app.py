@@ -33,6 +33,7 @@ from bot.incidents.acks import AckService
 from bot.incidents.approvals import ApprovalConfig, ApprovalService, Authorizer
 from bot.incidents.reminders import Reminders
 from bot.incidents.stale_press import StalePressRule, away_since
+from bot.leadership import Leadership
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.resource_checks import bind_fix, bind_problem
@@ -107,7 +108,13 @@ class App:
     inbox: Inbox | None = None
     inbox_worker: InboxWorker | None = None
     poller: Poller | None = None
+    leadership: Leadership | None = None
+    reminders: Reminders | None = None
+    access: IncidentAccess | None = None
     _polling: asyncio.Task[None] | None = None
+    _roles: asyncio.Task[None] | None = None
+    _term: int | None = None  # the lease token the leader's stages run under
+    _poll: bool = True
     _bot_id: int = 0
     _db_lock: sqlite_lock.SqliteLock | None = None
 
@@ -126,12 +133,16 @@ class App:
             raise StartupError(fail("DATABASE_PATH", f"cannot open {s.database_path}: {exc}",
                                     "point DATABASE_PATH at a writable file")) from exc
         self.db = db
+        leadership = Leadership(db, lease_for=s.leader_lease.total_seconds(),
+                                renew_every=s.leader_renew_every.total_seconds())
+        self.leadership = leadership
         state = build_state(s.redis_url)
         self.state = state
         await state.open()
         metrics, reach = Metrics(), TelegramReach()
         self.metrics, self.reach = metrics, reach
-        bot = build_bot(s, ObservedSession(metrics, reach))
+        # Every Telegram call passes the lease's local deadline first.
+        bot = build_bot(s, ObservedSession(metrics, reach), gate=leadership.gate)
         self.bot = bot
 
         async def admin_ids(chat_id: int) -> list[int]:
@@ -178,6 +189,7 @@ class App:
             metrics=metrics,
             storm=storm_mode(db, s, clock),
             render_digest=digest_renderer(db, s.tz, s.locale),
+            fence=leadership.holds,
         )
         pipeline = Pipeline.connect(
             db, clock, Voice(s.locale, s.timezone),
@@ -186,6 +198,7 @@ class App:
             playbooks=stack.playbooks,
             auto_approver=stack.auto_approver if s.auto_approve else None,
             metrics=metrics, analysis_concurrency=s.analysis_concurrency,
+            fence=leadership.holds,
         )
         self.approvals, self.pipeline, self.delivery = approvals, pipeline, delivery
         inquiries = Inquiries(db, s.tz, s.locale, clock, stack.playbooks)
@@ -195,15 +208,13 @@ class App:
                           member_ttl=s.admin_cache_ttl.total_seconds())
         reminders = Reminders(db, routes.on_call_at, clock, voice,
                               batch_over=s.remind_batch_over)
-        await reminders.schedule_missing(access.route_index_into)
+        self.reminders, self.access = reminders, access
         pipeline.timers.sweeps.append(reminders.sweep)
         pipeline.timers.sweeps.append(
             lambda: announce_ended_silences(silences, inquiries.say, s.tz, s.locale))
         pipeline.timers.sweeps.append(Pruner(db, Retention(
             resolved_incidents=s.retain_resolved_incidents, audit=s.retain_audit,
             delivered_outbox=s.retain_delivered_outbox, every=s.prune_interval), clock).sweep)
-        async with db.read() as conn:
-            beat = await repo.get_meta(conn, "heartbeat")
 
         self.dp = build_dispatcher(
             approvals=approvals, authz=authz, inquiries=inquiries,
@@ -218,27 +229,82 @@ class App:
             first_card_wait=s.first_card_wait,
         )
         readiness = Readiness(db, clock, reach, state, s.telegram_unreachable_after,
-                              s.outbox_stuck_after)
+                              s.outbox_stuck_after, role=lambda: leadership.role.value)
         self.inbox = Inbox(db, clock)
-        self.poller = Poller(bot, self.inbox, ALLOWED_UPDATES)
-        self.inbox_worker = InboxWorker(db, self.dp, bot, clock)
+        self.poller = Poller(bot, self.inbox, ALLOWED_UPDATES, lease_left=leadership.remaining)
+        self.inbox_worker = InboxWorker(db, self.dp, bot, clock, fence=leadership.holds)
         await self._start_web(ingest_ctx, db, metrics, readiness)
         await self._register_commands(db)
-        await pipeline.start()
-        if poll:
-            # What Telegram kept while we were away may be as old as the time since then.
-            await bot.delete_webhook(drop_pending_updates=False)
-            await self.poller.drain(queued_since=away_since(beat, clock()))
-            self.inbox_worker.start()
-            if s.telegram_webhook_url:
-                await bot.set_webhook(
-                    s.telegram_webhook_url, allowed_updates=ALLOWED_UPDATES,
-                    secret_token=s.telegram_webhook_secret.get_secret_value(),
-                )
-            else:
-                self._polling = asyncio.create_task(self._poll(self.poller), name="polling")
-        log.info("opsgate is up: alerts on http://%s:%s/alerts/alertmanager, chat %s",
-                 s.http_host, self.port, s.telegram_chat_id)
+        self._poll = poll
+        # The first look at the lease decides the role this process starts in (on SQLite:
+        # leader); from then on the lease's loop renews or retries and the role follows.
+        await leadership.step()
+        await self._follow_role()
+        leadership.start()
+        self._roles = asyncio.create_task(self._follow_roles(leadership), name="roles")
+        log.info("opsgate is up (%s): alerts on http://%s:%s/alerts/alertmanager, chat %s",
+                 leadership.role, s.http_host, self.port, s.telegram_chat_id)
+
+    async def _follow_roles(self, leadership: Leadership) -> None:
+        while True:
+            await leadership.changed.wait()
+            leadership.changed.clear()
+            try:
+                await self._follow_role()
+            except Exception:
+                log.exception("changing role failed; continuing")
+
+    async def _follow_role(self) -> None:
+        """Start the leader's work on becoming leader, stop it on stepping down (and both on
+        a new term: the recovery that comes with leading runs again)."""
+        assert self.leadership is not None
+        token = self.leadership.token
+        if self._term is not None and self._term != token:
+            await self._stand_by()
+        if token is not None and self._term is None:
+            try:
+                await self._lead(token)
+            except Exception as exc:
+                log.exception("could not start leading")
+                await self._stand_by()
+                self.leadership.step_down(f"could not start leading: {type(exc).__name__}")
+
+    async def _lead(self, token: int) -> None:
+        """Recovery, then every stage, then Telegram's updates: what the leader alone runs."""
+        assert self.db is not None and self.pipeline is not None and self.bot is not None
+        assert self.reminders is not None and self.access is not None
+        assert self.poller is not None and self.inbox_worker is not None
+        s, clock, bot = self.settings, self.clock, self.bot
+        self._term = token
+        await self.reminders.schedule_missing(self.access.route_index_into)
+        async with self.db.read() as conn:
+            beat = await repo.get_meta(conn, "heartbeat")  # the last leader's
+        await self.pipeline.start()
+        if not self._poll:
+            return
+        # What Telegram kept while nobody led may be as old as the time since then.
+        await bot.delete_webhook(drop_pending_updates=False)
+        self.poller.offset = None
+        await self.poller.drain(queued_since=away_since(beat, clock()))
+        self.inbox_worker.start()
+        if s.telegram_webhook_url:
+            await bot.set_webhook(
+                s.telegram_webhook_url, allowed_updates=ALLOWED_UPDATES,
+                secret_token=s.telegram_webhook_secret.get_secret_value(),
+            )
+        else:
+            self._polling = asyncio.create_task(self._poll_updates(self.poller), name="polling")
+
+    async def _stand_by(self) -> None:
+        """Stop the leader's work: polling, the handlers, every stage (each lets what is under
+        way finish within its bounded wait; fenced writes refuse what comes too late)."""
+        self._term = None
+        await _cancel(self._polling)
+        self._polling = None
+        if self.inbox_worker is not None:
+            await self.inbox_worker.stop()
+        if self.pipeline is not None:
+            await self.pipeline.stop()
 
     def _lock_database(self, path: str) -> None:
         """Before anything is opened: start-up takes over what the last run left (writes in
@@ -302,7 +368,7 @@ class App:
         sockets = self.runner.addresses
         self.port = sockets[0][1] if sockets else self.settings.http_port
 
-    async def _poll(self, poller: Poller) -> None:
+    async def _poll_updates(self, poller: Poller) -> None:
         try:
             await poller.run(self.clock)
         except asyncio.CancelledError:
@@ -314,17 +380,19 @@ class App:
         """Stop taking work, then let what is under way finish: a long poll is cut (what it
         brings is not confirmed), requests in progress are answered, handlers and the
         Telegram write on the wire finish (each within a bounded wait) and are recorded."""
-        if self._polling is not None:
-            self._polling.cancel()
-            await asyncio.gather(self._polling, return_exceptions=True)
-            self._polling = None
+        await _cancel(self._roles)
+        self._roles = None
+        if self.leadership is not None:
+            await self.leadership.stop()
+        await _cancel(self._polling)
+        self._polling = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-        if self.inbox_worker is not None:
-            await self.inbox_worker.stop()
-        if self.pipeline is not None:
-            await self.pipeline.stop()
+        await self._stand_by()
+        if self.leadership is not None and self.db is not None:
+            # Nothing of this process runs now: a standby may take over at once.
+            await self.leadership.release()
         if self.state is not None:
             await self.state.close()
         if self.db is not None:
@@ -334,6 +402,12 @@ class App:
             self._db_lock = None
         if self.bot is not None:
             await self.bot.session.close()
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def serve_until_signal(

@@ -28,6 +28,8 @@ def _split_list(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+OptionalDuration = Annotated[
+    timedelta | None, BeforeValidator(lambda v: None if v in ("", None) else parse_duration(v))]
 IntList = Annotated[list[int], NoDecode, BeforeValidator(_split_list)]
 StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
@@ -78,6 +80,10 @@ class Settings(LoggingSettings):
     database_path: str = "data/opsgate.db"
     database_busy_timeout: Duration = timedelta(seconds=5)
     redis_url: str = ""
+
+    # Replicas: the leader lease (one process on SQLite always holds it)
+    leader_lease: Duration = timedelta(seconds=10)
+    leader_renew: OptionalDuration = None  # None: a third of LEADER_LEASE
 
     # Readiness (/readyz): how long before these count as degraded
     telegram_unreachable_after: Duration = timedelta(minutes=2)
@@ -180,6 +186,20 @@ class Settings(LoggingSettings):
                 f"TELEGRAM_GROUP_RATE={self.telegram_group_rate} for new cards; "
                 f"use less than {group}")
         return self
+
+    @model_validator(mode="after")
+    def _renewal_inside_lease(self) -> Settings:
+        if self.leader_lease < timedelta(seconds=1):
+            raise ValueError(f"LEADER_LEASE={self.leader_lease} is too short; use at least 1s")
+        if not timedelta(0) < self.leader_renew_every < self.leader_lease:
+            raise ValueError(
+                f"LEADER_RENEW={self.leader_renew} must be longer than 0 and shorter than "
+                f"LEADER_LEASE={self.leader_lease} (default: a third of it)")
+        return self
+
+    @property
+    def leader_renew_every(self) -> timedelta:
+        return self.leader_renew if self.leader_renew is not None else self.leader_lease / 3
 
     @field_validator("retain_resolved_incidents", "retain_audit", "retain_delivered_outbox")
     @classmethod

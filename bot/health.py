@@ -33,7 +33,7 @@ class Readiness:
     state: StateHealth
     telegram_after: timedelta
     outbox_after: timedelta
-    # Replicas will take the role from the leader lease; one process is always the leader.
+    # The role in the leader lease (bot.leadership); one process on SQLite always leads.
     role: Callable[[], str] = field(default=lambda: LEADER)
 
     async def degraded(self) -> dict[str, str]:
@@ -72,5 +72,5 @@ class Readiness:
                      "degraded": degraded}
 
     async def metrics_text(self, metrics: Metrics) -> bytes:
-        await metrics.refresh(self.db, self.clock(), await self.degraded())
+        await metrics.refresh(self.db, self.clock(), await self.degraded(), self.role())
         return metrics.render()

@@ -44,6 +44,7 @@ DELIVERY_RESULTS = (
 )
 EXECUTOR_RESULTS = ("succeeded", "failed", "error")
 READY_REASONS = ("telegram", "outbox", "redis", "standby")
+ROLES = ("leader", "standby")
 
 Family = TypeVar("Family", bound=MetricWrapperBase)
 
@@ -106,6 +107,10 @@ class Metrics:
         self.degraded = self._gauge(
             "opsgate_ready_degraded", "1 while /readyz reports this reason as degraded.",
             reason=READY_REASONS)
+        self.role = self._gauge(
+            "opsgate_role", "1 for this process's role in the leader lease (leader: it polls "
+            "Telegram, delivers, executes; standby: it stores alerts and waits), 0 for the "
+            "other.", role=ROLES)
 
     def _counter(self, name: str, doc: str, **known: Sequence[str]) -> Counter:
         """A counter labelled by the keywords' names, every combination of their values
@@ -126,8 +131,10 @@ class Metrics:
         """One series' current value (0 if absent): for tests and the benchmark."""
         return self.registry.get_sample_value(name, labels) or 0.0
 
-    async def refresh(self, db: Database, now: datetime, degraded: Iterable[str]) -> None:
-        """Set the gauges of stored state from the database, and the degraded reasons."""
+    async def refresh(self, db: Database, now: datetime, degraded: Iterable[str],
+                      role: str = "leader") -> None:
+        """Set the gauges of stored state from the database, the degraded reasons and the
+        role."""
         async with db.read() as conn:
             rows = await outbox.counts(conn)
             oldest = await outbox.oldest_unsent_at(conn)
@@ -140,6 +147,8 @@ class Metrics:
         reasons = set(degraded)
         for reason in READY_REASONS:
             self.degraded.labels(reason).set(1 if reason in reasons else 0)
+        for known in ROLES:
+            self.role.labels(known).set(1 if known == role else 0)
 
     def _set_all(self, family: Gauge, counts: dict[str, int]) -> None:
         """Every value shown so far (0 when the database has none now), plus new ones."""

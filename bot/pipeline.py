@@ -27,6 +27,7 @@ from bot.incidents.timers import Sweep, Timers
 from bot.metrics import Metrics
 from bot.telegram.delivery import DeliveryWorker
 from storage.db import Database
+from storage.repo.lease import Fence
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Pipeline:
     execution: ExecutionRunner
     timers: Timers
     delivery: DeliveryWorker
+    fence: Fence | None = None
 
     @classmethod
     def connect(
@@ -56,6 +58,7 @@ class Pipeline:
         sweeps: list[Sweep] | None = None,
         metrics: Metrics | None = None,
         analysis_concurrency: int = CONCURRENCY,
+        fence: Fence | None = None,
     ) -> Pipeline:
         return cls(
             db, clock, voice,
@@ -63,14 +66,16 @@ class Pipeline:
                                     critical_approvals=critical_approvals,
                                     auto_approver=auto_approver,
                                     concurrency=analysis_concurrency),
-            execution=ExecutionRunner(db, executor, clock, voice, playbooks, metrics),
+            execution=ExecutionRunner(db, executor, clock, voice, playbooks, metrics, fence),
             timers=Timers(db, clock, voice, approval_timeout, sweeps),
             delivery=delivery,
+            fence=fence,
         )
 
     async def start(self) -> None:
-        # What a crash left behind is made safe before any stage looks at it.
-        await recovery.recover(self.db, self.clock, self.voice)
+        """At becoming leader (at start-up on SQLite). What a crash or the last leader left
+        behind is made safe before any stage looks at it."""
+        await recovery.recover(self.db, self.clock, self.voice, self.fence)
         self.delivery.start()
         self.analysis.start()
         self.execution.start()

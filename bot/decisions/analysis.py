@@ -69,6 +69,7 @@ class AnalysisWorker:
         self._full_read_at = 0.0
 
     def start(self) -> None:
+        self._full_read_at = 0.0  # (again, after stepping down) everything waiting is looked at
         self._stage.start()
 
     async def stop(self) -> None:

@@ -1,8 +1,9 @@
 """Execution: every approved decision runs, at most once.
 
 Taking a decision is the compare-and-set approved -> executing, so of two
-runners (two processes on one database) only one runs it. A decision left
-`executing` by a crash is never run again (bot.incidents.recovery).
+runners (two processes on one database) only one runs it, and only while its
+process holds the leader lease (the fence, checked in the same transaction). A
+decision left `executing` by a crash is never run again (bot.incidents.recovery).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bot.metrics import Metrics
 from bot.models import Action, Decision, DecisionState
 from storage import outbox, repo
 from storage.db import Database, Wake
+from storage.repo.lease import Fence
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,10 @@ class ExecutionRunner:
         voice: Voice,
         playbooks: PlaybookStats | None = None,
         metrics: Metrics | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.db = db
+        self.fence = fence
         self.metrics = metrics or Metrics()
         self.executor = executor
         self.clock = clock
@@ -80,6 +84,8 @@ class ExecutionRunner:
 
     async def _execute(self, decision_id: int) -> bool:
         async with self.db.write() as conn:
+            if self.fence is not None and not await self.fence(conn):
+                return False  # not the leader (any more): the leader runs it
             decision = await transition(conn, decision_id, Event.START, self.clock(), self.voice)
         if decision is None:
             return False

@@ -1,4 +1,6 @@
-"""At start-up, before any worker runs: make what a crash left behind safe.
+"""When a process becomes leader, before any of its workers runs: make what a crash (or the
+last leader, which died or lost its lease) left behind safe. Never on a standby: what
+looks left behind there may be the leader's work under way.
 
 An execution cut short becomes failed with "outcome unknown" and is never run
 again (side effects at most once). An incident accepted without its card gets
@@ -18,15 +20,19 @@ from bot.incidents.states import Event, transition
 from bot.models import DecisionState
 from storage import repo
 from storage.db import Database
+from storage.repo.lease import Fence
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_OUTCOME = {"ok": False, "error": "outcome unknown — check manually", "unknown": True}
 
 
-async def recover(db: Database, clock: Callable[[], datetime], voice: Voice) -> None:
+async def recover(db: Database, clock: Callable[[], datetime], voice: Voice,
+                  fence: Fence | None = None) -> None:
     now = clock()
     async with db.write() as conn:
+        if fence is not None and not await fence(conn):
+            return  # the lease was lost already: the next leader recovers
         for decision in await repo.decisions_in_state(conn, DecisionState.EXECUTING):
             if await transition(
                 conn, decision.id, Event.OUTCOME_UNKNOWN, now, voice,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot
@@ -40,8 +41,30 @@ class KeptAnswerTypes(BaseRequestMiddleware):
         return await make_request(bot, method)
 
 
-def build_bot(settings: Settings, observe: ObservedSession | None = None) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+# Called with the method's name right before a call goes out; raises to refuse it.
+Gate = Callable[[str], None]
+
+
+class GatedSession(AiohttpSession):
+    """The HTTP session, with one check just before every request goes on the wire (after
+    every middleware, so a wait for pacing cannot carry a call past it): the leader's lease
+    (bot.leadership), so a process that no longer leads sends nothing, polls nothing and
+    answers no press."""
+
+    def __init__(self, gate: Gate | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate = gate
+
+    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType],
+                           timeout: int | None = None) -> TelegramType:  # noqa: ASYNC109
+        if self.gate is not None:
+            self.gate(method.__api_method__)
+        return await super().make_request(bot, method, timeout)
+
+
+def build_bot(settings: Settings, observe: ObservedSession | None = None,
+              gate: Gate | None = None) -> Bot:
+    session = GatedSession(gate, api=TelegramAPIServer.from_base(settings.telegram_api_base))
     session.middleware(KeptAnswerTypes())
     if observe is not None:
         session.middleware(observe)

@@ -23,6 +23,7 @@ from aiogram.exceptions import (
 )
 
 from bot import faults, logs
+from bot.leadership import NotLeader
 from bot.metrics import Metrics
 from bot.polling import wait_for_wake
 from bot.telegram import sending
@@ -32,6 +33,8 @@ from bot.telegram.pacing import PacedSession, Pacer
 from bot.telegram.storm import DigestRenderer, DigestSync, Storm
 from storage import outbox
 from storage.db import Database, StorageUnavailable, Wake
+from storage.repo.lease import Fence
+from storage.repo.sql import Conn
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,10 @@ class DeliveryWorker:
         metrics: Metrics | None = None,
         storm: Storm | None = None,
         render_digest: DigestRenderer | None = None,
+        fence: Fence | None = None,
     ) -> None:
+        # Checked in the transaction of every claim: only the leader's claims stick.
+        self.fence = fence
         self.pacer = pacer
         if pacer is not None:
             bot.session.middleware(PacedSession(pacer))
@@ -113,11 +119,19 @@ class DeliveryWorker:
             log.warning("delivery: stopped while %s was on the wire; it goes again at the "
                         "next start (it may be shown twice)", _what(item))
             async with self.db.write() as conn:
-                await outbox.release(conn, item.id, "stopped while the call was on the wire")
+                # A process that lost the lease leaves it to the new leader's recovery.
+                if await self._fenced(conn):
+                    await outbox.release(conn, item.id,
+                                         "stopped while the call was on the wire")
+
+    async def _fenced(self, conn: Conn) -> bool:
+        return self.fence is None or await self.fence(conn)
 
     async def _run(self) -> None:
+        # This worker runs only while its process leads: what the last leader (or this
+        # process, before it stepped down) left 'sending' goes again.
         async with self.db.write() as conn:
-            released = await outbox.release_stuck(conn)
+            released = await outbox.release_stuck(conn) if await self._fenced(conn) else 0
         if released:
             log.warning("delivery: %d writes were in flight when the last run died; sending "
                         "again (a message among them may be shown twice)", released)
@@ -174,12 +188,21 @@ class DeliveryWorker:
                 self._skipped_until = min(self._skipped_until or until, until)
                 continue
             async with self.db.write(urgent=True) as conn:
+                if not await self._fenced(conn):
+                    break  # not the leader (any more): claim nothing
                 if not await outbox.claim(conn, item.id):
                     continue
             self._on_wire = item  # 'sending' is committed before the call goes out
             worked = True
             try:
+                faults.point("delivery.claimed")
                 await self._process(item)
+            except NotLeader:
+                # The lease ran out between the claim and the call: the row stays 'sending'
+                # for the recovery of whoever leads next (this process too, later).
+                log.warning("delivery: %s not sent: this process no longer leads",
+                            _what(item))
+                return False
             finally:
                 self._on_wire = None
             if self._wake.is_set():

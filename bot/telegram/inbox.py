@@ -28,9 +28,12 @@ from aiogram.types import Update
 from pydantic import ValidationError
 
 from bot import faults
+from bot.leadership import NotLeader
 from bot.polling import wait_for_wake
 from storage import inbox
 from storage.db import CommitWith, Database, StorageUnavailable, Wake, committing_with
+from storage.repo.lease import Fence
+from storage.repo.sql import Conn
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +92,23 @@ class Poller:
     """Long polling: a batch is recorded before the call that confirms it is made."""
 
     def __init__(self, bot: Bot, box: Inbox, allowed_updates: list[str],
-                 timeout: int = POLL_TIMEOUT) -> None:
+                 timeout: int = POLL_TIMEOUT,
+                 lease_left: Callable[[], float] | None = None) -> None:
         self.bot = bot
         self.inbox = box
         self.allowed_updates = allowed_updates
         self.timeout = timeout
+        # Seconds before the leader's local deadline: a long poll ends before it, so the
+        # next leader's first getUpdates never meets this one's (Telegram answers 409).
+        self.lease_left = lease_left
         # None at start: Telegram then sends every update not yet confirmed, including any
         # this process recorded but could not confirm before it stopped.
         self.offset: int | None = None
 
     async def _fetch(self, wait: int) -> list[dict[str, Any]]:
         """One getUpdates call; `wait`: seconds Telegram may hold it open for updates."""
+        if self.lease_left is not None:
+            wait = max(0, min(wait, int(self.lease_left())))
         return await self.bot(
             GetRawUpdates(offset=self.offset, timeout=wait,
                           allowed_updates=self.allowed_updates),
@@ -137,6 +146,10 @@ class Poller:
                 log.error("polling: getUpdates failed (%s: %s)", type(exc).__name__, exc)
             else:
                 failures = 0
+                if raw or self.lease_left is None or self.lease_left() >= 1:
+                    continue
+                # Under a second of lease left: the next renewal gives a long poll room.
+                await asyncio.sleep(0.2)
                 continue
             await asyncio.sleep(min(5.0, 0.25 * 2 ** min(failures, 5)))
 
@@ -146,8 +159,11 @@ class InboxWorker:
     each done (or failed, when its handler raised) after its handler returned."""
 
     def __init__(self, db: Database, dp: Dispatcher, bot: Bot, clock: Callable[[], datetime],
-                 *, concurrency: int = CONCURRENCY) -> None:
+                 *, concurrency: int = CONCURRENCY, fence: Fence | None = None) -> None:
         self.db = db
+        # Checked where an update is marked handled: one that a process which lost the lease
+        # was handling stays pending, for the leader.
+        self.fence = fence
         self.dp = dp
         self.bot = bot
         self.clock = clock
@@ -207,9 +223,15 @@ class InboxWorker:
             # Marked done in the handler's first write transaction, so the change a press
             # makes and "handled" commit together; a handler that wrote nothing (or raised)
             # is marked after it returned.
-            along = CommitWith(lambda conn: inbox.mark_done(conn, row.update_id, self.clock()))
-            with committing_with(along):
-                error = await self._feed(row)
+            along = CommitWith(lambda conn: self._mark_done(conn, row.update_id))
+            try:
+                with committing_with(along):
+                    error = await self._feed(row)
+            except NotLeader as exc:
+                if not along.committed:
+                    log.warning("inbox: update %s left for the leader (%s)", row.update_id, exc)
+                    return
+                error = None  # handled and marked; only its answer could not go out
             faults.point("inbox.handled")
             if error is not None or not along.committed:
                 await self._settle(row.update_id, error)
@@ -219,6 +241,11 @@ class InboxWorker:
         finally:
             self._in_flight.pop(row.update_id, None)
             self._wake.set()  # room for the next one
+
+    async def _mark_done(self, conn: Conn, update_id: int) -> None:
+        if self.fence is not None and not await self.fence(conn):
+            raise NotLeader("the lease was lost while the update was handled")
+        await inbox.mark_done(conn, update_id, self.clock())
 
     async def _feed(self, row: inbox.InboxRow) -> str | None:
         """Run the update's handlers; the error that made it fail, or None. A handler that
@@ -232,6 +259,8 @@ class InboxWorker:
             return f"not an update: {exc}"
         try:
             await self.dp.feed_update(self.bot, update, update_age=self.clock() - row.queued_since)
+        except NotLeader:
+            raise
         except Exception as exc:
             log.exception("inbox: handling update %s failed", row.update_id)
             return f"{type(exc).__name__}: {exc}"
@@ -245,6 +274,8 @@ class InboxWorker:
             try:
                 async with self.db.write() as conn:
                     now = self.clock()
+                    if self.fence is not None and not await self.fence(conn):
+                        return  # left pending for the leader
                     if error is None:
                         await inbox.mark_done(conn, update_id, now)
                     else:

@@ -23,6 +23,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods.base import TelegramType
 
+from bot.leadership import NotLeader
 from bot.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -98,6 +99,9 @@ class ObservedSession(BaseRequestMiddleware):
             raise
         except TelegramAPIError:
             result = "refused"
+            raise
+        except NotLeader:
+            result = ""  # never sent: this process does not lead
             raise
         except asyncio.CancelledError:
             result = ""  # stopped (a long poll at shutdown): neither an answer nor a failure
