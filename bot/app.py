@@ -134,7 +134,7 @@ class App:
                                     "point DATABASE_PATH at a writable file")) from exc
         self.db = db
         leadership = Leadership(db, lease_for=s.leader_lease.total_seconds(),
-                                renew_every=s.leader_renew_every.total_seconds())
+                                renew_every=s.leader_renew_every.total_seconds(), local=True)
         self.leadership = leadership
         state = build_state(s.redis_url)
         self.state = state

@@ -50,6 +50,22 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def gone(holder: str) -> bool:
+    """Whether `holder` was a process of this host that no longer exists (a pid that exists
+    may be another process's now: that says nothing, and the lease is left to expire)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, someone else's
+    return False
+
+
 class Leadership:
     def __init__(
         self,
@@ -60,6 +76,7 @@ class Leadership:
         holder: str | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        local: bool = False,
     ) -> None:
         if not 0 < renew_every < lease_for:
             raise ValueError("the renewal interval must be shorter than the lease")
@@ -69,6 +86,9 @@ class Leadership:
         # What the deadline keeps back: a call in flight, clocks a little apart.
         self.margin = lease_for / 5
         self.holder = holder or holder_id()
+        # A database only processes of this host can open (SQLite): a lease left by a process
+        # of this host that is gone (killed) is taken at once, not after its expiry.
+        self.local = local
         self.clock = clock
         self.monotonic = monotonic
         self.token: int | None = None
@@ -122,7 +142,10 @@ class Leadership:
         sent = self.monotonic()
         try:
             async with self.db.write(urgent=True) as conn:
-                token = await lease.acquire(conn, self.holder, self.clock(), self.lease_for)
+                seen = await lease.current(conn) if self.local else None
+                dead = seen.holder if seen is not None and gone(seen.holder) else None
+                token = await lease.acquire(conn, self.holder, self.clock(), self.lease_for,
+                                            from_holder=dead)
                 seen = None if token is not None else await lease.current(conn)
         except Exception as exc:
             self._say(f"cannot take the lease: {type(exc).__name__}: {exc}", logging.ERROR)
@@ -134,7 +157,10 @@ class Leadership:
         self.token = token
         self._deadline = sent + self.lease_for - self.margin
         self._quiet_about = None
-        log.info("became leader (token %d)", token)
+        if dead is not None and dead != self.holder:
+            log.info("became leader (token %d): %s, which held the lease, is gone", token, dead)
+        else:
+            log.info("became leader (token %d)", token)
         self.changed.set()
 
     async def _renew(self) -> None:
@@ -197,7 +223,7 @@ class Leadership:
             log.warning("stepped down: stopping (the lease could not be released, it "
                         "expires by itself: %s)", exc)
             return
-        log.info("stepped down: stopping (lease released)")
+        log.info("stepped down: stopping (the lease is given up)")
         self.changed.set()
 
     def _say(self, what: str, level: int = logging.INFO) -> None:

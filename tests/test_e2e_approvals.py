@@ -12,7 +12,7 @@ import pytest
 from aiogram.types import Update
 from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness
 
-from bot.models import DecisionState
+from bot.models import Actor, DecisionState
 from sandbox.emulator import wait_for
 from storage import repo
 
@@ -317,21 +317,30 @@ async def _race(start_app: AppFactory, tmp_path: Path, rules: str | None) -> Non
     a = await start_app(**extra)
     inc, card = await pending_card(a)
     await a.app.stop()
-    # Two instances, each with its own connections and lock, on one database file.
-    # Neither polls: the test hands each press to one of them, all at once.
+    # Two instances, each with its own connections and lock, on one database file. The
+    # second stands by (the first holds the leader lease): it never handles Telegram's
+    # updates, but its writes race the leader's all the same, so half of the presses go
+    # through its approval service while the leader's handlers take the other half.
     a = await start_app(poll=False, **extra)
     b = await start_app(poll=False, **extra)
+    assert b.app.leadership is not None and b.app.leadership.token is None
+    decision_id = (await a.decision(inc)).id
     data = a.button(card, "Approve")
-    for i in range(20):
+    for i in range(10):
         a.em.press_button(CHAT, card["message_id"], data, ALICE if i % 2 else BOB)
-    updates = a.em.pending_updates()[-20:]
-    assert len(updates) == 20
+    updates = a.em.pending_updates()[-10:]
+    assert len(updates) == 10
 
-    async def feed(h: Harness, update: dict) -> None:
-        assert h.app.dp is not None and h.app.bot is not None
-        await h.app.dp.feed_update(h.app.bot, Update.model_validate(update))
+    async def feed(update: dict) -> None:
+        assert a.app.dp is not None and a.app.bot is not None
+        await a.app.dp.feed_update(a.app.bot, Update.model_validate(update))
 
-    await asyncio.gather(*(feed(a if i % 2 else b, u) for i, u in enumerate(updates)))
+    async def approve(i: int) -> None:
+        who = ALICE if i % 2 else BOB
+        await b.approvals.approve(Actor(user_id=who["id"], name=who["username"], chat_id=CHAT),
+                                  inc, decision_id)
+
+    await asyncio.gather(*(feed(u) for u in updates), *(approve(i) for i in range(10)))
     await a.settled()
     await b.settled()
     rows = await a.audit(inc)

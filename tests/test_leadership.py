@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +212,27 @@ async def test_a_release_lets_a_standby_take_over_at_once(two: Two) -> None:
     assert two.a.role is Role.STANDBY
     await two.b.step()
     assert two.b.token == 2
+
+
+async def test_a_lease_left_by_a_killed_process_of_this_host_is_taken_at_once(
+        two: Two, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "bot.leadership")
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await child.wait()
+    dead = f"{socket.gethostname()}:{child.pid}:dead"
+    alive = f"{socket.gethostname()}:{os.getpid()}:live"
+    for holder, local, leads in ((alive, True, False), (dead, False, False), (dead, True, True)):
+        async with two.dbs[0].write() as conn:
+            await conn.execute("DELETE FROM leader_lease")
+            await conn.execute(
+                "INSERT INTO leader_lease (name, holder, token, expires_at) VALUES (?,?,?,?)",
+                ("leader", holder, 5, two.a.clock() + LEASE))
+        who = Two.leadership(two.dbs[1], "host-b:2:bbbb", Clock(two.now))
+        who.local = local
+        await who.step()
+        assert who.leads() is leads, (holder, local)
+    assert role_lines(caplog) == [f"became leader (token 6): {dead}, which held the lease, "
+                                  "is gone"]
 
 
 async def test_a_stale_token_claims_no_outbox_row(tmp_path: Path) -> None:

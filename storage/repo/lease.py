@@ -37,9 +37,10 @@ async def current(conn: Conn, name: str = LEADER) -> Lease | None:
 
 
 async def acquire(conn: Conn, holder: str, now: float, length: float,
-                  name: str = LEADER) -> int | None:
-    """Take the lease if nobody holds it, it expired, or `holder` has it already; the new
-    token, or None when another holder's lease runs."""
+                  name: str = LEADER, *, from_holder: str | None = None) -> int | None:
+    """Take the lease if nobody holds it, it expired, or `holder` has it already (or it is
+    `from_holder`'s, known to be dead); the new token, or None when another holder's lease
+    runs."""
     seen = await current(conn, name)
     expires = now + length
     if seen is None:
@@ -49,7 +50,7 @@ async def acquire(conn: Conn, holder: str, now: float, length: float,
             (name, holder, expires),
         )
         return 1 if cur.rowcount == 1 else None
-    if seen.expires_at > now and seen.holder != holder:
+    if seen.expires_at > now and seen.holder not in (holder, from_holder):
         return None
     cur = await conn.execute(
         """UPDATE leader_lease SET holder = ?, token = token + 1, expires_at = ?
