@@ -3,7 +3,8 @@ pacing off, a storm into one supergroup with Telegram's flood control on, and th
 memory with the storm's alerts open.
 
     ./dev bench storm [--quick] [--alerts N] [--groups G] [--per-group K] [--speed S]
-                      [--cap SECONDS] [--only latency|storm]
+                      [--cap SECONDS] [--backlog B] [--load-seconds T]
+                      [--only latency|storm|starvation]
 
 `python -m bot run` runs as its own process on a fresh SQLite file (so its RSS is its
 own), against the project's Telegram emulator served over HTTP from this process, which
@@ -20,10 +21,16 @@ b) G groups of K alerts (default 100 x 100) posted at once (8 senders) into one
    for the chat, once per group window an Ack press (-> answerCallbackQuery, -> the card
    edit) and a /whoami (-> its answer).
 c) the bot's RSS with the storm's alerts open (and at start, for comparison).
+d) delivery's send rate while webhooks arrive, against its rate with none (pacing off):
+   B new cards (default 300) queued while the emulator holds sendMessage and analysed,
+   then let go, idle or while wrk (an aiohttp client without it) posts 1-alert payloads
+   into one growing group from 1 or 8 senders for T seconds (default 5); idle before and
+   after, the ratios against their median.
 
 `--speed S` divides every period of the limits (the emulator's and the bot's pacing, and
 STORM_BACKLOG) by S, so a storm's minutes take seconds; times that pacing sets are then
-also shown multiplied back by S. `--quick` is a smoke run: 200 alerts, 20 x 20, speed 10.
+also shown multiplied back by S. `--quick` is a smoke run: 200 alerts, 20 x 20, speed 10,
+a backlog of 100 and 3 s of load.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import contextlib
 import copy
 import json
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -47,6 +55,7 @@ from typing import Any, cast
 import aiohttp
 
 from benchmarks.common import ALICE, BOB, CHAT, SAMPLE
+from benchmarks.ingest_throughput import Load, client_load, wrk_load
 from sandbox.emulator import FloodLimits, wait_for
 from sandbox.server import RunningEmulator, start_emulator
 
@@ -473,6 +482,90 @@ def waited(out: Results, measure: str, waits: list[float], target: float, speed:
             + (f"; {note}" if note else ""))
 
 
+def backlog_sent(emu: RunningEmulator, first: int, n: int, since: float) -> list[float]:
+    """When the first cards of groups first..first+n-1 went out (accepted sendMessage)."""
+    sent: dict[int, float] = {}
+    for c in emu.emulator.calls("sendMessage"):
+        m = GROUP_NAME.search(str(c["params"].get("text", ""))) if c["ok"] else None
+        if m and first <= int(m.group(1)) < first + n and c["at"] >= since:
+            sent.setdefault(int(m.group(1)), c["at"])
+    return sorted(sent.values())
+
+
+def unsent_cards(bot: BotProcess) -> int:
+    return int(bot.rows("SELECT COUNT(*) FROM outbox WHERE kind = 'card' "
+                        "AND state IN ('pending', 'sending')")[0][0])
+
+
+def quiet(bot: BotProcess) -> bool:
+    """Nothing left to analyse or to send."""
+    return not int(bot.rows(
+        "SELECT (SELECT COUNT(*) FROM decisions WHERE state = 'analyzing') + "
+        "(SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending'))")[0][0])
+
+
+async def starvation(backlog: int, seconds: float, out: Results,
+                     phases: tuple[int, ...] = (0, 1, 8, 0)) -> None:
+    """(d): delivery's send rate while webhooks arrive, against its rate with none, pacing
+    off. Each phase (its senders; idle before and after, for the machine's drift) queues
+    `backlog` new cards while the emulator holds sendMessage, waits until their analysis is
+    done, then lets delivery go, with no load or with wrk senders posting 1-alert payloads of
+    new alerts into one growing group (their card edits wait in a lower lane than the
+    backlog's new cards, so they do not count)."""
+    env = {"TELEGRAM_PACING": "false", "FIRST_CARD_WAIT": "0"}
+    use_wrk = shutil.which("wrk") is not None
+    load = wrk_load if use_wrk else client_load
+    rates: list[tuple[int, float, Load | None]] = []
+    async with bot_against_emulator(env) as (bot, emu):
+        em = emu.emulator
+        async with aiohttp.ClientSession() as http:
+            for no, senders in enumerate(phases):
+                first = 10_000 + no * backlog
+                em.hold("sendMessage")
+                for g in range(first, first + backlog):
+                    status = await post(http, bot, json.dumps(group_payload(g)).encode())
+                    assert status == 200, status
+                await wait_for(lambda: int(bot.rows(
+                    "SELECT COUNT(*) FROM decisions WHERE state = 'analyzing'")[0][0]) == 0,
+                    120, interval=0.2)
+                got: Load | None = None
+                loading = None
+                if senders:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        loading = asyncio.create_task(load(
+                            bot.port, f"load{no}", 1, "grow", senders, seconds, Path(tmp)))
+                        await asyncio.sleep(0.5)  # the load is on before delivery goes
+                        released = time.time()
+                        em.release("sendMessage")
+                        got = await loading
+                else:
+                    released = time.time()
+                    em.release("sendMessage")
+                    # Polls the bot's file, not the emulator's calls (copying those would
+                    # take the emulator's process from it while it answers delivery).
+                    with contextlib.suppress(TimeoutError):
+                        await wait_for(lambda: unsent_cards(bot) == 0, seconds, interval=0.1)
+                ended = time.time()
+                times = backlog_sent(emu, first, backlog, released)
+                # Over the drain, or over the load when the backlog outlasted it.
+                until = times[-1] if len(times) == backlog and times[-1] <= ended else ended
+                sent = sum(1 for t in times if t <= until)
+                rates.append((senders, sent / (until - released), got))
+                await wait_for(lambda: quiet(bot), 300, interval=0.2)
+    idle = statistics.median([r for s, r, _ in rates if s == 0])
+    out.lines.append(
+        f"d) delivery's send rate with webhooks arriving, pacing off: {backlog} new cards "
+        f"queued and analysed, then sent while {'wrk' if use_wrk else 'an aiohttp client'} "
+        f"posts 1-alert payloads into one growing group for {seconds:g} s; idle rates "
+        + ", ".join(f"{r:.0f}/s" for s, r, _ in rates if s == 0))
+    out.add("d) delivery, idle", f"{idle:.0f} cards/s", "", None, "median of the idle phases")
+    for senders, rate, got in rates:
+        if senders:
+            ingest = f"; ingest {got.ok / got.seconds:.0f} POST/s" if got else ""
+            out.add(f"d) delivery, {senders} sender{'s' if senders > 1 else ''}",
+                    f"{rate:.0f} cards/s", "", None, f"{rate / idle:.2f}x idle{ingest}")
+
+
 def table(out: Results) -> Iterator[str]:
     yield from out.lines
     head = ("measure", "measured", "target", "met", "note")
@@ -493,7 +586,9 @@ async def main() -> None:
     parser.add_argument("--per-group", type=int, help="(b) alerts per group (100)")
     parser.add_argument("--speed", type=float, help="(b) divide the limits' periods (1)")
     parser.add_argument("--cap", type=float, help="(b) give up after this many seconds (900)")
-    parser.add_argument("--only", choices=("latency", "storm"))
+    parser.add_argument("--backlog", type=int, help="(d) cards queued per phase (300)")
+    parser.add_argument("--load-seconds", type=float, help="(d) seconds of load per phase (5)")
+    parser.add_argument("--only", choices=("latency", "storm", "starvation"))
     args = parser.parse_args()
     quick = args.quick
     alerts = args.alerts or (200 if quick else 1000)
@@ -502,10 +597,13 @@ async def main() -> None:
     speed = args.speed or (10.0 if quick else 1.0)
     cap = args.cap or (120.0 if quick else 900.0)
     out = Results()
-    if args.only != "storm":
+    if args.only in (None, "latency"):
         await latency(alerts, out)
-    if args.only != "latency":
+    if args.only in (None, "storm"):
         await storm(groups, per_group, speed, cap, out)
+    if args.only in (None, "starvation"):
+        await starvation(args.backlog or (100 if quick else 300),
+                         args.load_seconds or (3.0 if quick else 5.0), out)
     print("\n".join(table(out)))
 
 
