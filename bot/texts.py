@@ -140,6 +140,8 @@ def _build_env() -> Environment:
         lstrip_blocks=True,
         undefined=StrictUndefined,
         keep_trailing_newline=False,
+        # The templates ship with the program: no stat of the file on every render.
+        auto_reload=False,
     )
     env.filters.update(
         clip=clip,
@@ -241,6 +243,7 @@ def toast(key: str, /, locale: str = DEFAULT_LOCALE, **ctx: Any) -> str:
     return text if len(text) <= TOAST_MAX else text[: TOAST_MAX - 1] + "…"
 
 
+@cache  # a label is the same every time (a card's keyboard asks for several per render)
 def button(key: str, /, locale: str = DEFAULT_LOCALE) -> str:
     """Inline button label, e.g. '✅ Approve'. Plain text: buttons are not parsed."""
     return html.unescape(_macro("buttons.html", "label", locale, {"key": key}))

@@ -192,6 +192,7 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._slow_reader: aiosqlite.Connection | None = None
+        self._inline_reader: _Writer | None = None
         self._turns = _WriteTurns()
         self._marked: set[Wake] = set()
         self.commits = 0  # write transactions committed (tests count batching with it)
@@ -216,6 +217,11 @@ class Database:
         await self._migrate(self._writer)
         self._reader = await self._connect()
         self._slow_reader = await self._connect()
+        inline = _Writer(lambda: sqlite3.connect(path, isolation_level=None,
+                                                 check_same_thread=False), 64)
+        await self._connect(inline)
+        inline.inline = True  # from now on never a trip to its thread
+        self._inline_reader = inline
 
     async def _connect(self, conn: aiosqlite.Connection | None = None) -> aiosqlite.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
@@ -247,10 +253,12 @@ class Database:
                 raise
 
     async def close(self) -> None:
-        for conn in (self._slow_reader, self._reader, self._writer):
+        if self._inline_reader is not None:
+            self._inline_reader.inline = False  # closes on its own thread
+        for conn in (self._inline_reader, self._slow_reader, self._reader, self._writer):
             if conn is not None:
                 await conn.close()
-        self._slow_reader = self._reader = self._writer = None
+        self._inline_reader = self._slow_reader = self._reader = self._writer = None
 
     def writers_waiting(self) -> int:
         """Write transactions waiting for their turn."""
@@ -300,12 +308,19 @@ class Database:
             self._turns.release()
 
     @asynccontextmanager
-    async def read(self, *, slow: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+    async def read(self, *, slow: bool = False, inline: bool = False
+                   ) -> AsyncIterator[aiosqlite.Connection]:
         """A connection for reads. WAL lets it see the last committed state. A connection
         runs one statement at a time, so `slow` reads (a search over every past incident)
         have one of their own: the reads a card, a press or a command waits for never
-        queue behind them."""
-        yield self._require(self._slow_reader if slow else self._reader)
+        queue behind them. `inline` reads run on the caller's thread, like the statements
+        of a write transaction: no trip to a connection's thread, which under load waits a
+        turn of the event loop per query; only for reads of a few rows by key (the loop
+        waits for them)."""
+        if inline:
+            yield self._require(self._inline_reader)
+        else:
+            yield self._require(self._slow_reader if slow else self._reader)
 
     @staticmethod
     def _require(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:

@@ -1,6 +1,6 @@
 """What a card's way to Telegram costs, counted: the answer types the Bot API client
-builds, the trips a query makes to its connection's thread, and the reads a slow search
-could hold up."""
+builds, the trips a query makes to its connection's thread (none for a card's own reads),
+and the reads a slow search could hold up."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from typing import Any
 
 import aiosqlite
 import pytest
+from factories import UTC_TZ, make_incident
 from harness import CHAT, settings_for
 from pydantic._internal import _generics
 
+from bot.telegram.card_loading import card_renderer
 from bot.telegram.client import build_bot
 from sandbox.server import RunningEmulator
+from storage import repo
 from storage.db import Database
 from storage.repo.sql import fetch_all, fetch_one
 
@@ -44,17 +47,24 @@ async def test_an_answer_type_is_built_once_not_after_every_collection(
     assert built[first:] == []
 
 
-async def test_a_query_is_one_trip_to_the_connection_thread(
-        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def count_trips(monkeypatch: pytest.MonkeyPatch) -> list[Callable[..., Any]]:
+    """Every call sent to a connection's own thread from now on."""
     trips: list[Callable[..., Any]] = []
-    original = aiosqlite.Connection._execute
+    queued = aiosqlite.Connection._execute
 
     async def counting(self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any,
                        **kwargs: Any) -> Any:
-        trips.append(fn)
-        return await original(self, fn, *args, **kwargs)
+        if not getattr(self, "inline", False):  # inline connections run calls right here
+            trips.append(fn)
+        return await queued(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    return trips
+
+
+async def test_a_query_is_one_trip_to_the_connection_thread(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    trips = count_trips(monkeypatch)
     async with db.read() as conn:
         assert await fetch_one(conn, "SELECT 1") is not None
         assert len(trips) == 1
@@ -80,3 +90,30 @@ async def test_a_slow_read_does_not_hold_up_the_other_reads(db: Database) -> Non
         finally:
             release.set()
         assert (await search) is not None
+
+
+async def test_an_inline_read_makes_no_trip_and_sees_the_last_commit(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with db.write() as conn:
+        await repo.insert_incident(conn, make_incident())
+    trips = count_trips(monkeypatch)
+    async with db.read(inline=True) as conn:
+        row = await fetch_one(conn, "SELECT COUNT(*) FROM incidents")
+        assert row is not None and row[0] == 1
+        inc = await repo.get_incident(conn, make_incident().id)
+    assert inc is not None
+    assert trips == []
+
+
+async def test_loading_a_card_makes_no_trip_to_a_thread(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load each trip waits a turn of the event loop: a card's dozen reads were most
+    of its way from the outbox to Telegram."""
+    inc = make_incident(chat_id=CHAT)
+    async with db.write() as conn:
+        await repo.insert_incident(conn, inc)
+    render = card_renderer(db, UTC_TZ, "en")
+    trips = count_trips(monkeypatch)
+    card = await render(inc.id, CHAT)
+    assert card is not None and "cart" in card.text
+    assert trips == []

@@ -19,7 +19,8 @@ async def load_view(db: Database, incident_id: str, chat_id: int, tz: ZoneInfo, 
                     ) -> CardView | None:
     """Everything the card in this chat shows, from SQLite only (no clock: an ended silence
     is lifted, and the card re-rendered, by the silence sweep that clears cards.silence_id)."""
-    async with db.read() as conn:
+    async with db.read(inline=True) as conn:  # by key (and the alerts, which the loop
+        # converts anyway): no trip to a thread per query
         inc = await repo.get_incident(conn, incident_id)
         if inc is None:
             return None

@@ -50,7 +50,7 @@ class CardSync:
     async def sync(self, incident_id: str, chat_id: int) -> Delivered:
         """What was done (the new message id when the card was posted), with what to store
         about it in the transaction that marks the outbox row sent."""
-        async with self.db.read() as conn:
+        async with self.db.read(inline=True) as conn:
             row = await repo.get_card(conn, incident_id, chat_id)
         if row is not None and row.held and row.message_id is None:
             return Delivered()  # a storm's digest shows it here instead
@@ -77,7 +77,7 @@ class CardSync:
                 elif is_edit_target_gone(exc):
                     # Someone deleted the card: post a fresh one rather than go silent.
                     log.warning("card of %s is gone (%s); posting it again", incident_id, exc)
-                    return await self._post(incident_id, chat_id, card)
+                    return await self._post(incident_id, chat_id, card, row)
                 else:
                     raise
             message_id, thread_id, digest = row.message_id, row.message_thread_id, sent.digest
@@ -87,11 +87,10 @@ class CardSync:
                                      thread_id=thread_id, rendered_hash=digest)
 
             return Delivered(record=record_edit)
-        return await self._post(incident_id, chat_id, card)
+        return await self._post(incident_id, chat_id, card, row)
 
-    async def _post(self, incident_id: str, chat_id: int, card: Card) -> Delivered:
-        async with self.db.read() as conn:
-            row = await repo.get_card(conn, incident_id, chat_id)
+    async def _post(self, incident_id: str, chat_id: int, card: Card,
+                    row: repo.CardRow | None) -> Delivered:
         thread_id = row.message_thread_id if row else None
         if thread_id is None and self.topics is not None:
             thread_id = await self.topics.thread_for(incident_id, chat_id)
