@@ -99,7 +99,8 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     from bot.resource_checks import database_check
 
     settings = _settings()
-    require([database_check(settings.database_path)])
+    if not settings.database_url.get_secret_value():
+        require([database_check(settings.database_path)])
     return asyncio.run(playbooks_command(settings, args.action, args.file))
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from aiohttp import web
@@ -54,6 +55,7 @@ from handlers import alerts as alert_routes
 from handlers import telegram_webhook
 from handlers.routers import make_routers
 from storage import outbox, repo, sqlite_lock
+from storage.backends import database_for
 from storage.db import Database, SchemaTooNew
 from storage.state import StateStore, build_state
 
@@ -124,17 +126,10 @@ class App:
         checks, routes = startup_checks(s)
         require(checks)
         assert routes is not None
-        self._lock_database(s.database_path)
-        db = Database(s.database_path, int(s.database_busy_timeout.total_seconds() * 1000))
-        try:
-            await db.open()
-        except (OSError, sqlite3.Error, SchemaTooNew) as exc:
-            await db.close()
-            raise StartupError(fail("DATABASE_PATH", f"cannot open {s.database_path}: {exc}",
-                                    "point DATABASE_PATH at a writable file")) from exc
-        self.db = db
+        self.db = db = await self._open_database(s)
         leadership = Leadership(db, lease_for=s.leader_lease.total_seconds(),
-                                renew_every=s.leader_renew_every.total_seconds(), local=True)
+                                renew_every=s.leader_renew_every.total_seconds(),
+                                local=db.dialect == "sqlite")
         self.leadership = leadership
         state = build_state(s.redis_url)
         self.state = state
@@ -305,6 +300,32 @@ class App:
             await self.inbox_worker.stop()
         if self.pipeline is not None:
             await self.pipeline.stop()
+
+    async def _open_database(self, s: Settings) -> Database:
+        busy_ms = int(s.database_busy_timeout.total_seconds() * 1000)
+        if s.database_url.get_secret_value():
+            if "database_path" in s.model_fields_set:
+                log.info("DATABASE_URL is set: the database is %s; DATABASE_PATH (%s) is not "
+                         "used", s.database_shown, s.database_path)
+            db = database_for(s.database, busy_ms)
+            try:
+                await db.open()
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    SchemaTooNew) as exc:
+                await db.close()
+                raise StartupError(fail(
+                    "DATABASE_URL", f"cannot open {s.database_shown}: {exc}",
+                    "check the URL and that PostgreSQL answers there")) from exc
+            return db
+        self._lock_database(s.database_path)
+        db = database_for(s.database_path, busy_ms)
+        try:
+            await db.open()
+        except (OSError, sqlite3.Error, SchemaTooNew) as exc:
+            await db.close()
+            raise StartupError(fail("DATABASE_PATH", f"cannot open {s.database_path}: {exc}",
+                                    "point DATABASE_PATH at a writable file")) from exc
+        return db
 
     def _lock_database(self, path: str) -> None:
         """Before anything is opened: start-up takes over what the last run left (writes in

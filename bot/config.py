@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.durations import parse_duration, parse_rate
+from storage.db import is_url, redacted
 
 TELEGRAM_API = "https://api.telegram.org"
 
@@ -78,6 +79,9 @@ class Settings(LoggingSettings):
 
     # Storage
     database_path: str = "data/opsgate.db"
+    # postgresql://user:pass@host:5432/db: the system of record for several replicas; when
+    # set it wins over DATABASE_PATH.
+    database_url: SecretStr = Field(default=SecretStr(""))
     database_busy_timeout: Duration = timedelta(seconds=5)
     redis_url: str = ""
 
@@ -252,6 +256,25 @@ class Settings(LoggingSettings):
         if value <= timedelta(0):
             raise ValueError("must be longer than zero (REMIND_MAX=0 turns reminders off)")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not is_url(url):
+            raise ValueError("must start with postgresql:// (or leave it empty for SQLite)")
+        return value
+
+    @property
+    def database(self) -> str:
+        """What the database is opened by: DATABASE_URL when set, else DATABASE_PATH."""
+        return self.database_url.get_secret_value() or self.database_path
+
+    @property
+    def database_shown(self) -> str:
+        """The same, fit for a log line or a message (no password)."""
+        url = self.database_url.get_secret_value()
+        return redacted(url) if url else self.database_path
 
     @property
     def tz(self) -> ZoneInfo:

@@ -157,6 +157,13 @@ def critical_namespace_checks(s: Settings, routes: RouteTable | None) -> list[Ch
     return [warn("CRITICAL_NAMESPACES", gap, fix) for gap in gaps]
 
 
+def _database_check(s: Settings) -> Check:
+    if s.database_url.get_secret_value():
+        # Reaching it is a network call: `run` opens it (and says why when it cannot).
+        return ok("DATABASE_URL", f"PostgreSQL at {s.database_shown}")
+    return database_check(s.database_path)
+
+
 def startup_checks(s: Settings) -> tuple[list[Check], RouteTable | None]:
     """What App.start checks before it opens anything: no network, no Redis."""
     routes_result, routes = routes_check(s)
@@ -165,7 +172,7 @@ def startup_checks(s: Settings) -> tuple[list[Check], RouteTable | None]:
     checks = [
         token_check(s), rules_check(s), *proposal_checks(s), routes_result,
         *critical_namespace_checks(s, routes), *reminders,
-        database_check(s.database_path), port_check(s.http_host, s.http_port),
+        _database_check(s), port_check(s.http_host, s.http_port),
         redis_url_check(s.redis_url),
     ]
     return checks, routes

@@ -35,6 +35,7 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiosqlite
 
@@ -176,18 +177,61 @@ def known_schema_version() -> int:
     return max(version for version, _, _ in _migrations())
 
 
-def _migrations() -> list[tuple[int, str, str]]:
+def _migrations(dialect: str = "sqlite") -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) in order. migrations/NNN_*.sql are SQLite's; a dialect's
+    folder (migrations/postgresql/) holds its baseline, which creates the schema as of its
+    number, and the later versions whose SQL differs; the others are shared."""
+    shared = _sql_files(resources.files("storage").joinpath("migrations"))
+    if dialect == "sqlite":
+        return shared
+    own = {v: (v, f"{dialect}/{n}", sql) for v, n, sql in
+           _sql_files(resources.files("storage").joinpath("migrations", dialect))}
+    baseline = min(own)
+    found = [own[baseline]]
+    for version, name, sql in shared:
+        if version > baseline:
+            found.append(own.get(version, (version, name, sql)))
+    return found
+
+
+def _sql_files(folder: Any) -> list[tuple[int, str, str]]:
     found = []
-    for entry in resources.files("storage").joinpath("migrations").iterdir():
+    for entry in folder.iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:3].isdigit():
             found.append((int(name[:3]), name, entry.read_text(encoding="utf-8")))
     return sorted(found)
 
 
+def dialect(conn: object) -> str:
+    """The SQL dialect of a connection the storage modules were given."""
+    return getattr(conn, "dialect", "sqlite")
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def is_url(target: str | Path) -> bool:
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
 class Database:
+    """SQLite; storage.postgres.PostgresDatabase is the same interface on PostgreSQL."""
+
+    dialect = "sqlite"
+
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
-        self.path = str(path)
+        self.path = str(path)  # what messages name it by (a URL without its password)
+        self.target = str(path)  # what database_for() opens it by
         self.busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -252,6 +296,11 @@ class Database:
                 await conn.rollback()
                 raise
 
+    async def schema_version(self) -> int:
+        async with self.read() as conn:
+            rows = list(await conn.execute_fetchall("PRAGMA user_version"))
+        return int(rows[0][0]) if rows else 0
+
     async def close(self) -> None:
         if self._inline_reader is not None:
             self._inline_reader.inline = False  # closes on its own thread
@@ -266,27 +315,27 @@ class Database:
 
     @asynccontextmanager
     async def write(self, *, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction. Raises StorageUnavailable when SQLite cannot write.
+        """One write transaction. Raises StorageUnavailable when the database cannot write.
         `urgent` (and any write while someone is waiting): goes before the ordinary writers
         waiting."""
         conn = self._require(self._writer)
         await self._turns.acquire(urgent or someone_waiting())
         try:
             try:
-                await conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageUnavailable(str(exc)) from exc
-            except BaseException:
+                await self._begin(conn)
+            except BaseException as exc:
                 # Cancelled (a stage stopping) while BEGIN was on its way: the connection's
                 # thread runs it anyway, and the next writer (delivery's done mark on a
                 # SIGTERM) would find a transaction open. The rollback is queued behind it
                 # before the turn passes on.
-                await _rollback(conn)
+                await self._rollback(conn)
+                if self._unavailable(exc):
+                    raise StorageUnavailable(str(exc)) from exc
                 raise
             self._marked.clear()
             along = _ALONG.get()
             try:
-                with _inline(conn):
+                with self._inline(conn):
                     yield conn
                     if along is not None and not along.committed:
                         await along.work(conn)
@@ -300,12 +349,26 @@ class Database:
                     for event in self._wakes[wake]:
                         event.set()
             except BaseException as exc:
-                await _rollback(conn)
-                if _unavailable(exc):
+                await self._rollback(conn)
+                if self._unavailable(exc):
                     raise StorageUnavailable(str(exc)) from exc
                 raise
         finally:
             self._turns.release()
+
+    # What differs between the backends' transactions.
+
+    async def _begin(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute("BEGIN IMMEDIATE")
+
+    async def _rollback(self, conn: aiosqlite.Connection) -> None:
+        await _rollback(conn)
+
+    def _unavailable(self, exc: BaseException) -> bool:
+        return _unavailable(exc)
+
+    def _inline(self, conn: aiosqlite.Connection) -> contextlib.AbstractContextManager[None]:
+        return _inline(conn)
 
     @asynccontextmanager
     async def read(self, *, slow: bool = False, inline: bool = False
@@ -348,19 +411,21 @@ async def savepoint(conn: aiosqlite.Connection) -> AsyncIterator[None]:
     and the error raised, and the transaction goes on (so one payload of a batch can fail
     without the others). SQLite failing is StorageUnavailable: the transaction itself may
     be gone (SQLite rolls back the whole of it on some errors, e.g. a full disk)."""
+    owner = _OWNER.get(conn)
+    unavailable = owner._unavailable if owner is not None else _unavailable
     await conn.execute("SAVEPOINT part")
     try:
         yield
     except BaseException as exc:
         try:
-            await conn.execute("ROLLBACK TO part")
-            await conn.execute("RELEASE part")
-        except sqlite3.Error as undo:
+            await conn.execute("ROLLBACK TO SAVEPOINT part")
+            await conn.execute("RELEASE SAVEPOINT part")
+        except Exception as undo:
             raise StorageUnavailable(str(undo)) from exc
-        if _unavailable(exc):
+        if unavailable(exc):
             raise StorageUnavailable(str(exc)) from exc
         raise
-    await conn.execute("RELEASE part")
+    await conn.execute("RELEASE SAVEPOINT part")
 
 
 @contextmanager

@@ -19,6 +19,8 @@ from typing import Any
 
 import aiosqlite
 
+from storage.db import dialect
+
 Conn = aiosqlite.Connection
 
 TITLE_WEIGHT = 3.0  # a term in the title says more than one in the body
@@ -72,12 +74,14 @@ async def upsert(conn: Conn, doc: KnowledgeDoc, now: datetime) -> bool:
     if row is not None and _doc(row) == doc:
         return False
     if row is None:
-        cur = await conn.execute(
+        new = await _one(
+            conn,
             """INSERT INTO knowledge (kind, ref, title, body, outcome, detail, updated_at)
-               VALUES (?,?,?,?,?,?,?)""",
+               VALUES (?,?,?,?,?,?,?) RETURNING id""",
             (doc.kind, doc.ref, doc.title, doc.body, doc.outcome, doc.detail, _ts(now)),
         )
-        doc_id = cur.lastrowid
+        assert new is not None
+        doc_id = new[0]
     else:
         doc_id = row["id"]
         await conn.execute(
@@ -134,7 +138,8 @@ async def missing_embeddings(conn: Conn, model: str, limit: int) -> list[tuple[i
     rows = await _all(
         conn,
         """SELECT id, title, body FROM knowledge
-           WHERE embedding IS NULL OR embedding_model IS NOT ? ORDER BY id LIMIT ?""",
+           WHERE embedding IS NULL OR embedding_model IS NULL OR embedding_model <> ?
+           ORDER BY id LIMIT ?""",
         (model, limit),
     )
     return [(r["id"], f"{r['title']}\n{r['body']}") for r in rows]
@@ -158,7 +163,7 @@ async def changed_incidents(conn: Conn, mark: str, limit: int) -> list[tuple[str
                SELECT id, updated_at AS changed FROM incidents WHERE updated_at > ?
                UNION ALL
                SELECT incident_id, updated_at FROM decisions WHERE updated_at > ?
-           ) GROUP BY id ORDER BY changed, id LIMIT ?""",
+           ) AS changes GROUP BY id ORDER BY changed, id LIMIT ?""",
         (mark, mark, limit),
     )
     return [(r["id"], r["changed"]) for r in rows]
@@ -228,6 +233,25 @@ def fts_query(terms: Sequence[str]) -> str:
     return " OR ".join(quoted)
 
 
+async def _pg_text_search(conn: Conn, terms: Sequence[str]) -> list[tuple[int, float]]:
+    """PostgreSQL's text search in place of FTS5: any of the terms (each through
+    plainto_tsquery, so no operator gets through), ranked with the title weighted as in
+    bm25 above; the score is negated so that lower is better, as bm25's is."""
+    unique = [t for t in dict.fromkeys(terms) if t.strip()]
+    if not unique:
+        return []
+    query = " || ".join(["plainto_tsquery('simple', ?)"] * len(unique))
+    weights = f"'{{0, 0, {BODY_WEIGHT / TITLE_WEIGHT}, 1}}'"
+    rows = await _all(
+        conn,
+        f"""SELECT rowid, -ts_rank({weights}, tsv, q) AS score
+            FROM knowledge_fts, ({"SELECT " + query} AS q) AS terms
+            WHERE tsv @@ q ORDER BY score, rowid LIMIT ?""",
+        (*unique, FTS_CANDIDATES + 1),
+    )
+    return [(r["rowid"], r["score"]) for r in rows]
+
+
 async def search(
     conn: Conn,
     terms: Sequence[str],
@@ -239,7 +263,9 @@ async def search(
 ) -> list[Hit]:
     """The best `limit` documents for `terms` (and `vector`), best first."""
     fts: list[tuple[int, float]] = []
-    if terms:
+    if terms and dialect(conn) == "postgresql":
+        fts = await _pg_text_search(conn, terms)
+    elif terms:
         rows = await _all(
             conn,
             f"""SELECT rowid, bm25(knowledge_fts, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS score

@@ -19,7 +19,7 @@ from typing import Any
 
 from storage.db import Wake, mark, someone_waiting
 from storage.db import people_waiting as people_waiting  # around a press, a command, a run
-from storage.repo.sql import Conn, ts
+from storage.repo.sql import Conn, fetch_one, ts
 
 CARD = "card"  # render the incident's card now and send or edit it
 REPLY = "reply"  # a message in the incident's thread (reply to its card)
@@ -84,10 +84,11 @@ async def enqueue(
                 return None
     if not_before is None:
         await end_wait(conn, order_key)
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         """INSERT INTO outbox (order_key, incident_id, chat_id, kind, payload, next_attempt_at,
                created_at, not_before, lane)
-           VALUES (?,?,?,?,?,?,?,?,?)""",
+           VALUES (?,?,?,?,?,?,?,?,?) RETURNING id""",
         (
             order_key, incident_id, chat_id, kind,
             json.dumps(payload or {}, ensure_ascii=False), now.timestamp(), ts(now),
@@ -95,7 +96,7 @@ async def enqueue(
         ),
     )
     mark(conn, Wake.DELIVERY)
-    return cur.lastrowid
+    return int(row[0]) if row is not None else None
 
 
 def _lane(lane: int) -> int:
@@ -116,36 +117,26 @@ def digest_key(digest_id: int) -> str:
 
 
 async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime, *,
-                         first: bool = False, showing: int | None = None) -> None:
+                         first: bool = False) -> None:
     """Queue a render of a storm's digest. Like card syncs they collapse: the worker renders
     the latest state when it gets there. The `first` post goes ahead of the chat's backlog of
-    new cards: it is what shows every incident of the storm at once. A later render that
-    lists incidents no message shows yet (`showing`: the severity rank of the most severe)
-    goes first in the lane their own cards would have taken: ahead of the cards the storm
-    kept from before it (which the digest lists already), behind more severe new cards.
-    Other renders wait in the lowest new-cards lane."""
+    new cards: it is what shows every incident of the storm at once; later renders wait in
+    the lowest new-cards lane (they show new incidents too)."""
     key = digest_key(digest_id)
-    ahead = first or showing is not None
-    lane = _lane(DIGEST_FIRST if first else new_card_lane(showing or 0))
+    lane = _lane(DIGEST_FIRST if first else new_card_lane(0))
     await _lift(conn, key, lane)
     async with conn.execute(
         "SELECT 1 FROM outbox WHERE state = 'pending' AND order_key = ? AND kind = 'digest'",
         (key,),
     ) as cur:
         if await cur.fetchone():
-            if ahead:  # the render already queued shows them: it goes first in its lane
-                await conn.execute(
-                    """UPDATE outbox SET next_attempt_at = 0 WHERE state = 'pending'
-                       AND order_key = ? AND kind = 'digest' AND last_error IS NULL""",
-                    (key,),
-                )
             return
     await conn.execute(
         """INSERT INTO outbox (order_key, chat_id, kind, payload, next_attempt_at, created_at,
                lane)
            VALUES (?,?,?,?,?,?,?)""",
         (key, chat_id, DIGEST, json.dumps({"digest": digest_id}),
-         0.0 if ahead else now.timestamp(), ts(now), lane),
+         0.0 if first else now.timestamp(), ts(now), lane),
     )
     mark(conn, Wake.DELIVERY)
 
@@ -180,7 +171,9 @@ _HEADS = """FROM outbox o
              AND o.id = (SELECT MIN(id) FROM outbox p
                          WHERE p.state IN ('pending', 'sending')
                            AND p.order_key = o.order_key)"""
-_GOES_AT = "MAX(o.next_attempt_at, COALESCE(o.not_before, 0))"
+# (Two-argument MAX is SQLite's; CASE is both dialects'.)
+_GOES_AT = """CASE WHEN o.not_before > o.next_attempt_at THEN o.not_before
+                   ELSE o.next_attempt_at END"""
 
 
 async def card_in_flight(conn: Conn, incident_id: str, chat_id: int) -> bool:

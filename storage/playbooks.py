@@ -76,14 +76,14 @@ class PlaybookRepo:
     async def add(self, playbook: Playbook) -> Playbook | None:
         """Insert; None when a playbook with that name exists already."""
         async with self.db.write() as conn:
-            cur = await conn.execute(
+            rows = await conn.execute_fetchall(
                 f"INSERT INTO playbooks ({_COLUMNS}) VALUES ({_PLACEHOLDERS})"
-                " ON CONFLICT(name) DO NOTHING",
+                " ON CONFLICT(name) DO NOTHING RETURNING id",
                 _row_values(playbook),
             )
-            if cur.rowcount == 0:
+            if not rows:
                 return None
-            new_id = cur.lastrowid
+            new_id = next(iter(rows))[0]
         return playbook.model_copy(update={"id": new_id})
 
     async def upsert_many(self, playbooks: Sequence[Playbook]) -> int:

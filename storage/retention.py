@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from storage.repo.sql import Conn, fetch_all, ts
+from storage.schema import references_to
 
 # Decision states that still have work in flight: their incident is never pruned.
 _BUSY_DECISIONS = ("analyzing", "approved", "executing")
@@ -35,32 +36,13 @@ async def resolved_incidents_before(conn: Conn, before: datetime, limit: int) ->
     return [row[0] for row in rows]
 
 
-async def _children(conn: Conn, parent: str) -> list[tuple[str, str, str]]:
-    """(table, column, parent column) of every foreign key that references `parent`."""
-    tables = await fetch_all(
-        conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    )
-    found = []
-    for (table,) in tables:
-        for key in await fetch_all(conn, "SELECT * FROM pragma_foreign_key_list(?)", (table,)):
-            if key["table"] == parent:
-                found.append((table, key["from"], key["to"] or await _primary_key(conn, parent)))
-    return found
-
-
-async def _primary_key(conn: Conn, table: str) -> str:
-    # A foreign key written without a column refers to the parent's primary key.
-    rows = await fetch_all(conn, "SELECT name FROM pragma_table_info(?) WHERE pk = 1", (table,))
-    return rows[0][0] if rows else "rowid"
-
-
 async def _delete_with_children(
     conn: Conn, table: str, column: str, values: Sequence[object], deleted: Counter[str],
 ) -> None:
     if not values:
         return
     marks = ",".join("?" * len(values))
-    for child, child_col, parent_col in await _children(conn, table):
+    for child, child_col, parent_col in await references_to(conn, table):
         keys = await fetch_all(
             conn, f"SELECT {parent_col} FROM {table} WHERE {column} IN ({marks})", values
         )

@@ -6,13 +6,13 @@ import asyncio
 import os
 import signal
 import socket
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from harness import ALICE, BOB, CHAT, fixture_bytes
+from pg import change, database_env, is_pg, query
 
 from sandbox.emulator import wait_for
 from sandbox.server import RunningEmulator
@@ -27,7 +27,7 @@ def free_port() -> int:
 
 
 class BotProcess:
-    def __init__(self, emu: RunningEmulator, db: Path, port: int, workdir: Path) -> None:
+    def __init__(self, emu: RunningEmulator, db: Path | str, port: int, workdir: Path) -> None:
         self.emu, self.db, self.port, self.workdir = emu, db, port, workdir
         self.proc: asyncio.subprocess.Process | None = None
         self.log = workdir / "bot.log"  # stderr of every run, appended
@@ -46,7 +46,10 @@ class BotProcess:
             "APPROVER_IDS": f"{ALICE['id']},{BOB['id']}",
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.port),
-            "DATABASE_PATH": str(self.db),
+            **database_env(str(self.db)),
+            # On PostgreSQL a restart after a kill waits for the dead process's lease to run
+            # out (on SQLite it is taken at once): short, so a restart is as quick as there.
+            **({"LEADER_LEASE": "3s"} if is_pg(self.db) else {}),
             "REDIS_URL": "",
             "PYTHONPATH": str(ROOT),
             # Pacing has its own tests; a crash test at one write a second per chat would
@@ -100,21 +103,12 @@ class BotProcess:
         return await self.exited()
 
     def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """A query on the database file, from outside the process (as an operator would)."""
-        conn = sqlite3.connect(self.db)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        """A query on the database, from outside the process (as an operator would)."""
+        return query(self.db, sql, args)
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> None:
-        """A change to the database file while the process is down (e.g. its heartbeat)."""
-        conn = sqlite3.connect(self.db)
-        try:
-            conn.execute(sql, args)
-            conn.commit()
-        finally:
-            conn.close()
+        """A change to the database while the process is down (e.g. its heartbeat)."""
+        change(self.db, sql, args)
 
     def outbox_pending(self) -> int:
         return self.rows(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ from harness import (
     settings_for,
 )
 from hypothesis import settings
+from pg import BACKENDS, Databases
 
 from bot.app import App, utcnow
 from sandbox.server import RunningEmulator, start_emulator
+from storage.backends import database_for
 from storage.db import Database
 
 # Property tests drive the real app on two shared, noisy cores: no deadline, and in CI a
@@ -57,14 +60,14 @@ async def emu() -> AsyncIterator[RunningEmulator]:
 
 
 @pytest.fixture
-async def start_app(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[AppFactory]:
+async def start_app(emu: RunningEmulator, databases: Databases) -> AsyncIterator[AppFactory]:
     """Start the real app (Dispatcher polling the emulator + web server + workers)."""
     running: list[App] = []
 
     async def factory(db_name: str = "opsgate.db", poll: bool = True, chat: int = CHAT,
                       clock: Callable[[], datetime] = utcnow, **overrides: Any) -> Harness:
-        app = App(settings_for(emu, tmp_path / db_name, telegram_chat_id=chat, **overrides),
-                  clock=clock)
+        target = await databases.target(db_name)
+        app = App(settings_for(emu, target, telegram_chat_id=chat, **overrides), clock=clock)
         running.append(app)
         await app.start(poll=poll)
         return Harness(app, emu, chat)
@@ -77,9 +80,10 @@ async def start_app(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[AppFa
 
 
 @pytest.fixture
-async def botproc(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[BotProcess]:
+async def botproc(emu: RunningEmulator, tmp_path: Path,
+                  databases: Databases) -> AsyncIterator[BotProcess]:
     """`python -m bot run` as a subprocess against the emulator (started by the test)."""
-    proc = BotProcess(emu, tmp_path / "opsgate.db", free_port(), tmp_path)
+    proc = BotProcess(emu, await databases.target(), free_port(), tmp_path)
     try:
         yield proc
     finally:
@@ -111,10 +115,40 @@ async def state_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
         await client.aclose()
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The system of record under test; `pg.sqlite_only` narrows a test to SQLite."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite database file in tmp_path."""
+async def databases(backend: str, tmp_path: Path) -> AsyncIterator[Databases]:
+    async with AsyncExitStack() as stack:
+        yield Databases(backend, tmp_path, stack)
+
+
+@pytest.fixture
+async def db_target(databases: Databases) -> str:
+    """Where a test's database lives: a SQLite file in tmp_path, or a PostgreSQL URL with a
+    schema of the test's own."""
+    return await databases.target("unit.db")
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite file, for what only SQLite has (its connection thread, its errors)."""
     database = Database(tmp_path / "unit.db")
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+async def db(db_target: str) -> AsyncIterator[Database]:
+    """A migrated database on each backend."""
+    database = database_for(db_target)
     await database.open()
     try:
         yield database

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import redis.asyncio as aioredis
+from pg import query
 
 from bot.app import App
 from bot.config import Settings
@@ -30,8 +31,11 @@ BOB = {"id": 222, "first_name": "Bob", "username": "bob"}
 MALLORY = {"id": 666, "first_name": "Mallory", "username": "mallory"}
 CAROL = {"id": 333, "first_name": "Carol", "username": "carol"}  # a member, not an approver
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# OPSGATE_TEST_REDIS_DB lets several checkouts run their suites side by side.
-REDIS_TEST_URL = f"redis://127.0.0.1:6379/{os.environ.get('OPSGATE_TEST_REDIS_DB', '13')}"
+# OPSGATE_TEST_REDIS_DB lets several checkouts run their suites side by side; the workers
+# of one parallel run (pytest-xdist: gw0, gw1, ...) each take the next number.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_TEST_URL = (
+    f"redis://127.0.0.1:6379/{int(os.environ.get('OPSGATE_TEST_REDIS_DB', '13')) + _WORKER}")
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -61,14 +65,17 @@ approvers = [{BOB["id"]}]
 """
 
 
-def settings_for(emu: RunningEmulator, db_path: Path, **overrides: Any) -> Settings:
+def settings_for(emu: RunningEmulator, db_path: Path | str, **overrides: Any) -> Settings:
+    """Settings for an app against the emulator; `db_path` a SQLite file or a PostgreSQL
+    URL (pg.Databases gives either)."""
     values: dict[str, Any] = dict(
         telegram_bot_token=emu.emulator.token,
         telegram_api_base=emu.base_url,
         approver_ids=[ALICE["id"], BOB["id"]],
         http_host="127.0.0.1",
         http_port=0,
-        database_path=str(db_path),
+        **({"database_url": str(db_path)} if str(db_path).startswith("postgresql://")
+           else {"database_path": str(db_path)}),
         redis_url="",
         # Pacing has its own tests; elsewhere it would only slow busy tests down.
         telegram_pacing=False,
@@ -112,6 +119,15 @@ class Harness:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.app.port}"
+
+    @property
+    def db_target(self) -> str:
+        """The app's database: a SQLite path or a PostgreSQL URL (for pg.query/pg.change)."""
+        return self.app.settings.database
+
+    def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A query on the app's database from outside it, as an operator would."""
+        return query(self.db_target, sql, args)
 
     # The parts of the running app that tests look into.
     @property

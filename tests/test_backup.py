@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from harness import Harness
+from pg import sqlite_only
 
 from storage.db import known_schema_version
 
@@ -36,6 +37,7 @@ def generic(n: int) -> dict[str, str]:
     return {"title": f"Backup load {n}", "id": f"load-{n}", "severity": "warning"}
 
 
+@sqlite_only("SQLite's online backup; PostgreSQL's is pg_dump")
 async def test_backup_while_the_app_writes(app: Harness, tmp_path: Path) -> None:
     first = (await app.alert("crashloop-firing.json"))["incidents"][0]
     await app.wait_card()
@@ -80,6 +82,7 @@ async def test_backup_while_the_app_writes(app: Harness, tmp_path: Path) -> None
     assert status == 200
 
 
+@sqlite_only("SQLite's online backup; PostgreSQL's is pg_dump")
 async def test_backup_refuses_an_existing_file(app: Harness, tmp_path: Path) -> None:
     target = tmp_path / "exists.db"
     target.write_bytes(b"keep me")
@@ -97,6 +100,7 @@ async def test_backup_names_a_missing_database(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing.db").exists(), "the backup must not create the source"
 
 
+@sqlite_only("SQLite's online backup; PostgreSQL's is pg_dump")
 async def test_backup_needs_an_existing_directory(app: Harness, tmp_path: Path) -> None:
     target = tmp_path / "no-such-dir" / "copy.db"
     code, _, err = await run_backup(app.db.path, str(target))

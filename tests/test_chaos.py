@@ -137,10 +137,14 @@ class Chaos:
         starting.set()
         began = time.monotonic()
         ups = self.bot.log_text().count("opsgate is up")
+        leads = self.bot.log_text().count("became leader")
         await self.bot.start(**ENV)
-        # Up: polling and the inbox worker run (the start-up drain is over).
-        await wait_for(lambda: self.bot.log_text().count("opsgate is up") > ups, 30,
-                       message="the app did not come up")
+        # Up and leading: polling and the inbox worker run (the start-up drain is over). On
+        # PostgreSQL a restart leads only once the killed process's lease ran out; until then
+        # the bot is as away as while it was down (a press queued then is as old).
+        await wait_for(lambda: self.bot.log_text().count("opsgate is up") > ups
+                       and self.bot.log_text().count("became leader") > leads, 30,
+                       message="the app did not come up and lead")
         self.up = True
         self.starting_time += time.monotonic() - began
         starting.clear()

@@ -25,6 +25,12 @@ from storage.db import Database
 from storage.repo.sql import fetch_all, fetch_one
 
 
+@pytest.fixture
+def db(sqlite_db: Database) -> Database:
+    """What this file counts (trips to aiosqlite's connection threads) is SQLite's alone."""
+    return sqlite_db
+
+
 async def test_an_answer_type_is_built_once_not_after_every_collection(
         emu: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[str] = []

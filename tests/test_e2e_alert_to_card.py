@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 from harness import CHAT, AppFactory, Harness, fixture, fixture_bytes
+from pg import write_lock_held
 
 from sandbox.emulator import wait_for
 from sandbox.server import RunningEmulator
 
 
-async def _db_snapshot(path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(path)
-    try:
-        return {
-            t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-            for t in ("incidents", "alerts", "decisions", "outbox", "cards")
-        }
-    finally:
-        conn.close()
+async def _db_snapshot(h: Harness) -> dict[str, int]:
+    return {t: h.rows(f"SELECT COUNT(*) FROM {t}")[0][0]
+            for t in ("incidents", "alerts", "decisions", "outbox", "cards")}
 
 
 async def test_firing_alert_becomes_one_card_with_buttons(app: Harness) -> None:
@@ -200,9 +193,8 @@ async def test_permanent_error_is_parked_and_does_not_block(
 
 async def test_bad_requests_change_nothing(start_app: AppFactory, tmp_path: Path) -> None:
     h = await start_app(alert_webhook_token="s3cret", max_body_bytes=64 * 1024)
-    db_path = tmp_path / "opsgate.db"
     auth = {"Authorization": "Bearer s3cret"}
-    before = await _db_snapshot(db_path)
+    before = await _db_snapshot(h)
 
     status, body = await h.post("/alerts/alertmanager", fixture_bytes("single-firing.json"))
     assert status == 401
@@ -228,29 +220,21 @@ async def test_bad_requests_change_nothing(start_app: AppFactory, tmp_path: Path
                                 headers=auth)
     assert status == 413
 
-    assert await _db_snapshot(db_path) == before
+    assert await _db_snapshot(h) == before
     status, _ = await h.post("/alerts/alertmanager", fixture_bytes("single-firing.json"),
                              headers=auth)
     assert status == 200
 
 
 async def test_database_locked_answers_503_and_writes_nothing(
-    start_app: AppFactory, tmp_path: Path
+    start_app: AppFactory,
 ) -> None:
     h = await start_app(database_busy_timeout="200ms")
-    db_path = tmp_path / "opsgate.db"
-    before = await _db_snapshot(db_path)
-    blocker = sqlite3.connect(db_path, timeout=10, isolation_level=None,
-                              check_same_thread=False)
-    # In a thread: the app's own writers must keep running while we wait for the lock.
-    await asyncio.to_thread(blocker.execute, "BEGIN EXCLUSIVE")
-    try:
+    before = await _db_snapshot(h)
+    async with write_lock_held(h.db_target):
         status, body = await h.post("/alerts/alertmanager", fixture_bytes("single-firing.json"))
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
     assert status == 503, body
-    assert await _db_snapshot(db_path) == before
+    assert await _db_snapshot(h) == before
     status, _ = await h.post("/alerts/alertmanager", fixture_bytes("single-firing.json"))
     assert status == 200
 

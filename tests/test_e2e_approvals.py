@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 from aiogram.types import Update
 from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness
+from pg import change
 
 from bot.models import Actor, DecisionState
 from sandbox.emulator import wait_for
@@ -238,10 +238,7 @@ async def test_stale_press_is_not_executed(start_app: AppFactory, tmp_path: Path
     await first.app.stop()
     # The bot was away for ten minutes; the press queued in the meantime.
     long_ago = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
-    conn = sqlite3.connect(tmp_path / "opsgate.db")
-    conn.execute("UPDATE meta SET value = ? WHERE key = 'heartbeat'", (long_ago,))
-    conn.commit()
-    conn.close()
+    change(first.db_target, "UPDATE meta SET value = ? WHERE key = 'heartbeat'", (long_ago,))
     first.press_nowait(card["message_id"], "Approve", ALICE, age=600)
     second = await start_app(callback_max_age="60s")
     note = await wait_for(lambda: [r for r in second.replies_to(card["message_id"])
@@ -373,10 +370,7 @@ async def _stop_with_state(start_app: AppFactory, tmp_path: Path, state: str):
     first = await start_app()
     inc, card = await pending_card(first)
     await first.app.stop()
-    conn = sqlite3.connect(tmp_path / "opsgate.db")
-    conn.execute("UPDATE decisions SET state = ? WHERE incident_id = ?", (state, inc))
-    conn.commit()
-    conn.close()
+    change(first.db_target, "UPDATE decisions SET state = ? WHERE incident_id = ?", (state, inc))
     return inc, card
 
 

@@ -8,7 +8,6 @@ an audit row saying why; the allowed cases run last, since they change the incid
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from harness import (
     now,
     routes_into_two_chats,
 )
+from pg import query
 
 from bot.models import Evidence, Matcher, RelatedItem
 from bot.silences.alertmanager import AlertmanagerSilences
@@ -67,15 +67,10 @@ class World:
     inc_b: str
     dec_b: int
     card_b: int
-    db_path: Path
+    db_path: str  # the app's database (pg.query reads either backend)
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
-        conn = sqlite3.connect(self.db_path)
-        try:
-            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
-                    for t in TABLES}
-        finally:
-            conn.close()
+        return {t: sorted(query(self.db_path, f"SELECT * FROM {t}"), key=repr) for t in TABLES}
 
     async def press(self, chat: int, message_id: int, data: str,
                     user: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +124,7 @@ async def world(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path) -> 
     assert not [m for m in h.cards(CHAT_B) if inc_a in m["text"]]
     assert not [m for m in h.cards(CHAT_A) if inc_b in m["text"]]
     return World(h, inc_a, (await h.decision(inc_a)).id, card_a["message_id"], inc_b,
-                 (await h.decision(inc_b)).id, card_b["message_id"], tmp_path / "opsgate.db")
+                 (await h.decision(inc_b)).id, card_b["message_id"], h.db_target)
 
 
 def refusal_of(act: str, target: str, role: str) -> str:
@@ -231,13 +226,9 @@ async def test_commands_see_and_change_only_their_chat(world: World) -> None:
         assert "/" in answer, text  # the usage line
     # A silence Bob makes in B by labels gets B's route label: A's incident stays loud.
     await w.say(CHAT_B, BOB, "/silence alertname=LabPodCrashLooping 1h")
-    conn = sqlite3.connect(w.db_path)
-    try:
-        (matchers,) = conn.execute("SELECT matchers FROM silences").fetchone()
-        (silenced,) = conn.execute("SELECT silence_id FROM cards WHERE incident_id = ?",
-                                   (w.inc_a,)).fetchone()
-    finally:
-        conn.close()
+    ((matchers,),) = query(w.db_path, "SELECT matchers FROM silences")
+    ((silenced,),) = query(w.db_path, "SELECT silence_id FROM cards WHERE incident_id = ?",
+                           (w.inc_a,))
     assert '"payments"' in matchers and silenced is None
     # In A, Alice approves the shop route and the catch-all default route, while payments go
     # to B: no label set says "A's alerts", so she silences one incident instead.
@@ -247,11 +238,7 @@ async def test_commands_see_and_change_only_their_chat(world: World) -> None:
     assert [r for _, r, _ in await w.audit_since(audited)] == ["ambiguous_scope"]
     # A silence made in A cannot be expired from B by B's approver (not an approver in A).
     await w.say(CHAT_A, ALICE, f"/silence {w.inc_a} 1h")
-    conn = sqlite3.connect(w.db_path)
-    try:
-        (sid,) = conn.execute("SELECT id FROM silences WHERE chat_id = ?", (CHAT_A,)).fetchone()
-    finally:
-        conn.close()
+    ((sid,),) = query(w.db_path, "SELECT id FROM silences WHERE chat_id = ?", (CHAT_A,))
     listing = await w.reply(CHAT_B, BOB, "/silences")
     assert sid not in listing["text"]
     # Nor with an Expire button forged onto B's own silence list (the list has no such button).
@@ -273,22 +260,15 @@ async def test_commands_see_and_change_only_their_chat(world: World) -> None:
 SHARED_ROUTES = routes_into_two_chats("payments", CHAT_A, CHAT_B)
 
 
-def silence_marks(db_path: Path, inc: str) -> dict[int, str | None]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return dict(conn.execute("SELECT chat_id, silence_id FROM cards WHERE incident_id = ?",
-                                 (inc,)).fetchall())
-    finally:
-        conn.close()
+def silence_marks(db_path: str, inc: str) -> dict[int, str | None]:
+    return dict(query(db_path, "SELECT chat_id, silence_id FROM cards WHERE incident_id = ?",
+                      (inc,)))
 
 
-def silence_ids(db_path: Path, chat: int) -> list[str]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return [r[0] for r in conn.execute(
-            "SELECT id FROM silences WHERE chat_id = ? ORDER BY rowid", (chat,))]
-    finally:
-        conn.close()
+def silence_ids(db_path: str, chat: int) -> list[str]:
+    """The chat's silences, oldest first."""
+    return [r[0] for r in query(
+        db_path, "SELECT id FROM silences WHERE chat_id = ? ORDER BY starts_at, id", (chat,))]
 
 
 @pytest.fixture
@@ -300,7 +280,7 @@ async def shared(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path) ->
     card_a, card_b = await card_in(h, CHAT_A, inc), await card_in(h, CHAT_B, inc)
     dec = (await h.decision(inc)).id
     return World(h, inc, dec, card_a["message_id"], inc, dec, card_b["message_id"],
-                 tmp_path / "opsgate.db")
+                 h.db_target)
 
 
 def card_text(w: World, chat: int) -> str:
@@ -375,7 +355,7 @@ async def synced(start_app: AppFactory, emu: RunningEmulator, tmp_path: Path,
                  routes_toml: str, am: StandIn) -> World:
     """Two chats and Alertmanager sync; the World's incidents are filled in by the test."""
     h = await two_chats(start_app, emu, tmp_path, routes_toml, alertmanager_url=am.url)
-    return World(h, "", 0, 0, "", 0, 0, tmp_path / "opsgate.db")
+    return World(h, "", 0, 0, "", 0, 0, h.db_target)
 
 
 async def test_alertmanager_only_silences_are_listed_in_the_chat_they_concern(

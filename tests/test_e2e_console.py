@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from am_standin import start_am_standin
 from harness import ALICE, BOB, CHAT, MALLORY, AppFactory, Harness, fixture, is_card, say
+from pg import change
 
 from bot.models import DecisionState
 from sandbox.emulator import wait_for
@@ -197,11 +197,8 @@ async def test_silence_expiry_is_announced_once_and_card_updated(
     await say(app, ALICE, "/silence namespace=payments 1h")
     await app.settled()
     # Time passes: the silence ended a minute ago.
-    conn = sqlite3.connect(tmp_path / "opsgate.db")
-    conn.execute("UPDATE silences SET ends_at = ?",
-                 ((datetime.now(UTC) - timedelta(minutes=1)).isoformat(),))
-    conn.commit()
-    conn.close()
+    change(app.db_target, "UPDATE silences SET ends_at = ?",
+           ((datetime.now(UTC) - timedelta(minutes=1)).isoformat(),))
     note = await wait_for(lambda: [m for m in app.bot_messages() if "ended" in m["text"]], 15)
     await app.settled()
     assert len(note) == 1

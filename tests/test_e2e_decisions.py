@@ -11,6 +11,7 @@ import pytest
 from factories import AUTO_PLAYBOOK
 from fake_llm import fake_llm_server
 from harness import ALICE, CHAT, AppFactory, Harness, fixture
+from pg import Databases, database_env
 from standins import FakeKubectl, install_fake_kubectl
 
 from bot.models import Actor, DecisionState, ProposalSource
@@ -160,12 +161,13 @@ async def test_kubectl_execution_save_as_playbook_and_statistics(
     [(6, 6, "SSSSSS", True), (6, 5, "SSSSSF", False), (3, 3, "SSS", False)],
 )
 async def test_auto_approval_only_when_every_condition_holds(
-    start_app: AppFactory, tmp_path: Path, runs: int, successes: int, recent: str, auto: bool
+    start_app: AppFactory, databases: Databases, tmp_path: Path, runs: int, successes: int,
+    recent: str, auto: bool,
 ) -> None:
     book = tmp_path / "playbooks.toml"
     book.write_text(AUTO_PLAYBOOK.format(runs=runs, successes=successes, recent=recent))
-    db_path = tmp_path / "opsgate.db"
-    env = {"DATABASE_PATH": str(db_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    env = {**database_env(await databases.target()), "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "bot", "playbooks", "import", str(book)],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

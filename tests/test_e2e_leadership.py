@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import re
 import socket
-import sqlite3
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from harness import ALICE, CHAT, AppFactory, Harness
+from pg import Databases, change
 
 from bot.leadership import Role
 from sandbox.emulator import wait_for
 from storage import inbox, repo
-from storage.db import Database
+from storage.backends import database_for
 
 OTHER = "elsewhere:1:0000"
 
@@ -33,23 +32,17 @@ def role_series(metrics_text: str) -> dict[str, float]:
             re.findall(r'^opsgate_role\{role="(\w+)"\} (\S+)$', metrics_text, re.M)}
 
 
-async def held_elsewhere(path: Path, token: int = 7) -> None:
+async def held_elsewhere(target: str, token: int = 7) -> None:
     """The database as another replica left it: migrated, its lease running for an hour."""
-    db = Database(path)
+    db = database_for(target)
     await db.open()
     await db.close()
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO leader_lease (name, holder, token, expires_at) VALUES (?,?,?,?)",
-                 ("leader", OTHER, token, time.time() + 3600))
-    conn.commit()
-    conn.close()
+    change(target, "INSERT INTO leader_lease (name, holder, token, expires_at) VALUES (?,?,?,?)",
+           ("leader", OTHER, token, time.time() + 3600))
 
 
-def lapse(path: Path) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE leader_lease SET expires_at = 0")
-    conn.commit()
-    conn.close()
+def lapse(target: str) -> None:
+    change(target, "UPDATE leader_lease SET expires_at = 0")
 
 
 async def test_one_process_leads_and_says_so(app: Harness) -> None:
@@ -61,8 +54,8 @@ async def test_one_process_leads_and_says_so(app: Harness) -> None:
 
 
 async def test_a_standby_stores_but_sends_nothing_until_it_takes_over(
-        start_app: AppFactory, tmp_path: Path) -> None:
-    await held_elsewhere(tmp_path / "opsgate.db")
+        start_app: AppFactory, databases: Databases) -> None:
+    await held_elsewhere(await databases.target())
     h = await start_app(leader_lease="3s")
     leadership = h.app.leadership
     assert leadership is not None and leadership.role is Role.STANDBY
@@ -85,7 +78,7 @@ async def test_a_standby_stores_but_sends_nothing_until_it_takes_over(
         assert decision is not None and decision.state.value == "analyzing"
         assert await repo.get_meta(conn, "heartbeat") is None  # no timers ran
 
-    lapse(tmp_path / "opsgate.db")
+    lapse(await databases.target())
     await wait_for(lambda: leadership.role is Role.LEADER, 10, message="did not take over")
     assert leadership.token == 8
     await h.wait_card(lambda m: incident in m["text"])
@@ -103,8 +96,8 @@ def _free_port() -> int:
 
 
 async def test_a_standby_in_webhook_mode_stores_updates_for_the_leader(
-        start_app: AppFactory, tmp_path: Path) -> None:
-    await held_elsewhere(tmp_path / "opsgate.db")
+        start_app: AppFactory, databases: Databases) -> None:
+    await held_elsewhere(await databases.target())
     port = _free_port()
     url = f"http://127.0.0.1:{port}/telegram/webhook"
     h = await start_app(http_port=port, telegram_webhook_url=url,
@@ -124,7 +117,7 @@ async def test_a_standby_in_webhook_mode_stores_updates_for_the_leader(
             assert resp.status == 200
     async with h.db.read() as conn:
         assert await inbox.pending_count(conn) == 1
-    lapse(tmp_path / "opsgate.db")
+    lapse(await databases.target())
     assert h.app.leadership is not None
     await wait_for(lambda: h.app.leadership is not None
                    and h.app.leadership.role is Role.LEADER, 10, message="did not take over")

@@ -17,6 +17,7 @@ import pytest
 from factories import AUTO_PLAYBOOK
 from fake_llm import Responder, fake_llm_server, investigator, tool_call, tool_messages
 from harness import ALICE, AppFactory, Harness, fixture
+from pg import Databases
 from standins import FakeKubectl, fake_prometheus_server, install_fake_kubectl
 
 from bot.models import DecisionState, ProposalSource, Risk
@@ -338,13 +339,13 @@ async def test_models_that_disagree_raise_the_risk_and_name_each_dissent(
 
 
 async def test_disagreement_disables_auto_approval_of_a_proven_playbook(
-    start_app: AppFactory, tmp_path: Path
+    start_app: AppFactory, databases: Databases,
 ) -> None:
     from bot.decisions.playbooks import import_toml
-    from storage.db import Database
+    from storage.backends import database_for
     from storage.playbooks import PlaybookRepo
 
-    db = Database(tmp_path / "opsgate.db")
+    db = database_for(await databases.target())
     await db.open()
     await import_toml(PlaybookRepo(db), AUTO_PLAYBOOK.format(runs=6, successes=6,
                                                            recent="SSSSSS"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import ALICE, CAROL, CHAT, AppFactory, Harness, fixture
+from pg import sqlite_only
 
 from sandbox.emulator import wait_for
 from sandbox.server import RunningEmulator
@@ -282,6 +283,7 @@ def to_schema_4(path: Path) -> None:
     conn.close()
 
 
+@sqlite_only("a database written by a version from before the PostgreSQL backend")
 async def test_incidents_open_before_reminders_existed_get_them_after_the_upgrade(
     start_app: AppFactory, tmp_path: Path
 ) -> None:

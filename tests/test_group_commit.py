@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from bot_process import BotProcess
 from harness import Harness
@@ -135,7 +136,9 @@ async def test_a_bug_in_one_payload_does_not_fail_its_batch(db: Database) -> Non
 async def test_storage_failing_fails_the_whole_batch_and_writes_nothing(db: Database) -> None:
     intake = Intake(db, CTX)
     bodies = [payload("disk", i) for i in range(3)]
-    with failing_for("disk-2", sqlite3.OperationalError("disk I/O error")):
+    full: Exception = (sqlite3.OperationalError("disk I/O error") if db.dialect == "sqlite"
+                       else asyncpg.DiskFullError("could not extend file"))
+    with failing_for("disk-2", full):
         send = [asyncio.create_task(intake.accept(group(b), NOW, len(b))) for b in bodies]
         await held_while_queued(db, intake, len(bodies))
         answers = await asyncio.gather(*send, return_exceptions=True)

@@ -28,6 +28,7 @@ from bot.leadership import Leadership, NotLeader, Role
 from bot.models import Action, DecisionState, Proposal, Risk, Verb
 from bot.telegram.delivery import DeliveryWorker
 from storage import outbox, repo, transitions
+from storage.backends import database_for
 from storage.db import Database, StorageUnavailable
 from storage.repo import lease
 
@@ -59,8 +60,8 @@ class Clock:
 class Two:
     """Two processes on one database file, and the time they share."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.path = tmp_path / "lease.db"
+    def __init__(self, target: str) -> None:
+        self.path = target  # a SQLite file or a PostgreSQL schema (pg.Databases)
         self.now = [0.0]
         self.dbs: list[Database] = []
         self.a: Leadership
@@ -68,7 +69,7 @@ class Two:
 
     async def open(self, skew_b: float = 0.0) -> None:
         for _ in range(2):
-            db = Database(self.path)
+            db = database_for(self.path)
             await db.open()
             self.dbs.append(db)
         self.a = self.leadership(self.dbs[0], "host-a:1:aaaa", Clock(self.now))
@@ -92,8 +93,8 @@ class Two:
 
 
 @pytest.fixture
-async def two(tmp_path: Path) -> AsyncIterator[Two]:
-    pair = Two(tmp_path)
+async def two(db_target: str) -> AsyncIterator[Two]:
+    pair = Two(db_target)
     await pair.open()
     yield pair
     await pair.close()
@@ -166,9 +167,9 @@ async def test_a_lapsed_lease_is_taken_over_with_a_new_token(
 
 
 async def test_a_renewal_that_finds_the_lease_taken_steps_down(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        db_target: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "bot.leadership")
-    pair = Two(tmp_path)
+    pair = Two(db_target)
     await pair.open(skew_b=LEASE)  # B's wall clock is a lease ahead: it sees A's as lapsed
     try:
         await pair.a.step()
@@ -235,10 +236,10 @@ async def test_a_lease_left_by_a_killed_process_of_this_host_is_taken_at_once(
                                   "is gone"]
 
 
-async def test_a_stale_token_claims_no_outbox_row(tmp_path: Path) -> None:
+async def test_a_stale_token_claims_no_outbox_row(db_target: str) -> None:
     """B's clock runs ahead, so it takes the lease while A still believes it leads (its
     local deadline has not passed): the claim's own transaction refuses A."""
-    pair = Two(tmp_path)
+    pair = Two(db_target)
     await pair.open(skew_b=LEASE)
     try:
         await pair.a.step()
@@ -282,8 +283,8 @@ class CountingExecutor:
         return ExecutionResult(ok=True, dry_run=True, argv=["true"], output="ok")
 
 
-async def test_a_stale_token_starts_no_execution(tmp_path: Path) -> None:
-    pair = Two(tmp_path)
+async def test_a_stale_token_starts_no_execution(db_target: str) -> None:
+    pair = Two(db_target)
     await pair.open(skew_b=LEASE)
     try:
         await pair.a.step()
@@ -329,7 +330,7 @@ class LeaseMachine(RuleBasedStateMachine):
     def open(self) -> None:
         import tempfile
         self.tmp = tempfile.TemporaryDirectory()
-        self.pair = Two(Path(self.tmp.name))
+        self.pair = Two(str(Path(self.tmp.name) / "lease.db"))
         self.loop.run_until_complete(self.pair.open())
 
     def _who(self, which: int) -> Leadership:

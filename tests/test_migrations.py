@@ -6,7 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from storage.db import Database, _migrations, _split_sql, known_schema_version
+from storage.schema import table_columns
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "storage" / "migrations"
 
@@ -71,3 +74,33 @@ async def test_an_incident_silenced_before_silences_had_a_chat_stays_silenced_in
 
     assert await rows_after_open(path, "SELECT chat_id, silence_id FROM cards ORDER BY chat_id"
                                  ) == [(-2, "S-1"), (-1, "S-1")]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgresql_has_the_same_tables_and_columns_as_sqlite(
+        db: Database, sqlite_db: Database) -> None:
+    """The PostgreSQL baseline and the SQLite migrations describe one schema: every table
+    and column of one is in the other (PostgreSQL adds only the rowid SQLite has without
+    naming it, and its text-search vector)."""
+    async with db.read() as conn:
+        pg = await table_columns(conn)
+    async with sqlite_db.read() as conn:
+        lite = await table_columns(conn)
+    assert sorted(pg) == sorted(lite)
+    extra = {"cards": {"rowid"}, "knowledge_fts": {"tsv"}}
+    for table, columns in lite.items():
+        assert set(pg[table]) - extra.get(table, set()) == set(columns), table
+    assert await db.schema_version() == known_schema_version()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgresql_columns_hold_what_sqlite_columns_hold(db: Database) -> None:
+    """SQLite's INTEGER is 64 bits and its REAL double precision; PostgreSQL's names mean 32
+    bits and single precision, so its schema must never use them (a Telegram id or a unix
+    time would not fit)."""
+    async with db.read() as conn:
+        narrow = await conn.execute_fetchall(
+            """SELECT table_name, column_name, data_type FROM information_schema.columns
+               WHERE table_schema = current_schema()
+                 AND data_type IN ('integer', 'smallint', 'real')""")
+    assert [tuple(r) for r in narrow] == []

@@ -3,12 +3,11 @@ or a stuck outbox are reported as degraded with a 200, and alerts are still acce
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from typing import Any
 
 import aiohttp
 from harness import ALICE, CHAT, AppFactory, Harness, fixture_bytes
+from pg import write_lock_held
 
 from sandbox.emulator import wait_for
 
@@ -77,18 +76,13 @@ async def test_unready_only_when_alerts_cannot_be_stored(start_app: AppFactory) 
     # Another process holds the write lock: nothing can be stored until it lets go.
     # Taken off the event loop: the app may be mid-transaction (start-up, delivery) and can
     # only finish it while the loop runs.
-    other = sqlite3.connect(app.db.path, isolation_level=None, timeout=30,
-                            check_same_thread=False)
-    try:
-        await asyncio.to_thread(other.execute, "BEGIN EXCLUSIVE")
+    async with write_lock_held(app.db_target):
         status, body = await get(app, "/readyz")
         assert status == 503
         assert body["status"] == "unavailable"
-        assert "database is locked" in body["error"]
+        # SQLite: "database is locked"; PostgreSQL: "canceling statement due to lock timeout"
+        assert "lock" in body["error"]
         status, _ = await app.post("/alerts/alertmanager", fixture_bytes("crashloop-firing.json"))
         assert status == 503
-        other.execute("ROLLBACK")
-    finally:
-        other.close()
     status, body = await get(app, "/readyz")
     assert (status, body["status"]) == (200, "ready")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from bot_process import BotProcess, free_port
 from harness import CHAT
+from pg import sqlite_only
 
 from sandbox.emulator import wait_for
 from sandbox.server import RunningEmulator
@@ -41,6 +42,7 @@ def _refusal(log: str) -> str:
     return line
 
 
+@sqlite_only("the lock on a SQLite file")
 async def test_a_second_process_on_the_file_refuses_and_leaves_the_first_alone(
     botproc: BotProcess, emu: RunningEmulator, tmp_path: Path
 ) -> None:
@@ -75,6 +77,7 @@ async def test_a_second_process_on_the_file_refuses_and_leaves_the_first_alone(
     assert await botproc.terminate() == 0
 
 
+@sqlite_only("the lock on a SQLite file")
 async def test_a_restart_after_sigkill_starts_at_once(
     botproc: BotProcess, emu: RunningEmulator
 ) -> None:

@@ -294,3 +294,24 @@ async def test_check_config_online_refused_token(emu: RunningEmulator, tmp_path:
                                          TELEGRAM_BOT_TOKEN="654321:WRONG")
     assert code != 0
     assert _row(out, "getMe")[1] == "FAIL" and "refused" in _row(out, "getMe")[2]
+
+
+def test_postgresql_that_does_not_answer(tmp_path: Path) -> None:
+    url = f"postgresql://opsgate:secret-pw@127.0.0.1:{closed_port()}/opsgate"
+    code, err, _ = run_bot(tmp_path, "run", DATABASE_URL=url, LOG_LEVEL="ERROR",
+                           APPROVER_IDS="1")
+    assert code != 0
+    line = assert_one_line(err, "DATABASE_URL", "cannot open", "127.0.0.1")
+    assert "secret-pw" not in line  # never the password
+    # With DATABASE_PATH set too, the log says which one is used.
+    _, err, _ = run_bot(tmp_path, "run", DATABASE_URL=url, APPROVER_IDS="1")
+    assert "DATABASE_URL is set" in err and "is not used" in err
+    assert "secret-pw" not in err
+
+
+def test_database_url_that_is_not_postgresql(tmp_path: Path) -> None:
+    code, err, _ = run_bot(tmp_path, "run", DATABASE_URL="mysql://db/opsgate")
+    assert code != 0
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    assert line.startswith("opsgate: bad configuration: DATABASE_URL")
+    assert "postgresql://" in line

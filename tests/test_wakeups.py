@@ -12,6 +12,7 @@ from bot.decisions.analysis import AnalysisWorker
 from bot.models import Alert, DecisionState, Incident
 from sandbox.emulator import wait_for
 from storage import outbox, repo, transitions
+from storage.backends import database_for
 from storage.db import Database, Wake
 
 
@@ -69,7 +70,7 @@ async def test_decision_committed_by_another_process_is_found_by_polling(
 ) -> None:
     worker = AnalysisWorker(db, InvalidEngine(), lambda: T0, Voice("en", "UTC"))
     worker.start()
-    other = Database(db.path)  # its own connections: its commits wake only it
+    other = database_for(db.target)  # its own connections: its commits wake only it
     await other.open()
     try:
         async with other.write() as conn:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,8 @@ from harness import AppFactory, Harness, fixture_bytes
 from sandbox.emulator import wait_for
 
 
-def _alert_rows(path: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT * FROM alerts ORDER BY fingerprint, starts_at").fetchall()
-    finally:
-        conn.close()
+def _alert_rows(h: Harness) -> list[tuple[object, ...]]:
+    return h.rows("SELECT * FROM alerts ORDER BY fingerprint, starts_at")
 
 
 @pytest.mark.parametrize(
@@ -35,7 +30,7 @@ async def test_other_content_types_get_415(app: Harness, tmp_path: Path, content
     status, body = await app.post("/alerts/alertmanager", fixture_bytes("single-firing.json"),
                                   headers={"Content-Type": content_type})
     assert status == 415 and problem in body["error"]
-    assert _alert_rows(tmp_path / "opsgate.db") == []
+    assert _alert_rows(app) == []
 
 
 @pytest.mark.parametrize("content_type", [None, "application/json; charset=UTF-8",
@@ -53,7 +48,7 @@ async def test_json_and_a_missing_content_type_are_accepted(
     writer.close()
     await writer.wait_closed()
     assert status_line.split()[1] == b"200"
-    assert len(_alert_rows(tmp_path / "opsgate.db")) == 1
+    assert len(_alert_rows(app)) == 1
 
 
 async def test_a_slow_body_is_cut_off_with_408(start_app: AppFactory, tmp_path: Path) -> None:
@@ -72,7 +67,7 @@ async def test_a_slow_body_is_cut_off_with_408(start_app: AppFactory, tmp_path: 
     await writer.wait_closed()
     assert head.startswith(b"HTTP/1.1 408") and b"Connection: close" in head
     assert b"WEBHOOK_READ_TIMEOUT" in answer
-    assert _alert_rows(tmp_path / "opsgate.db") == []
+    assert _alert_rows(h) == []
     # Other senders are unaffected.
     status, _ = await h.post("/alerts/alertmanager", body)
     assert status == 200
@@ -93,7 +88,7 @@ async def test_a_sender_that_hangs_up_mid_body_is_one_debug_line(
     assert [(r.name, r.levelno, r.exc_info) for r in dropped] == [
         ("handlers.alerts", logging.DEBUG, None)]
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
-    assert _alert_rows(tmp_path / "opsgate.db") == []
+    assert _alert_rows(app) == []
 
 
 async def test_an_unterminated_string_is_refused_at_once(app: Harness) -> None:

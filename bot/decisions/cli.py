@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.decisions.playbooks import PlaybookFileError, export_toml, import_toml
 from storage import knowledge as kb_store
-from storage.db import Database
+from storage.backends import database_for
 from storage.playbooks import PlaybookRepo
 
 NO_PLAYBOOKS = ("no playbooks yet: press \"Save as playbook\" on a fixed incident's card, or "
@@ -17,7 +17,7 @@ NO_PLAYBOOKS = ("no playbooks yet: press \"Save as playbook\" on a fixed inciden
 
 
 async def playbooks_command(settings: Settings, action: str, file: str | None) -> int:
-    db = Database(settings.database_path)
+    db = database_for(settings.database)
     await db.open()
     try:
         repo = PlaybookRepo(db)
@@ -77,7 +77,7 @@ async def kb_command(settings: Settings, action: str) -> int:
     if settings.kb_path and not await asyncio.to_thread(Path(settings.kb_path).is_dir):
         print(f"opsgate: KB_PATH {settings.kb_path} is not a folder", file=sys.stderr)
         return 2
-    db = Database(settings.database_path)
+    db = database_for(settings.database)
     await db.open()
     try:
         knowledge = build_knowledge(settings, db, redactor)

@@ -75,7 +75,8 @@ async def add_alert_counts(conn: Conn, incident_id: str,
             await conn.execute(
                 """INSERT INTO incident_alert_counts (incident_id, status, severity, n)
                    VALUES (?,?,?,?)
-                   ON CONFLICT (incident_id, status, severity) DO UPDATE SET n = n + excluded.n""",
+                   ON CONFLICT (incident_id, status, severity)
+                   DO UPDATE SET n = incident_alert_counts.n + excluded.n""",
                 (incident_id, status, severity, delta),
             )
 

@@ -32,14 +32,15 @@ def _decision(row: aiosqlite.Row) -> Decision:
 
 
 async def insert_decision(conn: Conn, incident_id: str, now: datetime) -> int:
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         """INSERT INTO decisions (incident_id, state, created_at, updated_at)
-           VALUES (?, 'analyzing', ?, ?)""",
+           VALUES (?, 'analyzing', ?, ?) RETURNING id""",
         (incident_id, ts(now), ts(now)),
     )
     mark(conn, Wake.ANALYSIS)
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    assert row is not None
+    return int(row[0])
 
 
 async def get_decision(conn: Conn, decision_id: int) -> Decision | None:

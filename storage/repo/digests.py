@@ -95,12 +95,12 @@ async def get_digest(conn: Conn, digest_id: int) -> DigestRow | None:
 
 
 async def start_digest(conn: Conn, chat_id: int, now: datetime, drain_at: float) -> int:
-    cur = await conn.execute(
-        "INSERT INTO digests (chat_id, started_at, drain_at) VALUES (?,?,?)",
+    row = await fetch_one(
+        conn, "INSERT INTO digests (chat_id, started_at, drain_at) VALUES (?,?,?) RETURNING id",
         (chat_id, ts(now), drain_at),
     )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    assert row is not None
+    return int(row[0])
 
 
 async def set_drain_at(conn: Conn, digest_id: int, drain_at: float) -> None:

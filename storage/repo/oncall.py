@@ -85,7 +85,7 @@ async def advance_reminder(
     writing nothing, when another tick recorded it first or somebody reacted since."""
     cur = await conn.execute(
         f"""UPDATE cards AS c SET reminders_sent = ?, next_remind_at = ?,
-               escalated_at = CASE WHEN ? THEN ? ELSE escalated_at END
+               escalated_at = CASE WHEN ? = 1 THEN ? ELSE escalated_at END
             WHERE c.incident_id = ? AND c.chat_id = ? AND c.reminders_sent = ?
               AND c.next_remind_at = ? AND {_NOBODY_REACTED}""",
         (sent, ts(next_at), int(escalated), ts(now), due.incident_id, due.chat_id,

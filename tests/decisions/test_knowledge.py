@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from fake_llm import fake_llm_server
 from helpers import T0, alert, incident_for
+from pg import database_env
 
 from bot.decisions.knowledge import Embedder, Knowledge, runbook_sections, terms
 from bot.decisions.redact import Redactor
@@ -44,16 +43,6 @@ KINDS = [
 ]
 
 RIGHT = "INC-RIGHT1"
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "kb.db")
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def store_incident(
@@ -256,7 +245,7 @@ async def test_reindex_command(db: Database, tmp_path: Path) -> None:
     await store_incident(db, "INC-000001", "KubePodCrashLooping", "cart", "shop", "x",
                          verb=Verb.ROLLOUT_RESTART)
     write_runbooks(tmp_path / "kb")
-    env = {"DATABASE_PATH": db.path, "KB_PATH": str(tmp_path / "kb"), "PATH": "/usr/bin:/bin"}
+    env = {**database_env(db.target), "KB_PATH": str(tmp_path / "kb"), "PATH": "/usr/bin:/bin"}
     proc = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "bot", "kb", "reindex"], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=60,

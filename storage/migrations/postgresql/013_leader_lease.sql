@@ -1,4 +1,5 @@
--- The leader lease (see ../013_leader_lease.sql), in PostgreSQL's types.
+-- As ../013_leader_lease.sql, in PostgreSQL's types (its REAL is single precision: a unix
+-- time in it would be off by minutes).
 CREATE TABLE leader_lease (
     name       TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,
