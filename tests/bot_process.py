@@ -77,6 +77,16 @@ class BotProcess:
         except aiohttp.ClientError:
             return False
 
+    async def role(self) -> str | None:
+        """The role /readyz reports (leader, standby), or None while it does not answer."""
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(self.url + "/readyz",
+                                    timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    return str((await resp.json()).get("role"))
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 

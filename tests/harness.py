@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Callable
@@ -44,6 +45,18 @@ def fixture(name: str) -> dict[str, Any]:
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def numbered_alert(n: int, fingerprint: str, label: str) -> bytes:
+    """The crash-loop alert as the n-th of a storm: its own fingerprint, deployment and group
+    (`label` names the storm, e.g. chaos)."""
+    body = copy.deepcopy(fixture("crashloop-firing.json"))
+    alert = body["alerts"][0]
+    alert["labels"]["deployment"] = alert["labels"]["service"] = f"{label}-{n}"
+    alert["fingerprint"] = fingerprint
+    body["groupKey"] = f'{{}}:{{{label}="{n}"}}'
+    body["commonLabels"]["deployment"] = f"{label}-{n}"
+    return json.dumps(body).encode()
 
 
 def routes_into_two_chats(namespace: str, chat_a: int, chat_b: int) -> str:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import json
 import os
 import random
 import time
@@ -32,7 +30,7 @@ from typing import Any
 
 import aiohttp
 from bot_process import BotProcess
-from harness import ALICE, CHAT, fixture, is_card
+from harness import ALICE, CHAT, is_card, numbered_alert
 
 from sandbox.emulator import wait_for
 from sandbox.server import RunningEmulator
@@ -75,14 +73,8 @@ class Chaos:
     # -- what the storm does ------------------------------------------------------------
 
     def alert(self, n: int) -> tuple[str, bytes]:
-        body = copy.deepcopy(fixture("crashloop-firing.json"))
         fingerprint = f"{SEED % 10**6:06d}{n:010x}"
-        alert = body["alerts"][0]
-        alert["labels"]["deployment"] = alert["labels"]["service"] = f"chaos-{n}"
-        alert["fingerprint"] = fingerprint
-        body["groupKey"] = f'{{}}:{{chaos="{n}"}}'
-        body["commonLabels"]["deployment"] = f"chaos-{n}"
-        return fingerprint, json.dumps(body).encode()
+        return fingerprint, numbered_alert(n, fingerprint, "chaos")
 
     async def poster(self) -> None:
         n = 0
