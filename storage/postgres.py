@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 # other).
 LOCK_KEY_SQL = "SELECT hashtext('opsgate:' || current_database() || '/' || current_schema())"
 # A session idle inside a transaction this long is ended by the server: a paused replica
-# cannot hold the write lock beyond it.
-IDLE_IN_TRANSACTION = "15s"
+# cannot hold the write lock beyond it (nor stall a failover: under the default lease).
+# Transactions here last milliseconds.
+IDLE_IN_TRANSACTION = "5s"
 READ_POOL = 4
 
 # Server errors that mean "cannot store right now", not "this statement is wrong".

@@ -17,12 +17,12 @@ from pg import query
 from bot.app import App
 from bot.config import Settings
 from bot.incidents.approvals import ApprovalService
-from bot.models import Decision, DecisionState
+from bot.models import Decision
 from bot.pipeline import Pipeline
 from bot.telegram.delivery import DeliveryWorker
 from sandbox.emulator import Emulator, wait_for
 from sandbox.server import RunningEmulator
-from storage import inbox, outbox, repo
+from storage import repo
 from storage.db import Database
 from storage.state import StateStore
 
@@ -190,17 +190,17 @@ class Harness:
         """Ingest finished, every received update handled, nothing analyzing or executing,
         outbox drained (looked at every `interval` seconds, and at every change in the
         emulator)."""
-        db = self.db
 
-        async def quiet() -> bool:
-            async with db.read() as conn:
-                if await outbox.pending_count(conn) or await inbox.pending_count(conn):
-                    return False
-                for state in (DecisionState.ANALYZING, DecisionState.APPROVED,
-                              DecisionState.EXECUTING):
-                    if await repo.decisions_in_state(conn, state):
-                        return False
-            return True
+        def quiet() -> bool:
+            # A connection of its own each time: the app's shared reader can hold a snapshot
+            # older than the last commit (a read still open on it), which could show the
+            # state from before a press and pass for quiet.
+            ((busy,),) = self.rows(
+                """SELECT (SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending'))
+                        + (SELECT COUNT(*) FROM inbox WHERE state = 'pending')
+                        + (SELECT COUNT(*) FROM decisions
+                           WHERE state IN ('analyzing', 'approved', 'executing'))""")
+            return busy == 0
 
         await wait_for(quiet, timeout, interval=interval, message="app did not settle")
 
