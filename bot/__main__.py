@@ -1,4 +1,5 @@
-"""python -m bot [run | sandbox | check-config | discover | playbooks ... | kb ... | backup FILE]"""
+"""python -m bot [run | sandbox | check-config | discover | playbooks ... | kb ... | backup FILE |
+copy-db --to URL]"""
 
 from __future__ import annotations
 
@@ -113,7 +114,14 @@ def cmd_kb(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from storage.backup import BackupError, backup
 
-    source = _settings().database_path
+    settings = _settings()
+    if settings.database_url.get_secret_value():
+        # PostgreSQL's own tool makes a consistent dump while the replicas run.
+        print(f"opsgate: backup: the database is PostgreSQL ({settings.database_shown}): "
+              "back it up with pg_dump, e.g. pg_dump --format=custom "
+              "--file=opsgate.dump \"$DATABASE_URL\"", file=sys.stderr)
+        return 1
+    source = settings.database_path
     try:
         info = backup(source, args.file)
     except BackupError as exc:
@@ -122,6 +130,22 @@ def cmd_backup(args: argparse.Namespace) -> int:
     rows = ", ".join(f"{table} {count}" for table, count in info.rows.items())
     print(f"backup: {info.path} (schema {info.schema_version}, {info.size} bytes) "
           f"from {source}: {rows}")
+    return 0
+
+
+def cmd_copy_db(args: argparse.Namespace) -> int:
+    from storage.copy_db import CopyError, copy_db
+    from storage.db import redacted
+
+    source = _settings().database_path
+    try:
+        report = asyncio.run(copy_db(source, args.to))
+    except CopyError as exc:
+        print(f"opsgate: copy-db: {exc}", file=sys.stderr)
+        return 1
+    rows = ", ".join(f"{table} {count}" for table, count in sorted(report.rows.items()))
+    print(f"copy-db: {report.total} rows from {source} (schema {report.schema_version}) "
+          f"into {redacted(args.to)}: {rows}")
     return 0
 
 
@@ -152,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                                        "(SQLite online backup; FILE must not exist)")
     bk.add_argument("file", help="the new file (on the same machine as DATABASE_PATH)")
     bk.set_defaults(fn=cmd_backup)
+    cp = sub.add_parser("copy-db", help="copy the SQLite database (DATABASE_PATH, the bot "
+                                        "stopped) into an empty PostgreSQL database")
+    cp.add_argument("--to", required=True, metavar="URL", help="postgresql://user:pass@host/db")
+    cp.set_defaults(fn=cmd_copy_db)
     args = parser.parse_args(argv)
     _configure_logging()
     fn = getattr(args, "fn", cmd_run)
