@@ -86,12 +86,15 @@ async def wait_for(
     *,
     interval: float = 0.05,
     message: str = "",
+    on_change: bool = True,
 ) -> Any:
     """Wait until ``predicate()`` is truthy and return its value.
 
-    Wakes on every emulator state change; ``interval`` bounds the wait between
-    checks so predicates on other state (the bot's DB) are also seen. A
-    predicate raising LookupError (KeyError/IndexError) counts as "not yet".
+    Wakes on every emulator state change (unless ``on_change`` is false: a costly
+    predicate, checked while thousands of calls arrive, would slow the emulator it
+    watches); ``interval`` bounds the wait between checks so predicates on other
+    state (the bot's DB) are also seen. A predicate raising LookupError
+    (KeyError/IndexError) counts as "not yet".
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -107,7 +110,10 @@ async def wait_for(
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise TimeoutError(message or f"condition not met within {timeout}s")
-        await _CHANGES.wait(min(interval, remaining))
+        if on_change:
+            await _CHANGES.wait(min(interval, remaining))
+        else:
+            await asyncio.sleep(min(interval, remaining))
 
 
 # --- errors and constants
@@ -436,8 +442,15 @@ class Emulator:
             for t in self._chat_state(chat_id).topics.values()
         ]
 
-    def calls(self, method: str | None = None) -> list[dict]:
-        return [copy.deepcopy(c) for c in self._calls if method is None or c["method"] == method]
+    def calls(self, method: str | None = None, *, start: int = 0) -> list[dict]:
+        """Copies of the calls made (of `method`), from the `start`-th call made on (a
+        reader polling thousands of calls copies only the new ones)."""
+        return [copy.deepcopy(c) for c in itertools.islice(self._calls, start, None)
+                if method is None or c["method"] == method]
+
+    def call_count(self) -> int:
+        """How many calls were made (the `start` of a later `calls`)."""
+        return len(self._calls)
 
     def callback_stats(self) -> dict:
         answered = [q for q in self._queries.values() if q["answer"] is not None]
