@@ -109,10 +109,11 @@ class Cluster:
     def cards(self) -> list[dict[str, Any]]:
         return [m for m in self.emu.emulator.messages(CHAT) if is_card(m)]
 
-    async def storm(self, count: int, senders: int = 4,
-                    to: list[BotProcess] | None = None) -> None:
+    async def storm(self, count: int, senders: int = 4, to: list[BotProcess] | None = None,
+                    under_way: asyncio.Event | None = None) -> None:
         """Alerts up to the `count`-th, each its own incident, posted to the replicas (or to
-        those of `to`) in turn, as a load balancer spreads them."""
+        those of `to`) in turn, as a load balancer spreads them; `under_way` is set once the
+        first is answered (or the storm ends)."""
         targets = to or self.procs
 
         async def sender(http: aiohttp.ClientSession) -> None:
@@ -130,9 +131,15 @@ class Cluster:
                     ) as resp:
                         status = resp.status
                 self.posts.append((fingerprint, status))
+                if under_way is not None:
+                    under_way.set()
 
-        async with aiohttp.ClientSession() as http:
-            await asyncio.gather(*(sender(http) for _ in range(senders)))
+        try:
+            async with aiohttp.ClientSession() as http:
+                await asyncio.gather(*(sender(http) for _ in range(senders)))
+        finally:
+            if under_way is not None:  # a storm that failed is not waited for
+                under_way.set()
 
     async def waiting(self) -> list[dict[str, Any]]:
         """Recorded cards awaiting approval, not pressed yet (a copy left in the documented
@@ -264,8 +271,10 @@ async def test_the_leader_killed_during_a_storm_and_presses(
     await cluster.storm(30)
     await wait_for(lambda: _at_least(cluster, 25), 30, **ON_DB, message="too few cards")
     await cluster.press(5)  # in flight at the kill
-    posting = asyncio.create_task(cluster.storm(60))  # and alerts, some to the dead leader
-    await asyncio.sleep(0.05)
+    # And alerts, some to the dead leader: it is killed once the storm's first is answered.
+    under_way = asyncio.Event()
+    posting = asyncio.create_task(cluster.storm(60, under_way=under_way))
+    await under_way.wait()
     killed_at = time.time()
     await first.kill()
     dead_at = time.time()
