@@ -1,7 +1,8 @@
-"""Replicas on one PostgreSQL schema, each a `python -m bot run` subprocess against the
-emulator, fed a storm of alerts spread over them and twenty presses at once, while the
-leader is killed with SIGKILL or, separately, stops itself (SIGSTOP) between claiming an
-outbox row and sending it, for longer than its lease, and is then resumed. Then:
+"""Replicas on one PostgreSQL schema, each a `python -m bot run` process against the
+emulator (forked from one that has imported the libraries: tests/bot_forkserver.py), fed
+a storm of alerts spread over them and twenty presses at once, while the leader is killed
+with SIGKILL or, separately, stops itself (SIGSTOP) between claiming an outbox row and
+sending it, for longer than its lease, and is then resumed. Then:
 
 - every alert answered 2xx by any replica is stored;
 - one card per incident in the chat (a second copy only where the documented window
@@ -20,14 +21,14 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from bot_process import BotProcess, free_port
+from bot_process import BotProcess, ForkServer, free_port
 from harness import ALICE, BOB, CHAT, is_card, numbered_alert
 from pg import pg_schema
 from pg import rows as pg_rows
@@ -67,6 +68,7 @@ class Cluster:
     emu: RunningEmulator
     url: str
     tmp: Path
+    forks: ForkServer
     procs: list[BotProcess] = field(default_factory=list)
     posts: list[tuple[str, int | None]] = field(default_factory=list)
     presses: dict[str, str] = field(default_factory=dict)  # query id -> incident
@@ -78,7 +80,7 @@ class Cluster:
         i = len(self.procs)
         workdir = self.tmp / f"replica-{i}"
         workdir.mkdir()
-        proc = BotProcess(self.emu, self.url, free_port(), workdir)
+        proc = BotProcess(self.emu, self.url, free_port(), workdir, self.forks)
         self.procs.append(proc)
         return proc
 
@@ -232,10 +234,22 @@ class Cluster:
         return summary
 
 
+@pytest.fixture(scope="module")
+def forks() -> Iterator[ForkServer]:
+    """Every replica of these tests is forked from one process that has imported the
+    libraries: ten fresh interpreters would spend most of the file's time importing."""
+    server = ForkServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 @pytest.fixture
-async def cluster(emu: RunningEmulator, tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(emu: RunningEmulator, tmp_path: Path, forks: ForkServer
+                  ) -> AsyncIterator[Cluster]:
     async with pg_schema() as url:
-        c = Cluster(emu, url, tmp_path)
+        c = Cluster(emu, url, tmp_path, forks)
         try:
             yield c
         finally:
