@@ -117,26 +117,36 @@ def digest_key(digest_id: int) -> str:
 
 
 async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime, *,
-                         first: bool = False) -> None:
+                         first: bool = False, showing: int | None = None) -> None:
     """Queue a render of a storm's digest. Like card syncs they collapse: the worker renders
     the latest state when it gets there. The `first` post goes ahead of the chat's backlog of
-    new cards: it is what shows every incident of the storm at once; later renders wait in
-    the lowest new-cards lane (they show new incidents too)."""
+    new cards: it is what shows every incident of the storm at once. A later render that
+    lists incidents no message shows yet (`showing`: the severity rank of the most severe)
+    goes first in the lane their own cards would have taken: ahead of the cards the storm
+    kept from before it (which the digest lists already), behind more severe new cards.
+    Other renders wait in the lowest new-cards lane."""
     key = digest_key(digest_id)
-    lane = _lane(DIGEST_FIRST if first else new_card_lane(0))
+    ahead = first or showing is not None
+    lane = _lane(DIGEST_FIRST if first else new_card_lane(showing or 0))
     await _lift(conn, key, lane)
     async with conn.execute(
         "SELECT 1 FROM outbox WHERE state = 'pending' AND order_key = ? AND kind = 'digest'",
         (key,),
     ) as cur:
         if await cur.fetchone():
+            if ahead:  # the render already queued shows them: it goes first in its lane
+                await conn.execute(
+                    """UPDATE outbox SET next_attempt_at = 0 WHERE state = 'pending'
+                       AND order_key = ? AND kind = 'digest' AND last_error IS NULL""",
+                    (key,),
+                )
             return
     await conn.execute(
         """INSERT INTO outbox (order_key, chat_id, kind, payload, next_attempt_at, created_at,
                lane)
            VALUES (?,?,?,?,?,?,?)""",
         (key, chat_id, DIGEST, json.dumps({"digest": digest_id}),
-         0.0 if first else now.timestamp(), ts(now), lane),
+         0.0 if ahead else now.timestamp(), ts(now), lane),
     )
     mark(conn, Wake.DELIVERY)
 

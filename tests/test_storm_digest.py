@@ -224,3 +224,44 @@ async def test_a_group_upgraded_during_a_storm_moves_its_digest(tmp_path: Path) 
         assert ended is not None and ended.chat_id == -5  # an ended storm stays where it was
     finally:
         await db.close()
+
+
+async def test_incidents_held_later_show_before_the_cards_the_storm_kept(
+        start_app: AppFactory) -> None:
+    """A later render of the digest lists what no other message shows: it goes ahead of the
+    cards the storm kept from before it (the digest lists those already), not after them."""
+    # 5 s of cards at 3/17 s each: the storm keeps 28, more than a window's 17 new writes
+    # (due at once: none waits for its proposal).
+    h = await start_app(**storm_settings("5s"), first_card_wait=0)
+    h.em.set_rate_limits(True, FloodLimits().scaled(SPEED))
+
+    async def one(key: str, i: int) -> None:
+        payload = fixture("single-firing.json")
+        payload["groupKey"] = key
+        alert = payload["alerts"][0]
+        alert["fingerprint"] = f"{i:016x}"
+        alert["labels"].update(service=f"svc-{i}", alertname=f"Storm{i % 3}",
+                               severity="warning")
+        status, body = await h.post("/alerts/alertmanager", json.loads(json.dumps(payload)))
+        assert status == 200, body
+
+    await asyncio.gather(*(one(f"storm-{i}", i) for i in range(40)))
+    digest = await wait_for(lambda: next(iter(digests(h)), None), 30,
+                            message="no digest message")
+    await asyncio.gather(*(one(f"late-{i}", 100 + i) for i in range(3)))
+    late = {r[0] for r in await rows(h, "SELECT incident_id FROM alerts WHERE fingerprint IN "
+                                        f"('{100:016x}', '{101:016x}', '{102:016x}')")}
+    assert len(late) == 3
+
+    async def kept_unsent() -> tuple[int] | None:
+        """Kept cards not sent yet, once the digest lists every late incident."""
+        if not late <= set(ids_in(h.em.message(CHAT, digest["message_id"])["text"])):
+            return None
+        count = await rows(h, "SELECT COUNT(*) FROM cards WHERE digest_id IS NOT NULL "
+                              "AND held = 0 AND own_at IS NULL AND message_id IS NULL")
+        return (int(count[0][0]),)
+
+    (unsent,) = await wait_for(kept_unsent, 30, message="the late incidents never showed")
+    assert unsent > 0, "the late incidents waited for the whole kept backlog"
+    await h.settled(timeout=30)
+    assert [c for c in writes(h) if c["error_code"] == 429] == []

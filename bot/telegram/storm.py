@@ -121,8 +121,9 @@ class Storm:
                 digest_id = digest.id
                 drain = max(digest.drain_at, at) + len(cards) * interval
                 await digests.set_drain_at(conn, digest_id, drain)
-            await self._hold(conn, digest_id, chat_id, cards, now)
-            await outbox.enqueue_digest(conn, digest_id, chat_id, now, first=digest is None)
+            showing = await self._hold(conn, digest_id, chat_id, cards, now)
+            await outbox.enqueue_digest(conn, digest_id, chat_id, now, first=digest is None,
+                                        showing=showing)
             changed = True
         for digest in await digests.waiting_urgent(conn):
             changed |= await self._release_urgent(conn, digest, now, write=write)
@@ -143,11 +144,13 @@ class Storm:
         return max(0, cap.count - await digests.own_cards_since(conn, chat_id, at - cap.per))
 
     async def _hold(self, conn: Conn, digest_id: int, chat_id: int,
-                    cards: list[digests.NewCard], now: datetime) -> None:
+                    cards: list[digests.NewCard], now: datetime) -> int | None:
         """List these incidents in the digest; critical ones keep their card while the
-        cap allows."""
+        cap allows. The severity rank of the most severe held (only the digest shows it),
+        None if none is."""
         at = now.timestamp()
         free = await self._free_own_cards(conn, chat_id, at)
+        showing: int | None = None
         for card in cards:
             own = free > 0 and card.severity.lower() == "critical"
             await digests.hold(conn, digest_id, card.incident_id, chat_id, held=not own,
@@ -156,6 +159,8 @@ class Storm:
                 free -= 1
             else:
                 await outbox.drop_held(conn, card.incident_id, chat_id)
+                showing = max(showing or 0, severity_rank(card.severity))
+        return showing
 
     async def _release_urgent(self, conn: Conn, digest: digests.DigestRow, now: datetime, *,
                               write: bool) -> bool:
