@@ -13,7 +13,8 @@ also sends the webhooks. Measures, each printed next to its target:
 a) N alerts (default 1,000) in N groups, posted one after another (each POST after the
    previous one's 200, not after its card), pacing off: webhook POST -> the card's
    sendMessage at the emulator, p50/p99/worst. The floor is the emulator's own round trip
-   for a bare sendMessage, measured in the same run.
+   for a bare sendMessage, measured in the same run; the p50 is split at the card's outbox
+   row (POST -> row, row -> sendMessage).
 b) G groups of K alerts (default 100 x 100) posted at once (8 senders) into one
    supergroup, default pacing, the emulator answering 429 over Telegram's limits: the
    429s, seconds until every incident's id appears in some message the chat was sent
@@ -49,6 +50,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -212,6 +214,14 @@ def chat_writes(emu: RunningEmulator) -> list[dict[str, Any]]:
             and str(c["params"].get("chat_id")) == str(CHAT)]
 
 
+def card_queued(bot: BotProcess) -> dict[int, float]:
+    """When each group's first card row was queued (unix time), by group number."""
+    rows = bot.rows("SELECT i.namespace, MIN(o.created_at) FROM outbox o JOIN incidents i "
+                    "ON i.id = o.incident_id WHERE o.kind = 'card' GROUP BY i.id")
+    return {int(m.group(1)): datetime.fromisoformat(at).timestamp() for ns, at in rows
+            if (m := GROUP_NAME.fullmatch(str(ns)))}
+
+
 async def latency(n: int, out: Results) -> None:
     """(a): n alerts in n groups, one POST after another, pacing off."""
     env = {"TELEGRAM_PACING": "false", "FIRST_CARD_WAIT": "0"}
@@ -246,7 +256,12 @@ async def latency(n: int, out: Results) -> None:
         card = next((c["params"] for c in emu.emulator.calls("sendMessage") if c["ok"]
                      and str(c["params"].get("chat_id")) == str(CHAT)), {"text": "-"})
         send_floor, health_floor = await floor(emu, bot, card, 50)
+        queued = card_queued(bot)
     waits = [first[i] - posted[i] for i in range(n) if i in first]
+    # Where the time goes: POST -> its card's outbox row (the webhook's commit), and that
+    # row -> sendMessage (delivery's queue).
+    ingest = [queued[i] - posted[i] for i in range(n) if i in queued]
+    deliver = [first[i] - queued[i] for i in range(n) if i in first and i in queued]
     missing = n - len(waits)
     out.lines.append(
         f"a) {n} alerts in {n} groups, one POST after another ({n / ingested:,.0f} POST/s), "
@@ -257,8 +272,10 @@ async def latency(n: int, out: Results) -> None:
         out.add("a) webhook -> sendMessage", "no card sent", "", False)
         return
     p50, p99, worst = statistics.median(waits), pct(waits, 0.99), max(waits)
+    split = (f"; POST -> outbox row p50 {ms(statistics.median(ingest))}, row -> sendMessage "
+             f"p50 {ms(statistics.median(deliver))}" if ingest and deliver else "")
     out.add("a) webhook -> sendMessage p50", ms(p50), "<= 20 ms", p50 <= 0.020,
-            f"{p50 / send_floor:,.0f}x floor")
+            f"{p50 / send_floor:,.0f}x floor" + split)
     out.add("a) webhook -> sendMessage p99", ms(p99), "<= 100 ms", p99 <= 0.100,
             f"{p99 / send_floor:,.0f}x floor")
     out.add("a) webhook -> sendMessage worst", ms(worst), "", None,
