@@ -4,6 +4,7 @@ auth, database `test`). Unreachable: the test skips, except under CI=true, where
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -37,12 +38,14 @@ async def _server() -> asyncpg.Connection:
 async def pg_schema() -> AsyncIterator[str]:
     """A new, empty schema; yields the DATABASE_URL that uses it. Dropped afterwards."""
     name = f"t_{secrets.token_hex(6)}"
+    # asyncpg passes unknown query parameters on as server settings.
+    url = f"{SERVER}?search_path={name}&application_name=opsgate-{name}"
     admin = await _server()
     try:
         await admin.execute(f"CREATE SCHEMA {name}")
-        # asyncpg passes unknown query parameters on as server settings.
-        yield f"{SERVER}?search_path={name}&application_name=opsgate-{name}"
+        yield url
     finally:
+        await _close_kept(url)
         # Replicas a test started may still hold connections: end them first.
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
@@ -138,33 +141,60 @@ def database_env(target: str) -> dict[str, str]:
 def rows(url: str, sql: str, args: Sequence[Any] = (), *,
          fetch: bool = True) -> list[tuple[Any, ...]]:
     """A query from synchronous test code (the event loop's thread may be busy awaiting):
-    run on a thread of its own, with a connection of its own."""
-    out: list[list[tuple[Any, ...]]] = []
-    failed: list[BaseException] = []
+    run on the queries' own loop and thread, on the connection kept for `url`."""
+    return asyncio.run_coroutine_threadsafe(_run(url, sql, tuple(args), fetch),
+                                            _queries_loop()).result()
 
-    async def query() -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            if fetch:
-                out.append([tuple(r) for r in await conn.fetch(_dollars(sql), *args)])
-            else:
-                await conn.execute(_dollars(sql), *args)
-                out.append([])
-        finally:
-            await conn.close()
 
-    def run() -> None:
-        try:
-            asyncio.run(query())
-        except BaseException as exc:  # re-raised on the caller's thread
-            failed.append(exc)
+async def rows_async(url: str, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """rows() from a coroutine, the caller's loop free meanwhile."""
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+        _run(url, sql, tuple(args), True), _queries_loop()))
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    return out[0]
+
+# rows() is polled many times a second by some tests: one connection per database, kept on
+# one loop of its own (a thread, a loop and a connection per query cost milliseconds each).
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_started = threading.Lock()
+_kept: dict[str, asyncpg.Connection] = {}
+_kept_locks: dict[str, asyncio.Lock] = {}  # one statement at a time on a connection
+
+
+def _queries_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_started:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="pg-rows", daemon=True).start()
+        return _loop
+
+
+async def _run(url: str, sql: str, args: tuple[Any, ...],
+               fetch: bool) -> list[tuple[Any, ...]]:
+    async with _kept_locks.setdefault(url, asyncio.Lock()):
+        conn = _kept.get(url)
+        if conn is None or conn.is_closed():
+            # No statement cache: a test may change the schema between two queries.
+            conn = _kept[url] = await asyncpg.connect(url, statement_cache_size=0)
+        if fetch:
+            return [tuple(r) for r in await conn.fetch(_dollars(sql), *args)]
+        await conn.execute(_dollars(sql), *args)
+        return []
+
+
+async def _forget(url: str) -> None:
+    async with _kept_locks.setdefault(url, asyncio.Lock()):
+        conn = _kept.pop(url, None)
+        _kept_locks.pop(url, None)
+        if conn is not None:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.close(timeout=5)
+
+
+async def _close_kept(url: str) -> None:
+    """Close the connection rows() kept for `url` (its schema is going)."""
+    if _loop is not None:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_forget(url), _loop))
 
 
 def _dollars(sql: str) -> str:

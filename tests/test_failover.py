@@ -30,7 +30,7 @@ import aiohttp
 import pytest
 from bot_process import BotProcess, ForkServer, free_port
 from harness import ALICE, BOB, CHAT, is_card, numbered_alert
-from pg import pg_schema
+from pg import pg_schema, rows_async
 from pg import rows as pg_rows
 
 from sandbox.emulator import wait_for
@@ -91,8 +91,9 @@ class Cluster:
         return pg_rows(self.url, sql, args)
 
     async def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Off the event loop, which the emulator (and so every replica's calls) shares."""
-        return await asyncio.to_thread(pg_rows, self.url, sql, ())
+        """Without blocking the event loop, which the emulator (and so every replica's
+        calls) shares."""
+        return await rows_async(self.url, sql)
 
     @staticmethod
     async def role(proc: BotProcess) -> str | None:
