@@ -1,13 +1,16 @@
 """SQLite connection management: one writer under an async lock, WAL, migrations.
 
-Every write happens in `async with db.write() as conn:` — an explicit
-`BEGIN IMMEDIATE` transaction, committed on exit and rolled back on error, so
-concurrent coroutines never interleave inside one transaction and a failed
-request leaves nothing half-written. Other processes on the same file are
-serialised by SQLite itself (busy_timeout). Delivery's short writes (claim a row,
-mark it sent), storing an incoming update, and every write made while someone is
-waiting (`people_waiting()`: a press, a command) go before every ordinary writer
-still waiting, so a queue of webhooks never starves delivery or holds up a press.
+Every write happens in `async with db.write() as conn:` — an explicit `BEGIN
+IMMEDIATE` transaction, committed on exit and rolled back on error, so concurrent
+coroutines never interleave inside one transaction and a failed request leaves
+nothing half-written. One process runs the app on a file (`run` holds its lock:
+storage/sqlite_lock.py), so its writers take turns here, not in SQLite; busy_timeout
+is for the commands that open the file while it runs (`playbooks import` and `kb
+reindex` write, `backup` reads), which wait for its write lock, and it for theirs,
+that long at most. Delivery's short writes (claim a row, mark it sent), storing an
+incoming update, and every write made while someone is waiting (`people_waiting()`:
+a press, a command) go before every ordinary writer still waiting, so a queue of
+webhooks never starves delivery or holds up a press.
 
 Inside a write transaction the writer's statements run on the event loop's thread, not
 on aiosqlite's: the transaction holds SQLite's write lock, so no statement waits for
