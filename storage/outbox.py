@@ -196,12 +196,38 @@ async def card_in_flight(conn: Conn, incident_id: str, chat_id: int) -> bool:
         return await cur.fetchone() is not None
 
 
-async def due(conn: Conn, now: float, limit: int = 50) -> list[OutboxItem]:
-    """The head of each order key's queue, if it is due, best lane first."""
+@dataclass(frozen=True)
+class Blocked:
+    """Chats whose rows may not go now, left out of `due` so the rows that may go are found
+    behind a backlog that may not: `held` (a 429: nothing goes), `paced` (pacing: nothing
+    but setMyCommands, which writes to no chat) and `paced_unhurried` (pacing, except for
+    the lane people wait for)."""
+
+    held: frozenset[int] = frozenset()
+    paced: frozenset[int] = frozenset()
+    paced_unhurried: frozenset[int] = frozenset()
+
+
+def _not_blocked(blocked: Blocked) -> tuple[str, list[int]]:
+    parts, args = [], []
+    chat_writes = " AND o.kind <> 'commands'"
+    for chats, lanes in ((blocked.held, ""), (blocked.paced, chat_writes),
+                         (blocked.paced_unhurried, f"{chat_writes} AND o.lane > {PEOPLE}")):
+        if chats:
+            parts.append(f" AND NOT (o.chat_id IN ({','.join('?' * len(chats))}){lanes})")
+            args += sorted(chats)
+    return "".join(parts), args
+
+
+async def due(conn: Conn, now: float, limit: int = 50, blocked: Blocked = Blocked()
+              ) -> list[OutboxItem]:
+    """The head of each order key's queue, if it is due and its chat not `blocked`, best
+    lane first."""
+    not_blocked, args = _not_blocked(blocked)
     async with conn.execute(
-        f"""SELECT o.* {_HEADS} AND {_GOES_AT} <= ?
+        f"""SELECT o.* {_HEADS} AND {_GOES_AT} <= ?{not_blocked}
            ORDER BY o.lane, o.next_attempt_at, o.id LIMIT ?""",
-        (now, limit),
+        (now, *args, limit),
     ) as cur:
         rows = await cur.fetchall()
     return [_item(r) for r in rows]

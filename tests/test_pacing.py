@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -218,3 +219,25 @@ def test_headroom_must_leave_room_for_new_cards() -> None:
     limits = Limits.from_settings(Settings(_env_file=None, telegram_people_headroom=5,  # type: ignore[call-arg]
                                            telegram_group_burst="2/1s"))
     assert (limits.headroom, limits.group_burst, limits.group) == (5, Rate(2, 1), Rate(20, 60))
+
+
+async def test_a_paced_backlog_does_not_hold_up_another_chat(start_app: AppFactory) -> None:
+    """The group's backlog of new cards is longer than one look of the worker at the due
+    rows, and pacing holds it back; a message queued after it to a private chat, which may
+    go, goes at once, not after the backlog."""
+    h: Harness = await start_app(**scaled_settings())
+    h.em.set_rate_limits(True, FloodLimits().scaled(SPEED))
+    person = 4242
+    h.em.add_chat(person, type="private")
+    await post_incidents(h, 60)  # more heads of queues than the worker ever reads at once
+    await wait_for(lambda: len([c for c in chat_writes(h) if c["ok"]]) >= 3, 30)
+    async with h.db.write() as conn:
+        await outbox.enqueue(conn, kind=outbox.MESSAGE, chat_id=person,
+                             now=datetime.now(UTC), payload={"text": "for a person"})
+    queued = h.em.call_count()
+    sent = await wait_for(lambda: [c for c in h.em.calls("sendMessage")
+                                   if str(c["params"].get("chat_id")) == str(person)], 30)
+    assert sent[0]["ok"]
+    meanwhile = [c for c in chat_writes(h, since=queued) if c["at"] <= sent[0]["at"]]
+    assert len(meanwhile) <= 3, len(meanwhile)
+    assert [c for c in chat_writes(h) if c["error_code"] == 429] == []

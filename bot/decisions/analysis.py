@@ -35,6 +35,8 @@ class Engine(Protocol):
 
 
 AutoApprover = Callable[[int | None, Proposal], Awaitable[str | None]]
+# Returns when the writes people and new cards wait for are out (or soon, regardless).
+YieldTo = Callable[[], Awaitable[None]]
 
 
 class AnalysisWorker:
@@ -48,6 +50,7 @@ class AnalysisWorker:
         critical_approvals: int = 2,
         auto_approver: AutoApprover | None = None,
         concurrency: int = CONCURRENCY,
+        yield_to: YieldTo | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("analysis concurrency must be at least 1")
@@ -61,6 +64,7 @@ class AnalysisWorker:
         # Each decision's analysis is a task of the stage, keyed by the decision's id.
         self._stage = polling.Stage("analysis", self.analyze_pending, self._wake, POLL_EVERY)
         self._slots = asyncio.Semaphore(concurrency)
+        self._yield_to = yield_to
         # A decision is analysed from its insert on, and ids only grow: a poll woken by a
         # commit reads the decisions above the last one started; a full read every
         # POLL_EVERY finds the rest (another process's, one whose analysis failed). In a
@@ -102,6 +106,11 @@ class AnalysisWorker:
 
     async def _analyze_in_slot(self, decision_id: int, incident_id: str) -> None:
         async with self._slots:
+            if self._yield_to is not None:
+                # A rule's proposal takes CPU the event loop shares with delivery: in a storm
+                # the cards go first, analysis right after (their edits wait in the background
+                # lane anyway; a card waiting for its proposal is not due, so not waited for).
+                await self._yield_to()
             try:
                 await self.analyze_one(decision_id, incident_id)
             except Exception:  # one decision's trouble must not end the others

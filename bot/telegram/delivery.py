@@ -10,6 +10,7 @@ sent at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
 IDLE_POLL = 1.0  # picks up rows written by another process on the same database
+DUE_BATCH = 16  # rows read per look; the chats that may not go now are left out of it
 STOP_GRACE = 5.0  # seconds a stop waits for the write on the wire (a container gets ~10)
+YIELD_AT_MOST = 1.0  # seconds analysis waits, at most, for the cards due before it
 
 SentHook = Callable[[outbox.OutboxItem, int], Awaitable[None]]
 MigrateHook = Callable[[int, int], Awaitable[None]]
@@ -78,6 +81,8 @@ class DeliveryWorker:
             bot.session.middleware(PacedSession(pacer))
         self._writes_before = 0  # the pacer's write count when the current row started
         self._skipped_until: float | None = None  # earliest time a skipped row may go
+        # (chat, people lane) -> until when pacing keeps its rows back
+        self._paced: dict[tuple[int, bool], float] = {}
         self.topics = topics
         self.on_migrate = on_migrate
         self.db = db
@@ -90,6 +95,8 @@ class DeliveryWorker:
         self._chat_hold: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._caught_up = asyncio.Event()  # nothing people or a new card wait for is due
+        self._caught_up.set()
         self._on_wire: outbox.OutboxItem | None = None  # claimed, its call not yet recorded
         self.cards = CardSync(db, bot, render_card, topics, self.metrics)
         self.storm = storm
@@ -109,6 +116,7 @@ class DeliveryWorker:
         if task is None:
             return
         self._stopping = True
+        self._caught_up.set()
         self._wake.set()
         done, _ = await asyncio.wait({task}, timeout=grace)
         if not done:
@@ -123,6 +131,16 @@ class DeliveryWorker:
                 if await self._fenced(conn):
                     await outbox.release(conn, item.id,
                                          "stopped while the call was on the wire")
+
+    async def caught_up(self, at_most: float = YIELD_AT_MOST) -> None:
+        """Return once nothing that people or a new card wait for is due here (at most after
+        `at_most` seconds): work nobody watches (analysis) waits for it, so that in a storm it
+        does not hold up the cards. Pacing holds a chat's rows back; they do not count."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await self._caught_up.wait()
 
     async def _fenced(self, conn: Conn) -> bool:
         return self.fence is None or await self.fence(conn)
@@ -153,6 +171,7 @@ class DeliveryWorker:
                 worked = False
             if worked:
                 continue
+            self._caught_up.set()
             timeout = IDLE_POLL
             async with self.db.read() as conn:
                 nxt = await outbox.next_due(conn)
@@ -167,36 +186,42 @@ class DeliveryWorker:
             await wait_for_wake(self._wake, timeout)
 
     async def run_once(self) -> bool:
-        """Process what is due now. True if anything was attempted."""
+        """Process what is due now. True if anything was attempted, or held back (the rows
+        behind it, left out of this look, may go: look again)."""
         now = time.time()
-        async with self.db.read() as conn:
-            items = await outbox.due(conn, now)
+        blocked = self._blocked(now)
+        items = await self._due(now, blocked)
         # After looking, so it sees every row just read (a new card committed in between would
         # otherwise go out unseen, ahead of the lanes below it); what it holds back or
         # releases is looked at again.
         if self.storm is not None and await self.storm.sweep():
-            async with self.db.read() as conn:
-                items = await outbox.due(conn, now)
+            items = await self._due(now, blocked)
+        if any(item.lane < outbox.BACKGROUND for item in items):
+            self._caught_up.clear()
+        else:
+            self._caught_up.set()
         worked = False
-        self._skipped_until = None
-        for item in items:
-            if self._stopping:
+        claimed: outbox.OutboxItem | None = None  # in the last row's done transaction
+        for i, item in enumerate(items):
+            if self._stopping and claimed is not item:
                 break
-            wait = self._wait_for(item)
-            if wait > 0:
-                until = time.time() + wait
-                self._skipped_until = min(self._skipped_until or until, until)
-                continue
-            async with self.db.write(urgent=True) as conn:
-                if not await self._fenced(conn):
-                    break  # not the leader (any more): claim nothing
-                if not await outbox.claim(conn, item.id):
+            if claimed is not item:
+                wait = self._wait_for(item)
+                if wait > 0:
+                    self._block(item, time.time() + wait)
+                    worked = True
                     continue
+                async with self.db.write(urgent=True) as conn:
+                    if not await self._fenced(conn):
+                        break  # not the leader (any more): claim nothing
+                    if not await outbox.claim(conn, item.id):
+                        continue
             self._on_wire = item  # 'sending' is committed before the call goes out
             worked = True
+            following = items[i + 1] if i + 1 < len(items) else None
             try:
                 faults.point("delivery.claimed")
-                await self._process(item)
+                claimed = await self._process(item, following)
             except NotLeader:
                 # The lease ran out between the claim and the call: the row stays 'sending'
                 # for the recovery of whoever leads next (this process too, later).
@@ -205,9 +230,33 @@ class DeliveryWorker:
                 return False
             finally:
                 self._on_wire = None
-            if self._wake.is_set():
+            if claimed is None and self._wake.is_set():
                 break  # rows were queued meanwhile: they may be in a better lane
         return worked
+
+    async def _due(self, now: float, blocked: outbox.Blocked) -> list[outbox.OutboxItem]:
+        # A few rows at a time, read on this thread: under a storm every commit wakes the
+        # worker, and each look must cost little next to the send it leads to.
+        async with self.db.read(inline=True) as conn:
+            return await outbox.due(conn, now, DUE_BATCH, blocked)
+
+    def _blocked(self, now: float) -> outbox.Blocked:
+        """The chats that may not be written to now (a 429 hold, pacing), and the earliest
+        time one of them may: the rows the due query leaves out wait until then."""
+        held = {c for c, until in self._chat_hold.items() if until > now}
+        paced = {c for (c, people), until in self._paced.items() if people and until > now}
+        unhurried = {c for (c, people), until in self._paced.items()
+                     if not people and until > now}
+        untils = [t for t in (*self._chat_hold.values(), *self._paced.values()) if t > now]
+        self._skipped_until = min(untils) if untils else None
+        self._paced = {k: t for k, t in self._paced.items() if t > now}
+        return outbox.Blocked(frozenset(held), frozenset(paced), frozenset(unhurried))
+
+    def _block(self, item: outbox.OutboxItem, until: float) -> None:
+        """`item`'s chat may not be written to before `until` (its lane's pacing or a hold)."""
+        key = (item.chat_id, item.lane == outbox.PEOPLE)
+        self._paced[key] = max(self._paced.get(key, 0.0), until)
+        self._skipped_until = min(self._skipped_until or until, until)
 
     def _wait_for(self, item: outbox.OutboxItem) -> float:
         """Seconds before a row may go: a 429 hold on its chat, or pacing."""
@@ -226,12 +275,22 @@ class DeliveryWorker:
 
     # ------------------------------------------------------------ one row
 
-    async def _process(self, item: outbox.OutboxItem) -> None:
+    async def _process(self, item: outbox.OutboxItem, following: outbox.OutboxItem | None
+                       ) -> outbox.OutboxItem | None:
+        """Send `item`; `following` (the next due row) is claimed in the transaction that
+        marks `item` sent when it may go then. The row claimed, if any."""
         with logs.about(incident_id=item.incident_id):
-            await self._process_item(item)
+            return await self._process_item(item, following)
 
-    async def _process_item(self, item: outbox.OutboxItem) -> None:
+    def _may_claim(self, item: outbox.OutboxItem | None) -> outbox.OutboxItem | None:
+        if item is None or self._stopping or self._wake.is_set():
+            return None  # rows queued meanwhile may be in a better lane: look again first
+        return item if self._wait_for(item) == 0 else None
+
+    async def _process_item(self, item: outbox.OutboxItem, following: outbox.OutboxItem | None
+                            ) -> outbox.OutboxItem | None:
         self._writes_before = self.pacer.writes if self.pacer is not None else 0
+        claimed = None
         try:
             delivered = await self._deliver(item)
         except Exception as exc:
@@ -241,16 +300,22 @@ class DeliveryWorker:
             await self._failed(item, exc, failure)
         else:
             sent_id = delivered.sent_id
-            # One transaction from Telegram's answer on: the message id and the done mark.
+            following = self._may_claim(following)
+            # One transaction from Telegram's answer on: the message id and the done mark
+            # (and the next row's claim: one commit fewer per row under a backlog).
             async with self.db.write(urgent=True) as conn:
                 if delivered.record is not None:
                     await delivered.record(conn)
                 await outbox.mark_done(conn, item.id, sent_id, self._writes())
+                if (following is not None and await self._fenced(conn)
+                        and await outbox.claim(conn, following.id)):
+                    claimed = following
             if item.kind == outbox.CARD and sent_id is not None:
                 # The card row was queued in the alert's own transaction.
                 self.metrics.alert_to_card.observe(max(0.0, time.time() - item.queued_at))
             if sent_id is not None and self.on_sent is not None:
                 await self.on_sent(item, sent_id)
+        return claimed
 
     async def _failed(self, item: outbox.OutboxItem, exc: Exception, failure: Failure) -> None:
         if isinstance(exc, TelegramRetryAfter):
