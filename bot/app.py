@@ -363,7 +363,7 @@ class App:
             app, db=db, ingest_ctx=ingest_ctx, clock=self.clock,
             token=s.alert_webhook_token.get_secret_value(), max_body_bytes=s.max_body_bytes,
             read_timeout=s.webhook_read_timeout.total_seconds(), metrics=metrics,
-            readiness=readiness,
+            readiness=readiness, yield_to=self.delivery.turn if self.delivery else None,
             grafana_signing=GrafanaSigning(
                 secret=s.grafana_webhook_secret.get_secret_value(),
                 timestamp_header=s.grafana_webhook_timestamp_header,

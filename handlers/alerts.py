@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.alerts import ingest, payloads
-from bot.alerts.intake import Intake
+from bot.alerts.intake import Intake, YieldTo
 from bot.alerts.signature import GrafanaSigning, signature_problem
 from bot.health import Readiness
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -169,9 +169,10 @@ def setup_routes(
     app: web.Application, *, db: Database, ingest_ctx: ingest.IngestContext,
     clock: Callable[[], datetime], token: str, max_body_bytes: int, read_timeout: float,
     metrics: Metrics, readiness: Readiness, grafana_signing: GrafanaSigning | None = None,
+    yield_to: YieldTo | None = None,
 ) -> None:
     app[DB] = db
-    app[INTAKE] = Intake(db, ingest_ctx)
+    app[INTAKE] = Intake(db, ingest_ctx, yield_to=yield_to)
     app[CLOCK] = clock
     app[TOKEN] = token
     app[MAX_BODY] = max_body_bytes

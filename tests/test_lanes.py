@@ -16,6 +16,7 @@ from harness import ALICE, CHAT, AppFactory, Harness, fixture, say
 from test_pacing import SPEED, chat_writes, post_incidents, scaled_settings
 
 from bot.models import DecisionState, severity_rank
+from bot.telegram import delivery
 from sandbox.emulator import FloodLimits, wait_for
 from storage import outbox, repo
 from storage.db import Database
@@ -252,3 +253,26 @@ async def test_delivery_writes_go_before_waiting_webhooks(db: Database) -> None:
     await write("later")
     assert db.writers_waiting() == 0
 
+
+
+async def test_webhooks_one_after_another_leave_each_card_its_turn(
+        start_app: AppFactory, monkeypatch: Any) -> None:
+    """Pacing off, alerts posted one after another, each after the last one's answer: the
+    next webhook is committed only after the card already due went out, so a run of webhooks
+    never builds a backlog of cards behind it (they share one event loop)."""
+    monkeypatch.setattr(delivery, "TURN_AT_MOST", 60.0)  # the order itself, not the cap
+    h: Harness = await start_app(telegram_pacing=False, first_card_wait="0s")
+    answered = []
+    for i in range(20):
+        payload = fixture("single-firing.json")
+        payload["groupKey"] = f"group-{i}"
+        payload["alerts"][0]["fingerprint"] = f"{i:016x}"
+        payload["alerts"][0]["labels"]["service"] = f"svc-{i}"
+        status, body = await h.post("/alerts/alertmanager", payload)
+        assert status == 200, body
+        answered.append(time.time())
+    await wait_for(lambda: len(h.cards()) == 20, 30)
+    cards = sorted(c["at"] for c in h.em.calls("sendMessage") if c["ok"]
+                   and str(c["params"].get("chat_id")) == str(CHAT))
+    behind = [i for i in range(1, 20) if len([t for t in cards if t <= answered[i]]) < i]
+    assert behind == [], f"webhooks answered with earlier cards still unsent: {behind}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +24,9 @@ from storage.db import Database, StorageUnavailable, savepoint
 
 MAX_PAYLOADS = 16  # per transaction: the first request of a batch waits for all of it
 MAX_BYTES = 1024 * 1024  # of request bodies per transaction (one larger body goes alone)
+
+# Returns once the cards already due have had their turn (delivery shares the event loop).
+YieldTo = Callable[[], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -37,13 +41,14 @@ class _Queued:
 
 class Intake:
     def __init__(self, db: Database, ctx: IngestContext, *, max_payloads: int = MAX_PAYLOADS,
-                 max_bytes: int = MAX_BYTES) -> None:
+                 max_bytes: int = MAX_BYTES, yield_to: YieldTo | None = None) -> None:
         self._db = db
         self._ctx = ctx
         self._max_payloads = max_payloads
         self._max_bytes = max_bytes
         self._queue: deque[_Queued] = deque()
         self._lead = asyncio.Lock()
+        self._yield_to = yield_to
         self.commits = 0  # batches committed (tests count batching with it)
 
     @property
@@ -59,6 +64,9 @@ class Intake:
         try:
             async with self._lead:
                 while not queued.done:
+                    if self._yield_to is not None:
+                        # Payloads arriving meanwhile join the batch: nothing is lost by it.
+                        await self._yield_to()
                     await self._commit_batch(queued)
         finally:
             if not queued.done and queued in self._queue:

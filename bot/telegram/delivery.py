@@ -44,6 +44,7 @@ IDLE_POLL = 1.0  # picks up rows written by another process on the same database
 DUE_BATCH = 16  # rows read per look; the chats that may not go now are left out of it
 STOP_GRACE = 5.0  # seconds a stop waits for the write on the wire (a container gets ~10)
 YIELD_AT_MOST = 1.0  # seconds analysis waits, at most, for the cards due before it
+TURN_AT_MOST = 0.1  # seconds a webhook batch waits, at most, for the due cards to go first
 
 SentHook = Callable[[outbox.OutboxItem, int], Awaitable[None]]
 MigrateHook = Callable[[int, int], Awaitable[None]]
@@ -97,6 +98,7 @@ class DeliveryWorker:
         self._stopping = False
         self._caught_up = asyncio.Event()  # nothing people or a new card wait for is due
         self._caught_up.set()
+        self._looked = asyncio.Event()  # set (and cleared) at each look at the due rows
         self._on_wire: outbox.OutboxItem | None = None  # claimed, its call not yet recorded
         self.cards = CardSync(db, bot, render_card, topics, self.metrics)
         self.storm = storm
@@ -117,6 +119,7 @@ class DeliveryWorker:
             return
         self._stopping = True
         self._caught_up.set()
+        self._looked.set()
         self._wake.set()
         done, _ = await asyncio.wait({task}, timeout=grace)
         if not done:
@@ -132,14 +135,25 @@ class DeliveryWorker:
                     await outbox.release(conn, item.id,
                                          "stopped while the call was on the wire")
 
-    async def caught_up(self, at_most: float = YIELD_AT_MOST) -> None:
+    async def caught_up(self) -> None:
         """Return once nothing that people or a new card wait for is due here (at most after
-        `at_most` seconds): work nobody watches (analysis) waits for it, so that in a storm it
-        does not hold up the cards. Pacing holds a chat's rows back; they do not count."""
+        YIELD_AT_MOST): work nobody watches (analysis) waits for it, so that in a storm it
+        does not hold up the cards. Rows pacing holds back do not count."""
+        await self._until_caught_up(YIELD_AT_MOST)
+
+    async def turn(self) -> None:
+        """The same for a batch of webhooks, at most TURN_AT_MOST: ingestion and delivery
+        share one event loop, and a run of webhooks would otherwise leave the cards it
+        creates no turn to go out."""
+        await self._until_caught_up(TURN_AT_MOST)
+
+    async def _until_caught_up(self, at_most: float) -> None:
         if self._task is None:
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(at_most):
+                if self._wake.is_set():
+                    await self._looked.wait()  # the commit that woke it may have queued a card
                 await self._caught_up.wait()
 
     async def _fenced(self, conn: Conn) -> bool:
@@ -161,6 +175,7 @@ class DeliveryWorker:
                     conn, time.time() - self.pacer.limits.horizon))
         while not self._stopping:
             self._wake.clear()  # before looking: a row committed meanwhile wakes the wait
+            self._caught_up.clear()  # until the look tells
             try:
                 worked = await self.run_once()
             except StorageUnavailable as exc:
@@ -200,6 +215,8 @@ class DeliveryWorker:
             self._caught_up.clear()
         else:
             self._caught_up.set()
+        self._looked.set()
+        self._looked.clear()
         worked = False
         claimed: outbox.OutboxItem | None = None  # in the last row's done transaction
         for i, item in enumerate(items):
