@@ -45,6 +45,7 @@ DUE_BATCH = 16  # rows read per look; the chats that may not go now are left out
 STOP_GRACE = 5.0  # seconds a stop waits for the write on the wire (a container gets ~10)
 YIELD_AT_MOST = 1.0  # seconds analysis waits, at most, for the cards due before it
 TURN_AT_MOST = 0.1  # seconds a webhook batch waits, at most, for the due cards to go first
+TURN_ROWS = 2  # rows a webhook batch waits for, at most, while cards are due
 
 SentHook = Callable[[outbox.OutboxItem, int], Awaitable[None]]
 MigrateHook = Callable[[int, int], Awaitable[None]]
@@ -98,7 +99,10 @@ class DeliveryWorker:
         self._stopping = False
         self._caught_up = asyncio.Event()  # nothing people or a new card wait for is due
         self._caught_up.set()
-        self._looked = asyncio.Event()  # set (and cleared) at each look at the due rows
+        # Set (and cleared) at each look at the due rows and as each row is done.
+        self._progress = asyncio.Event()
+        self._looks = 0
+        self._rows_done = 0
         self._on_wire: outbox.OutboxItem | None = None  # claimed, its call not yet recorded
         self.cards = CardSync(db, bot, render_card, topics, self.metrics)
         self.storm = storm
@@ -108,6 +112,7 @@ class DeliveryWorker:
 
     def start(self) -> None:
         self._stopping = False
+        self._progress.clear()
         self._task = asyncio.create_task(self._run(), name="delivery")
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
@@ -119,7 +124,7 @@ class DeliveryWorker:
             return
         self._stopping = True
         self._caught_up.set()
-        self._looked.set()
+        self._progress.set()
         self._wake.set()
         done, _ = await asyncio.wait({task}, timeout=grace)
         if not done:
@@ -142,19 +147,31 @@ class DeliveryWorker:
         await self._until_caught_up(YIELD_AT_MOST)
 
     async def turn(self) -> None:
-        """The same for a batch of webhooks, at most TURN_AT_MOST: ingestion and delivery
-        share one event loop, and a run of webhooks would otherwise leave the cards it
-        creates no turn to go out."""
-        await self._until_caught_up(TURN_AT_MOST)
+        """The same for a batch of webhooks, but only until TURN_ROWS more rows are sent (at
+        most TURN_AT_MOST): ingestion and delivery share one event loop, and a run of
+        webhooks would otherwise leave the cards it creates no turn to go out; a batch's
+        new cards are fewer than the rows it waits for, so a backlog shrinks, and ingestion
+        is not held for all of it."""
+        await self._until_caught_up(TURN_AT_MOST, TURN_ROWS)
 
-    async def _until_caught_up(self, at_most: float) -> None:
+    async def _until_caught_up(self, at_most: float, rows: int | None = None) -> None:
         if self._task is None:
             return
+        # A commit that woke the worker may have queued a card: only a look after it counts.
+        looked = self._looks + (1 if self._wake.is_set() else 0)
+        enough: int | None = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(at_most):
-                if self._wake.is_set():
-                    await self._looked.wait()  # the commit that woke it may have queued a card
-                await self._caught_up.wait()
+                while True:
+                    if self._looks >= looked:
+                        if self._caught_up.is_set():
+                            return
+                        if rows is not None:
+                            if enough is None:
+                                enough = self._rows_done + rows
+                            elif self._rows_done >= enough:
+                                return
+                    await self._progress.wait()
 
     async def _fenced(self, conn: Conn) -> bool:
         return self.fence is None or await self.fence(conn)
@@ -215,8 +232,8 @@ class DeliveryWorker:
             self._caught_up.clear()
         else:
             self._caught_up.set()
-        self._looked.set()
-        self._looked.clear()
+        self._looks += 1
+        self._progressed()
         worked = False
         claimed: outbox.OutboxItem | None = None  # in the last row's done transaction
         for i, item in enumerate(items):
@@ -247,6 +264,8 @@ class DeliveryWorker:
                 return False
             finally:
                 self._on_wire = None
+                self._rows_done += 1
+                self._progressed()
             if claimed is None and self._wake.is_set():
                 break  # rows were queued meanwhile: they may be in a better lane
         return worked
@@ -256,6 +275,10 @@ class DeliveryWorker:
         # worker, and each look must cost little next to the send it leads to.
         async with self.db.read(inline=True) as conn:
             return await outbox.due(conn, now, DUE_BATCH, blocked)
+
+    def _progressed(self) -> None:
+        self._progress.set()
+        self._progress.clear()
 
     def _blocked(self, now: float) -> outbox.Blocked:
         """The chats that may not be written to now (a 429 hold, pacing), and the earliest
