@@ -76,9 +76,11 @@ async def enqueue(
     await _lift(conn, order_key, lane)
     if kind == CARD:
         async with conn.execute(
-            """SELECT id FROM outbox WHERE state = 'pending' AND kind = 'card'
+            # order_key too: a card's rows are keyed by their incident, and it is what
+            # lets the planner use the index of pending rows.
+            """SELECT id FROM outbox WHERE state = 'pending' AND order_key = ? AND kind = 'card'
                AND incident_id = ? AND chat_id = ?""",
-            (incident_id, chat_id),
+            (order_key, incident_id, chat_id),
         ) as cur:
             if await cur.fetchone():
                 return None

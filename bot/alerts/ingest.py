@@ -48,7 +48,9 @@ _SEVERITY_RANK = {"critical": 4, "error": 3, "high": 3, "warning": 2, "info": 1,
 
 
 def new_incident_id() -> str:
-    return "INC-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+    # Six letters of 5 bits each from one draw of 30 random bits.
+    bits = secrets.randbits(30)
+    return "INC-" + "".join(_ID_ALPHABET[(bits >> shift) & 31] for shift in range(0, 30, 5))
 
 
 @dataclass
@@ -119,15 +121,18 @@ def severity_of_counts(counts: Mapping[tuple[str, str], int]) -> str:
         sev for (_, sev), n in counts.items() if n > 0)
 
 
-def routing_labels(group: AlertGroup) -> dict[str, str]:
-    return {**common_labels(firing_or_all(group.alerts)), **group.group_labels}
+def routing_labels(group: AlertGroup, common: dict[str, str] | None = None) -> dict[str, str]:
+    """`common`: common_labels(firing_or_all(group.alerts)), when the caller has it."""
+    if common is None:
+        common = common_labels(firing_or_all(group.alerts))
+    return {**common, **group.group_labels}
 
 
 def _new_incident(
-    group: AlertGroup, key: str, ctx: IngestContext, now: datetime, chat_id: int
+    group: AlertGroup, key: str, ctx: IngestContext, now: datetime, chat_id: int,
+    firing: list[Alert], labels: dict[str, str],
 ) -> Incident:
-    firing = firing_or_all(group.alerts)
-    labels = common_labels(firing)
+    """`firing`: firing_or_all(group.alerts); `labels`: their common labels."""
     alertname = labels.get("alertname") or firing[0].labels.get("alertname", "alert")
     target = target_of(labels) if labels else alertname
     group_labels = group.group_labels or {
@@ -176,18 +181,22 @@ async def accept_in(
         for old, a in zip(stored, group.alerts, strict=True)
     )
     if needs_new:
-        routes = ctx.routes.resolve(routing_labels(group))
-        open_inc = _new_incident(group, key, ctx, now, routes[0].chat_id)
+        firing = firing_or_all(group.alerts)
+        common = common_labels(firing)
+        routes = ctx.routes.resolve(routing_labels(group, common))
+        open_inc = _new_incident(group, key, ctx, now, routes[0].chat_id, firing, common)
         await repo.insert_incident(conn, open_inc, group.truncated_alerts)
         await _plan_cards(conn, open_inc.id, routes, ctx, now)
         result.opened.append(open_inc.id)
-    touched = await _store_alerts(conn, group.alerts, stored,
-                                  open_inc.id if open_inc else None, now)
+    touched, deltas = await _store_alerts(conn, group.alerts, stored,
+                                          open_inc.id if open_inc else None, now)
     silences = await repo.active_silences(conn, now)
     for incident_id, changes in touched.items():
+        is_new = incident_id in result.opened
         await _after_alerts_changed(
             conn, incident_id, changes, group, ctx, now, silences, result,
-            is_new=incident_id in result.opened,
+            is_new=is_new, opened=open_inc if is_new else None,
+            new_counts=deltas.get(incident_id) if is_new else None,
         )
     result.incidents = list(touched)
     return result
@@ -200,10 +209,11 @@ Change = tuple[repo.StoredAlert | None, repo.StoredAlert]
 async def _store_alerts(
     conn: repo.Conn, alerts: list[Alert], stored: list[repo.StoredAlert | None],
     open_id: str | None, now: datetime,
-) -> dict[str, list[Change]]:
+) -> tuple[dict[str, list[Change]], dict[str, Counter[tuple[str, str]]]]:
     """Upsert each alert and add to its incident's counts what it changed (the status and
     severity it left, the ones it has now): work in proportion to the payload, never to
-    the incident. Returns each touched incident's changes."""
+    the incident. Returns each touched incident's changes, and what it added to each
+    incident's counts."""
     touched: dict[str, list[Change]] = {}
     deltas: dict[str, Counter[tuple[str, str]]] = {}
     written: dict[tuple[str, datetime], repo.StoredAlert] = {}  # an alert sent twice
@@ -229,7 +239,7 @@ async def _store_alerts(
     await repo.upsert_alerts(conn, upserts, now)
     for incident_id, delta in deltas.items():
         await repo.add_alert_counts(conn, incident_id, delta)
-    return touched
+    return touched, deltas
 
 
 def _miss(silence: Silence, alert: repo.StoredAlert | None) -> int:
@@ -297,11 +307,16 @@ async def _after_alerts_changed(
     result: IngestResult,
     *,
     is_new: bool,
+    opened: Incident | None = None,
+    new_counts: Counter[tuple[str, str]] | None = None,
 ) -> None:
-    """`changes`: what this payload changed of the incident's alerts (all of a new one's)."""
-    before = await repo.get_incident(conn, incident_id)
+    """`changes`: what this payload changed of the incident's alerts (all of a new one's).
+    An incident this payload opened comes with its row as inserted (`opened`) and its
+    counts, which are what this payload added (`new_counts`): not read back."""
+    before = opened if opened is not None else await repo.get_incident(conn, incident_id)
     assert before is not None
-    counts = await repo.alert_counts(conn, incident_id)
+    counts = ({key: n for key, n in new_counts.items() if n > 0} if new_counts is not None
+              else await repo.alert_counts(conn, incident_id))
     inc = await repo.update_incident_counts(
         conn,
         incident_id,

@@ -109,8 +109,9 @@ async def card_changed(conn: Conn, incident: Incident, now: datetime, *,
             conn, kind=outbox.CARD, chat_id=chat_id, incident_id=incident.id, now=now,
             not_before=not_before, lane=card_lane(incident, posted=is_edit),
         )
-    # Where a storm's digest holds it, the digest shows what changed.
-    for card in await repo.cards_of(conn, incident.id):
+    # Where a storm's digest holds it, the digest shows what changed (the syncs queued
+    # above change no card row).
+    for card in cards:
         if card.held and card.digest_id is not None:
             await outbox.enqueue_digest(conn, card.digest_id, card.chat_id, now)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
@@ -49,8 +49,9 @@ _LOOKUP_CHUNK = 400  # alerts per query: two variables each, within SQLite's old
 async def stored_alerts(conn: Conn, alerts: Sequence[Alert]) -> list[StoredAlert | None]:
     """What the table holds for each alert's episode (None: not stored), in one query per
     few hundred alerts."""
-    found: dict[tuple[str, str | None], StoredAlert] = {}
-    keys = [(a.fingerprint, ts(a.starts_at)) for a in alerts]
+    found: dict[tuple[str, str], StoredAlert] = {}
+    texts: dict[datetime, str] = {}
+    keys = [(a.fingerprint, _ts_in(texts, a.starts_at)) for a in alerts]
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         chunk = keys[start:start + _LOOKUP_CHUNK]
         rows = await fetch_all(
@@ -112,10 +113,21 @@ _UPSERT = """INSERT INTO alerts (fingerprint, starts_at, incident_id, status, la
     WHERE alerts.status != 'resolved'"""
 
 
-def _upsert_args(alert: Alert, incident_id: str, received_at: str | None) -> tuple[Any, ...]:
+def _ts_in(texts: dict[datetime, str], value: datetime) -> str:
+    """ts(value), converted once per call that keeps `texts` (a payload's alerts mostly
+    share their start)."""
+    text = texts.get(value)
+    if text is None:
+        text = texts[value] = value.astimezone(UTC).isoformat()
+    return text
+
+
+def _upsert_args(alert: Alert, incident_id: str, received_at: str | None,
+                 texts: dict[datetime, str]) -> tuple[Any, ...]:
     return (
-        alert.fingerprint, ts(alert.starts_at), incident_id, alert.status.value,
-        to_json(alert.labels), to_json(alert.annotations), ts(alert.ends_at),
+        alert.fingerprint, _ts_in(texts, alert.starts_at), incident_id, alert.status.value,
+        to_json(alert.labels), to_json(alert.annotations),
+        None if alert.ends_at is None else _ts_in(texts, alert.ends_at),
         alert.generator_url, alert.source, received_at,
     )
 
@@ -126,7 +138,7 @@ async def upsert_alert(conn: Conn, alert: Alert, incident_id: str, received_at: 
     resolved episode stays resolved: a "firing" for it is an older notification arriving
     late (Alertmanager retries), since a re-fire starts a new episode (a new startsAt).
     False when the row was left as it was (that case)."""
-    cur = await conn.execute(_UPSERT, _upsert_args(alert, incident_id, ts(received_at)))
+    cur = await conn.execute(_UPSERT, _upsert_args(alert, incident_id, ts(received_at), {}))
     return cur.rowcount == 1
 
 
@@ -134,8 +146,10 @@ async def upsert_alerts(conn: Conn, alerts: Sequence[tuple[Alert, str]], receive
                         ) -> None:
     """upsert_alert() of each (alert, its incident), in order, in one call."""
     received = ts(received_at)
+    texts: dict[datetime, str] = {}
     await conn.executemany(
-        _UPSERT, [_upsert_args(alert, incident_id, received) for alert, incident_id in alerts])
+        _UPSERT,
+        [_upsert_args(alert, incident_id, received, texts) for alert, incident_id in alerts])
 
 
 async def alerts_of(conn: Conn, incident_id: str) -> list[Alert]:
