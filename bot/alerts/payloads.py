@@ -100,17 +100,21 @@ class AMAlert(_Base):
             raise ValueError("labels must not be empty")
         return labels
 
+    def alert_fields(self, source: str) -> dict[str, Any]:
+        """The fields of the Alert this becomes."""
+        return {
+            "fingerprint": self.fingerprint or fingerprint_of(self.labels),
+            "status": AlertStatus(self.status),
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "starts_at": self.startsAt,
+            "ends_at": self.endsAt,
+            "generator_url": self.generatorURL,
+            "source": source,
+        }
+
     def to_alert(self, source: str) -> Alert:
-        return Alert(
-            fingerprint=self.fingerprint or fingerprint_of(self.labels),
-            status=AlertStatus(self.status),
-            labels=self.labels,
-            annotations=self.annotations,
-            starts_at=self.startsAt,
-            ends_at=self.endsAt,
-            generator_url=self.generatorURL,
-            source=source,
-        )
+        return Alert.model_validate(self.alert_fields(source))
 
 
 class AlertmanagerPayload(_Base):
@@ -126,16 +130,17 @@ class AlertmanagerPayload(_Base):
     alerts: list[AMAlert] = Field(min_length=1, max_length=10000)
 
     def to_group(self, source: str = "alertmanager") -> AlertGroup:
-        return AlertGroup(
-            source=source,
-            group_key=self.groupKey,
-            group_labels=self.groupLabels,
-            common_labels=self.commonLabels,
-            common_annotations=self.commonAnnotations,
-            external_url=self.externalURL,
-            truncated_alerts=self.truncatedAlerts,
-            alerts=[a.to_alert(source) for a in self.alerts],
-        )
+        # The group and its alerts in one validation: no Alert(...) call per alert.
+        return AlertGroup.model_validate({
+            "source": source,
+            "group_key": self.groupKey,
+            "group_labels": self.groupLabels,
+            "common_labels": self.commonLabels,
+            "common_annotations": self.commonAnnotations,
+            "external_url": self.externalURL,
+            "truncated_alerts": self.truncatedAlerts,
+            "alerts": [a.alert_fields(source) for a in self.alerts],
+        })
 
 
 # Grafana's extras are kept as annotations (bot.models names the keys): the card turns
