@@ -16,6 +16,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# A stage that shares the event loop with delivery waits on it (bounded) before its work, so
+# the cards people are waiting for go out first (DeliveryWorker.turn / caught_up).
+YieldTo = Callable[[], Awaitable[None]]
+
 
 async def run_forever(
     name: str, work: Callable[[], Awaitable[object]], wake: asyncio.Event | None, every: float

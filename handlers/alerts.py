@@ -18,10 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from bot.alerts import ingest, payloads
-from bot.alerts.intake import Intake, YieldTo
+from bot.alerts.intake import Intake
 from bot.alerts.signature import GrafanaSigning, signature_problem
 from bot.health import Readiness
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.polling import YieldTo
 from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)

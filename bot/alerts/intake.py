@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot import faults
 from bot.alerts.ingest import IngestContext, IngestResult, accept_in
 from bot.models import AlertGroup
+from bot.polling import YieldTo
 from storage.db import Database, StorageUnavailable, savepoint
 
 MAX_PAYLOADS = 16  # per transaction: the first request of a batch waits for all of it
 MAX_BYTES = 1024 * 1024  # of request bodies per transaction (one larger body goes alone)
-
-# Returns once the cards already due have had their turn (delivery shares the event loop).
-YieldTo = Callable[[], Awaitable[None]]
 
 
 @dataclass(eq=False)

@@ -35,8 +35,6 @@ class Engine(Protocol):
 
 
 AutoApprover = Callable[[int | None, Proposal], Awaitable[str | None]]
-# Returns when the writes people and new cards wait for are out (or soon, regardless).
-YieldTo = Callable[[], Awaitable[None]]
 
 
 class AnalysisWorker:
@@ -50,7 +48,7 @@ class AnalysisWorker:
         critical_approvals: int = 2,
         auto_approver: AutoApprover | None = None,
         concurrency: int = CONCURRENCY,
-        yield_to: YieldTo | None = None,
+        yield_to: polling.YieldTo | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("analysis concurrency must be at least 1")

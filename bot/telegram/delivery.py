@@ -82,7 +82,6 @@ class DeliveryWorker:
         if pacer is not None:
             bot.session.middleware(PacedSession(pacer))
         self._writes_before = 0  # the pacer's write count when the current row started
-        self._skipped_until: float | None = None  # earliest time a skipped row may go
         # (chat, people lane) -> until when pacing keeps its rows back
         self._paced: dict[tuple[int, bool], float] = {}
         self.topics = topics
@@ -97,8 +96,7 @@ class DeliveryWorker:
         self._chat_hold: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._caught_up = asyncio.Event()  # nothing people or a new card wait for is due
-        self._caught_up.set()
+        self._caught_up = True  # the last look found nothing people or a new card wait for
         # Set (and cleared) at each look at the due rows and as each row is done.
         self._progress = asyncio.Event()
         self._looks = 0
@@ -123,7 +121,7 @@ class DeliveryWorker:
         if task is None:
             return
         self._stopping = True
-        self._caught_up.set()
+        self._caught_up = True
         self._progress.set()
         self._wake.set()
         done, _ = await asyncio.wait({task}, timeout=grace)
@@ -164,7 +162,7 @@ class DeliveryWorker:
             async with asyncio.timeout(at_most):
                 while True:
                     if self._looks >= looked:
-                        if self._caught_up.is_set():
+                        if self._caught_up:
                             return
                         if rows is not None:
                             if enough is None:
@@ -192,7 +190,7 @@ class DeliveryWorker:
                     conn, time.time() - self.pacer.limits.horizon))
         while not self._stopping:
             self._wake.clear()  # before looking: a row committed meanwhile wakes the wait
-            self._caught_up.clear()  # until the look tells
+            self._caught_up = False  # until the look tells
             try:
                 worked = await self.run_once()
             except StorageUnavailable as exc:
@@ -203,15 +201,16 @@ class DeliveryWorker:
                 worked = False
             if worked:
                 continue
-            self._caught_up.set()
+            self._caught_up = True
             timeout = IDLE_POLL
             async with self.db.read() as conn:
                 nxt = await outbox.next_due(conn)
             if nxt is not None:
                 at = nxt.at
-                # Due rows skipped for a 429 hold or for pacing wait until their chat may go.
-                if at <= time.time() and self._skipped_until is not None:
-                    at = self._skipped_until
+                # Due rows left out for a 429 hold or for pacing wait until their chat may go.
+                unblocked = self._unblocked_at(time.time())
+                if at <= time.time() and unblocked is not None:
+                    at = unblocked
                 timeout = max(0.0, min(IDLE_POLL, at - time.time()))
                 if nxt.waiting and timeout > 0:
                     faults.point("delivery.waiting")
@@ -228,10 +227,7 @@ class DeliveryWorker:
         # releases is looked at again.
         if self.storm is not None and await self.storm.sweep():
             items = await self._due(now, blocked)
-        if any(item.lane < outbox.BACKGROUND for item in items):
-            self._caught_up.clear()
-        else:
-            self._caught_up.set()
+        self._caught_up = all(item.lane >= outbox.BACKGROUND for item in items)
         self._looks += 1
         self._progressed()
         worked = False
@@ -281,22 +277,23 @@ class DeliveryWorker:
         self._progress.clear()
 
     def _blocked(self, now: float) -> outbox.Blocked:
-        """The chats that may not be written to now (a 429 hold, pacing), and the earliest
-        time one of them may: the rows the due query leaves out wait until then."""
-        held = {c for c, until in self._chat_hold.items() if until > now}
-        paced = {c for (c, people), until in self._paced.items() if people and until > now}
-        unhurried = {c for (c, people), until in self._paced.items()
-                     if not people and until > now}
-        untils = [t for t in (*self._chat_hold.values(), *self._paced.values()) if t > now]
-        self._skipped_until = min(untils) if untils else None
+        """The chats that may not be written to now (a 429 hold, pacing): left out of the
+        due query until `_unblocked_at`."""
         self._paced = {k: t for k, t in self._paced.items() if t > now}
-        return outbox.Blocked(frozenset(held), frozenset(paced), frozenset(unhurried))
+        return outbox.Blocked(
+            held=frozenset(c for c, until in self._chat_hold.items() if until > now),
+            paced=frozenset(c for c, people in self._paced if people),
+            paced_unhurried=frozenset(c for c, people in self._paced if not people))
+
+    def _unblocked_at(self, now: float) -> float | None:
+        """The earliest time a chat left out of the due query may be written to again."""
+        return min((t for t in (*self._chat_hold.values(), *self._paced.values()) if t > now),
+                   default=None)
 
     def _block(self, item: outbox.OutboxItem, until: float) -> None:
         """`item`'s chat may not be written to before `until` (its lane's pacing or a hold)."""
         key = (item.chat_id, item.lane == outbox.PEOPLE)
         self._paced[key] = max(self._paced.get(key, 0.0), until)
-        self._skipped_until = min(self._skipped_until or until, until)
 
     def _wait_for(self, item: outbox.OutboxItem) -> float:
         """Seconds before a row may go: a 429 hold on its chat, or pacing."""
