@@ -47,7 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -308,63 +308,85 @@ class People:
     late: int = 0  # waits cut at the cap
 
 
-def first_seen(emu: RunningEmulator) -> dict[str, float]:
-    """When each incident id first appeared in an accepted write to the chat."""
-    seen: dict[str, float] = {}
-    for c in chat_writes(emu):
-        if c["ok"]:
-            for inc in INCIDENT_ID.findall(str(c["params"].get("text", ""))):
-                seen.setdefault(inc, c["at"])
-    return seen
+class FirstSeen:
+    """When each incident id first appeared in an accepted write to the chat, read from
+    the calls made since the last look (copying every call of the storm at each look took
+    the emulator's process from the bot it answers)."""
+
+    def __init__(self, emu: RunningEmulator) -> None:
+        self.emu = emu
+        self.seen: dict[str, float] = {}
+        self._looked = 0
+
+    def __call__(self) -> dict[str, float]:
+        em = self.emu.emulator
+        for c in em.calls(start=self._looked):
+            if c["ok"] and c["method"] in WRITES and str(c["params"].get("chat_id")) == str(CHAT):
+                for inc in INCIDENT_ID.findall(str(c["params"].get("text", ""))):
+                    self.seen.setdefault(inc, c["at"])
+        self._looked = em.call_count()
+        return self.seen
 
 
-async def press_once(bot: BotProcess, emu: RunningEmulator, stored: set[int],
-                     pressed: set[int], people: People, deadline: float) -> bool:
-    """Ack one card that shows its proposal; wait for the answer and the edit."""
+def pressable(emu: RunningEmulator, stored: set[int], pressed: set[int]) -> dict[str, Any] | None:
+    """A card not pressed yet that shows its proposal."""
+    return next((m for m in emu.emulator.messages(CHAT) if ack_data(m)
+                 and "Analyzing" not in m["text"] and m["message_id"] in stored
+                 and m["message_id"] not in pressed), None)
+
+
+def call_since(emu: RunningEmulator, start: int, method: str,
+               match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    return next((c for c in emu.emulator.calls(method, start=start) if match(c)), None)
+
+
+# The waits below look every interval, not at every change of the emulator: what they
+# measure is the time the emulator stamped on the call, and a look at every change would
+# run in the emulator's process while it answers the bot.
+
+
+async def press_once(emu: RunningEmulator, card: dict[str, Any], people: People,
+                     deadline: float) -> None:
+    """Ack the card; wait for the answer and the edit."""
     em = emu.emulator
-    cards = [m for m in em.messages(CHAT) if ack_data(m) and "Analyzing" not in m["text"]
-             and m["message_id"] in stored and m["message_id"] not in pressed]
-    if not cards:
-        return False
-    mid = cards[0]["message_id"]
-    pressed.add(mid)
+    mid = card["message_id"]
+    start = em.call_count()
     t0 = time.time()
-    qid = em.press_button(CHAT, mid, ack_data(cards[0]) or "", ALICE)
+    qid = em.press_button(CHAT, mid, ack_data(card) or "", ALICE)
     try:
-        await wait_for(lambda: em.callback_answer(qid) is not None, max(1, deadline - t0))
+        answer = await wait_for(lambda: call_since(
+            emu, start, "answerCallbackQuery",
+            lambda c: c["params"].get("callback_query_id") == qid),
+            max(1, deadline - t0), interval=0.05, on_change=False)
     except TimeoutError:
         people.late += 1
-        return True
-    answer = next(c for c in em.calls("answerCallbackQuery")
-                  if c["params"].get("callback_query_id") == qid)
+        return
     people.answers.append(answer["at"] - t0)
     if not str((em.callback_answer(qid) or {}).get("text") or "").startswith("Acknowledged"):
         people.refused += 1  # the card's latest state was not shown yet: out of date
-        return True
+        return
     try:
-        await wait_for(lambda: "Acknowledged" in em.message(CHAT, mid)["text"],
-                       max(1, deadline - time.time()), interval=0.2)
+        edit = await wait_for(lambda: call_since(
+            emu, start, "editMessageText",
+            lambda c: c["ok"] and str(c["params"].get("message_id")) == str(mid)
+            and "Acknowledged" in c["params"]["text"]),
+            max(1, deadline - time.time()), interval=0.2, on_change=False)
     except TimeoutError:
         people.late += 1
-        return True
-    edit = next(c for c in em.calls("editMessageText") if c["ok"] and c["at"] >= t0
-                and str(c["params"].get("message_id")) == str(mid)
-                and "Acknowledged" in c["params"]["text"])
+        return
     people.edits.append(edit["at"] - t0)
-    return True
 
 
 async def ask_once(emu: RunningEmulator, people: People, deadline: float) -> None:
     em = emu.emulator
+    start = em.call_count()
     t0 = time.time()
     sent = em.user_sends(CHAT, BOB, "/whoami")
-
-    def answered() -> dict[str, Any] | None:
-        return next((c for c in em.calls("sendMessage") if c["ok"] and c["at"] >= t0
-                     and replied_to(c) == sent["message_id"]), None)
-
     try:
-        reply = await wait_for(answered, max(1, deadline - t0), interval=0.2)
+        reply = await wait_for(lambda: call_since(
+            emu, start, "sendMessage",
+            lambda c: c["ok"] and replied_to(c) == sent["message_id"]),
+            max(1, deadline - t0), interval=0.2, on_change=False)
     except TimeoutError:
         people.late += 1
         return
@@ -419,30 +441,33 @@ async def storm(groups: int, per_group: int, speed: float, cap: float, out: Resu
         tasks: set[asyncio.Task[Any]] = set()
         next_turn = time.time()
         drained_at: float | None = None
+        first_seen = FirstSeen(emu)
         while time.time() < deadline:
             waiting = outbox_waiting(bot)
-            seen = first_seen(emu)
+            seen = first_seen()
             if waiting == 0 and incidents <= seen.keys() and not tasks:
                 drained_at = time.time()
                 break
             if waiting and time.time() >= next_turn:
-                # People act while the outbox still holds the storm's writes.
+                # People act while the outbox still holds the storm's writes; a window whose
+                # cards show no proposal yet gets its press as soon as one does.
                 stored.update(int(r[0]) for r in bot.rows(
                     "SELECT message_id FROM cards WHERE message_id IS NOT NULL"))
-                task = asyncio.create_task(press_once(bot, emu, stored, pressed, people,
-                                                      deadline))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                command = asyncio.create_task(ask_once(emu, people, deadline))
-                tasks.add(command)
-                command.add_done_callback(tasks.discard)
-                next_turn = time.time() + window
+                card = pressable(emu, stored, pressed)
+                if card is not None:
+                    pressed.add(card["message_id"])
+                    for work in (press_once(emu, card, people, deadline),
+                                 ask_once(emu, people, deadline)):
+                        task = asyncio.create_task(work)
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    next_turn = time.time() + window
             await asyncio.sleep(0.25)
         for task in list(tasks):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         end_rss, peak_rss = memory_mb(bot)
-        seen = first_seen(emu)
+        seen = first_seen()
         writes = chat_writes(emu)
     limited = sum(1 for c in writes if c["error_code"] == 429)
     ok = sorted(c["at"] for c in writes if c["ok"])
