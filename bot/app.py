@@ -17,6 +17,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from aiohttp import web
 
+from bot import texts
 from bot.alerts.ingest import IngestContext
 from bot.alerts.routing import RouteTable
 from bot.alerts.signature import GrafanaSigning
@@ -228,6 +229,7 @@ class App:
         self.inbox = Inbox(db, clock)
         self.poller = Poller(bot, self.inbox, ALLOWED_UPDATES, lease_left=leadership.remaining)
         self.inbox_worker = InboxWorker(db, self.dp, bot, clock, fence=leadership.holds)
+        self.inbox.stored = self.inbox_worker.offer
         await self._start_web(ingest_ctx, db, metrics, readiness)
         await self._register_commands(db)
         self._poll = poll
@@ -441,6 +443,7 @@ async def serve_until_signal(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = App(settings)
+    texts.warm(settings.locale)
     try:
         await app.start()
     except StartupError as exc:

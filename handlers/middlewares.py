@@ -22,6 +22,7 @@ from handlers.actors import actor_of
 from handlers.answering import answer
 from handlers.filters import carries_button
 from keyboards.callbacks import CardCB
+from storage.db import wakes_held
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -34,6 +35,13 @@ class CardPressGuard(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject,
                        data: dict[str, Any]) -> Any:
+        # The workers a press's commits concern (delivery, for the card) start once the
+        # press is answered.
+        with wakes_held():
+            return await self._guard(handler, event, data)
+
+    async def _guard(self, handler: Handler, event: TelegramObject,
+                     data: dict[str, Any]) -> Any:
         assert isinstance(event, CallbackQuery) and event.message is not None
         callback: CardCB = data["callback_data"]
         chat_id = event.message.chat.id

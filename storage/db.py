@@ -15,8 +15,10 @@ webhooks never starves delivery or holds up a press.
 Inside a write transaction the writer's statements run on the event loop's thread, not
 on aiosqlite's: the transaction holds SQLite's write lock, so no statement waits for
 another process, and a statement costs microseconds where a thread round trip (one per
-execute, fetch and cursor close) costs tens; only BEGIN, COMMIT and ROLLBACK, which can
-wait (busy_timeout) or write to disk, still go to the thread.
+execute, fetch and cursor close) costs tens. BEGIN runs there too when SQLite's write lock
+is free (it is, unless another process holds it: a backup, an operator's sqlite3); only a
+BEGIN that has to wait for it (busy_timeout), COMMIT and ROLLBACK, which can write to disk,
+still go to the thread.
 
 A write that creates work for a worker marks it (`mark(conn, Wake.X)`); the
 mark wakes the worker after COMMIT, never before, so it finds the rows. Marks
@@ -107,6 +109,24 @@ class _Writer(aiosqlite.Connection):
             return fn(*args, **kwargs)
         return await super()._execute(fn, *args, **kwargs)
 
+    def begin_at_once(self, busy_timeout_ms: int) -> bool:
+        """BEGIN IMMEDIATE on the caller's thread if SQLite's write lock is free; False, with
+        nothing begun, when another process holds it (waiting is for the connection's own
+        thread: the loop must not). Called with the connection's thread idle."""
+        raw = self._connection
+        if raw is None:
+            return False
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            raise
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        return True
+
 
 # Set while a press or a command is handled (and while an approved action runs): its
 # transactions go before the webhooks waiting, and every outbox row it queues goes in the
@@ -125,6 +145,38 @@ def people_waiting() -> Iterator[None]:
 
 def someone_waiting() -> bool:
     return _PEOPLE_WAITING.get()
+
+
+class _HeldWakes:
+    """The wake-ups of commits made within `wakes_held`, set when it ends."""
+
+    def __init__(self) -> None:
+        self.events: list[asyncio.Event] = []
+        self.open = True
+
+    def drop(self) -> None:
+        """Wake nobody for what was committed so far (its rows were handed over)."""
+        self.events.clear()
+
+
+_HELD: ContextVar[_HeldWakes | None] = ContextVar("opsgate_wakes_held", default=None)
+
+
+@contextmanager
+def wakes_held() -> Iterator[_HeldWakes]:
+    """The workers the commits made within this context concern wake when it ends, not at
+    each commit: a press is answered before the delivery its commit woke (rendering the
+    card again) takes the loop; on Python 3.11 the answer's body goes out a loop turn after
+    the call, behind whatever is ready by then."""
+    held = _HeldWakes()
+    token = _HELD.set(held)
+    try:
+        yield held
+    finally:
+        _HELD.reset(token)
+        held.open = False  # a task started within, committing later, wakes at once
+        for event in held.events:
+            event.set()
 
 
 class _WriteTurns:
@@ -348,9 +400,13 @@ class Database:
                 self.commits += 1
                 if along is not None:
                     along.committed = True
+                held = _HELD.get()
                 for wake in self._marked:
                     for event in self._wakes[wake]:
-                        event.set()
+                        if held is not None and held.open:
+                            held.events.append(event)
+                        else:
+                            event.set()
             except BaseException as exc:
                 await self._rollback(conn)
                 if self._unavailable(exc):
@@ -362,6 +418,9 @@ class Database:
     # What differs between the backends' transactions.
 
     async def _begin(self, conn: aiosqlite.Connection) -> None:
+        # The turn is ours and the last COMMIT came back: the connection's thread is idle.
+        if isinstance(conn, _Writer) and conn.begin_at_once(self.busy_timeout_ms):
+            return
         await conn.execute("BEGIN IMMEDIATE")
 
     async def _rollback(self, conn: aiosqlite.Connection) -> None:

@@ -52,10 +52,13 @@ def valid_update_id(value: object) -> int | None:
     return None
 
 
-async def record(conn: Conn, updates: Sequence[Received], now: datetime) -> int:
+async def record(conn: Conn, updates: Sequence[Received], now: datetime) -> list[InboxRow]:
     """Store a batch (one transaction: the caller's). An update already recorded is kept as
-    it is: Telegram sends it again when it was never confirmed. Returns how many were new."""
+    it is: Telegram sends it again when it was never confirmed. Returns the new rows left
+    pending, as `pending` would read them once this commits (an oversized update is new
+    but kept as failed)."""
     new = 0
+    stored: list[InboxRow] = []
     for update in updates:
         # ASCII escapes: a lone surrogate in a text stays storable (and is Telegram's to judge).
         body = json.dumps(update.body, ensure_ascii=True, separators=(",", ":"))
@@ -74,10 +77,13 @@ async def record(conn: Conn, updates: Sequence[Received], now: datetime) -> int:
             (update.update_id, body, ts(now), ts(update.queued_since), state, error,
              ts(now) if state == "failed" else None, ts(now - REUSED_AFTER)),
         )
-        new += max(cur.rowcount, 0)
+        if cur.rowcount > 0:
+            new += 1
+            if state == "pending":
+                stored.append(InboxRow(update.update_id, update.body, now, update.queued_since))
     if new:
         mark(conn, Wake.INBOX)
-    return new
+    return stored
 
 
 async def pending(conn: Conn, after: int = -1, limit: int = 100) -> list[InboxRow]:

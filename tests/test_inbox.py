@@ -18,7 +18,7 @@ def _update(update_id: int, text: str = "/whoami") -> inbox.Received:
 
 async def _record(db: Database, *updates: inbox.Received, now: datetime = T0) -> int:
     async with db.write() as conn:
-        return await inbox.record(conn, updates, now)
+        return len(await inbox.record(conn, updates, now))
 
 
 async def _pending(db: Database) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from bot.models import Alert, DecisionState, Incident
 from sandbox.emulator import wait_for
 from storage import outbox, repo, transitions
 from storage.backends import database_for
-from storage.db import Database, Wake
+from storage.db import Database, Wake, wakes_held
 
 
 def _events(db: Database) -> dict[Wake, object]:
@@ -86,3 +87,28 @@ async def test_decision_committed_by_another_process_is_found_by_polling(
     finally:
         await worker.stop()
         await other.close()
+
+
+async def test_held_wakes_wait_until_the_press_is_answered(db: Database) -> None:
+    """A press's commits wake delivery only once the press is answered; a task started
+    within that commits later wakes its worker at once."""
+    events = _events(db)
+
+    async def later() -> None:
+        await started.wait()
+        async with db.write() as conn:
+            await outbox.enqueue(conn, kind=outbox.MESSAGE, chat_id=2, now=T0,
+                                 payload={"text": "later"})
+
+    started = asyncio.Event()
+    with wakes_held():
+        async with db.write() as conn:
+            await outbox.enqueue(conn, kind=outbox.MESSAGE, chat_id=1, now=T0,
+                                 payload={"text": "hi"})
+        assert _set(events) == set()
+        task = asyncio.create_task(later())
+    assert _set(events) == {Wake.DELIVERY}
+    events[Wake.DELIVERY].clear()  # type: ignore[attr-defined]
+    started.set()
+    await task
+    assert _set(events) == {Wake.DELIVERY}

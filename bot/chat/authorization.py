@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot import audit
-from bot.alerts.ingest import common_labels
 from bot.alerts.routing import Route, RouteTable
 from bot.incidents.approvals import Authorizer, Outcome
-from bot.models import Actor, AlertStatus, Matcher, Silence
+from bot.labels import shared
+from bot.models import Actor, Matcher, Silence
 from bot.silences.alertmanager import RemoteSilence
 from bot.silences.matching import matcher_matches
 from storage import outbox, repo
@@ -50,7 +50,8 @@ class IncidentAccess:
 
     async def incident_of_message(self, chat_id: int, message_id: int) -> str | None:
         """The incident a message of ours in this chat belongs to, if any."""
-        async with self.db.read() as conn:
+        # Reads by key, on the loop's thread: a press waits for them.
+        async with self.db.read(inline=True) as conn:
             card = await repo.card_by_message(conn, chat_id, message_id)
             if card is not None:
                 return card.incident_id
@@ -60,14 +61,20 @@ class IncidentAccess:
     async def routes_into(self, chat_id: int, incident_id: str) -> list[Route]:
         """The routes that bring this incident into this chat; none when it has no card
         there. Resolved from its alerts' labels as ingest resolved them."""
-        async with self.db.read() as conn:
+        async with self.db.read(inline=True) as conn:
             inc = await repo.get_incident(conn, incident_id)
             card = await repo.get_card(conn, incident_id, chat_id) if inc else None
-            alerts = await repo.alerts_of(conn, incident_id) if card else []
         if inc is None or card is None:
             return []
-        firing = [a for a in alerts if a.status is AlertStatus.FIRING] or alerts
-        labels = {**(common_labels(firing) if firing else {}), **inc.group_labels}
+        labels: dict[str, str] = {}
+        if not all(r.catch_all for r in self.routes.routes):
+            # Labels matter to routes that match on them: a scan of the incident's alerts
+            # (as many as it has), off the loop's thread.
+            async with self.db.read() as conn:
+                firing = await repo.firing_labels(conn, incident_id) or [
+                    a.labels for a in await repo.alerts_of(conn, incident_id)]
+            labels = shared(firing)
+        labels.update(inc.group_labels)
         return [r for r in self.routes.resolve(labels) if r.chat_id == chat_id]
 
     async def route_index_into(self, chat_id: int, incident_id: str) -> int | None:
@@ -92,7 +99,7 @@ class IncidentAccess:
         owner = await self.incident_of_message(press.chat_id, press.message_id)
         refusal = detail = ""
         if owner is None:
-            async with self.db.read() as conn:
+            async with self.db.read(inline=True) as conn:
                 known = await repo.get_incident(conn, press.incident_id) is not None
                 card = await repo.get_card(conn, press.incident_id, press.chat_id)
             here = known and card is not None

@@ -14,7 +14,7 @@ from aiogram.client.session.middlewares.base import (
 )
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.methods import Response
+from aiogram.methods import AnswerCallbackQuery, Response
 from aiogram.methods.base import TelegramType
 
 from bot.config import Settings
@@ -30,8 +30,11 @@ class KeptAnswerTypes(BaseRequestMiddleware):
     after any garbage collection the next call built it again: with a collection between
     most calls in a busy process, that was most of what a send cost."""
 
-    def __init__(self) -> None:
-        self._held: dict[type[Any], type[Any]] = {}
+    def __init__(self, ahead: tuple[type[TelegramMethod[Any]], ...] = ()) -> None:
+        # `ahead`: built now, not on the first call (a press's answer would wait for it).
+        self._held: dict[type[Any], type[Any]] = {
+            kind: Response[kind.__returning__]  # type: ignore[name-defined]
+            for kind in ahead}
 
     async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
                        method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
@@ -65,7 +68,7 @@ class GatedSession(AiohttpSession):
 def build_bot(settings: Settings, observe: ObservedSession | None = None,
               gate: Gate | None = None) -> Bot:
     session = GatedSession(gate, api=TelegramAPIServer.from_base(settings.telegram_api_base))
-    session.middleware(KeptAnswerTypes())
+    session.middleware(KeptAnswerTypes(ahead=(AnswerCallbackQuery,)))
     if observe is not None:
         session.middleware(observe)
     return Bot(

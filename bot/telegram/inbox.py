@@ -3,6 +3,7 @@
     getUpdates (or the webhook) ─▶ inbox rows, one transaction per batch
       ─▶ only then the next getUpdates offset (or the webhook's 200): Telegram forgets them
       ─▶ InboxWorker: each pending row, in update_id order, to the Dispatcher; then done
+     (rows this process just stored are handed over at once, without a read back)
 
 A crash between Telegram's answer and the commit loses nothing: the batch was never
 confirmed, so Telegram sends it again (a repeat of a recorded id is ignored). A crash between
@@ -31,7 +32,14 @@ from bot import faults
 from bot.leadership import NotLeader
 from bot.polling import wait_for_wake
 from storage import inbox
-from storage.db import CommitWith, Database, StorageUnavailable, Wake, committing_with
+from storage.db import (
+    CommitWith,
+    Database,
+    StorageUnavailable,
+    Wake,
+    committing_with,
+    wakes_held,
+)
 from storage.repo.lease import Fence
 from storage.repo.sql import Conn
 
@@ -62,15 +70,22 @@ class Inbox:
     def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
         self.db = db
         self.clock = clock
+        # Given the rows just committed; true when it took them all (the inbox worker, while
+        # it runs here).
+        self.stored: Callable[[list[inbox.InboxRow]], bool] | None = None
 
     async def receive(self, updates: Sequence[inbox.Received]) -> int:
         """Record a batch in one transaction; it may be confirmed once this returns.
         Raises StorageUnavailable when it cannot be stored (then it must not be confirmed)."""
         if not updates:
             return 0
-        # Presses and commands are people waiting: this short write goes before webhooks.
-        async with self.db.write(urgent=True) as conn:
-            return await inbox.record(conn, updates, self.clock())
+        with wakes_held() as held:
+            # Presses and commands are people waiting: this short write goes before webhooks.
+            async with self.db.write(urgent=True) as conn:
+                rows = await inbox.record(conn, updates, self.clock())
+            if rows and self.stored is not None and self.stored(rows):
+                held.drop()  # taken as they are: the worker need not read them back
+        return len(rows)
 
 
 def received(raw: Sequence[dict[str, Any]], queued_since: datetime
@@ -171,10 +186,23 @@ class InboxWorker:
         self._wake = db.wake_event(Wake.INBOX)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._finished: dict[int, None] = {}  # recently handled here, oldest first
+        # Whether the last read may have left older pending rows untaken (no room): then a
+        # row just stored waits for the read, in update_id order, instead of going first.
+        self._behind = True
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self._behind = True
         self._task = asyncio.create_task(self._run(), name="inbox")
+
+    def offer(self, rows: list[inbox.InboxRow]) -> bool:
+        """Rows this process has just committed: handled at once, without the read back (a
+        turn of the loop and a trip to the shared reader, which a press waited for). False
+        when some are left for the read: not leading, older rows first, or no room."""
+        if self._task is None or self._behind:
+            return False
+        self._start_rows(rows)
+        return not self._behind
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Take nothing new; let the handlers under way finish (at most `grace` seconds).
@@ -202,17 +230,24 @@ class InboxWorker:
             await wait_for_wake(self._wake, IDLE_POLL)
 
     async def _take(self) -> None:
-        room = self.concurrency - len(self._in_flight)
-        if room <= 0:
+        if self.concurrency - len(self._in_flight) <= 0:
+            self._behind = True
             return
         async with self.db.read() as conn:
             rows = await inbox.pending(conn, limit=100 + len(self._in_flight))
+        self._start_rows(rows)
+
+    def _start_rows(self, rows: list[inbox.InboxRow]) -> None:
+        """Start the rows' handlers in order, as far as there is room."""
+        room = self.concurrency - len(self._in_flight)
+        self._behind = False
         for row in rows:
             # The read may predate the done mark of an update handled meanwhile (the read
             # connection is shared, and its snapshot can be older than the last commit).
             if row.update_id in self._in_flight or row.update_id in self._finished:
                 continue
             if room <= 0:
+                self._behind = True
                 break
             room -= 1
             task = asyncio.create_task(self._handle(row), name=f"update-{row.update_id}")
@@ -240,7 +275,8 @@ class InboxWorker:
                 del self._finished[next(iter(self._finished))]
         finally:
             self._in_flight.pop(row.update_id, None)
-            self._wake.set()  # room for the next one
+            if self._behind:
+                self._wake.set()  # room for the next one
 
     async def _mark_done(self, conn: Conn, update_id: int) -> None:
         if self.fence is not None and not await self.fence(conn):
