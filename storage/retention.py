@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
+from storage import knowledge
 from storage.repo.sql import Conn, fetch_all, ts
 from storage.schema import references_to
 
@@ -68,12 +69,7 @@ async def delete_incidents(conn: Conn, ids: Sequence[str]) -> Counter[str]:
     docs = await fetch_all(
         conn, f"SELECT id FROM knowledge WHERE kind = 'incident' AND ref IN ({marks})", ids
     )
-    if docs:
-        doc_marks = ",".join("?" * len(docs))
-        doc_ids = tuple(d[0] for d in docs)
-        await conn.execute(f"DELETE FROM knowledge_fts WHERE rowid IN ({doc_marks})", doc_ids)
-        cur = await conn.execute(f"DELETE FROM knowledge WHERE id IN ({doc_marks})", doc_ids)
-        deleted["knowledge"] += max(cur.rowcount, 0)
+    deleted["knowledge"] += await knowledge.delete_docs(conn, [d[0] for d in docs])
     await _delete_with_children(conn, "incidents", "id", ids, deleted)
     return deleted
 

@@ -9,7 +9,8 @@ from storage.repo.sql import Conn, fetch_all
 
 # Tables of the backends' own machinery, not of the data: the schema version of
 # PostgreSQL, SQLite's FTS5 shadow tables and sequence table.
-_INTERNAL_PREFIXES = ("sqlite_", "knowledge_fts_")
+_INTERNAL_PREFIXES = ("sqlite_", "knowledge_fts_", "knowledge_recent_fts_")
+FULL_TEXT = ("knowledge_fts", "knowledge_recent_fts")  # FTS5 tables in SQLite
 INTERNAL = {"opsgate_schema"}
 
 
@@ -31,7 +32,7 @@ async def table_columns(conn: Conn) -> dict[str, list[str]]:
     for (table,) in tables:
         if table.startswith(_INTERNAL_PREFIXES) or table in INTERNAL:
             continue
-        if table == "knowledge_fts":
+        if table in FULL_TEXT:
             # FTS5's columns are not in table_info's usual form; its key is the rowid.
             found[table] = ["rowid", "title", "body"]
             continue
@@ -60,7 +61,7 @@ async def references_to(conn: Conn, parent: str) -> list[tuple[str, str, str]]:
         return [(r[0], r[1], r[2]) for r in rows]
     found = []
     for table in await table_columns(conn):
-        if table == "knowledge_fts":
+        if table in FULL_TEXT:
             continue
         for key in await fetch_all(conn, "SELECT * FROM pragma_foreign_key_list(?)", (table,)):
             if key["table"] == parent:

@@ -24,6 +24,7 @@ from storage import knowledge
 from storage.backends import database_for
 from storage.copy_db import CopyError, copy_db, source_tables
 from storage.db import Database, known_schema_version
+from storage.schema import FULL_TEXT
 
 ROOT = Path(__file__).resolve().parent.parent
 # The copy's source is a SQLite file the app filled; its destination, PostgreSQL, is made here.
@@ -86,7 +87,7 @@ async def _sqlite_search(path: Path, terms: list[str]) -> list[str]:
 def _compared_columns(path: Path) -> dict[str, list[str]]:
     conn = sqlite3.connect(path)
     try:
-        return {t.name: (["rowid"] if t.name in ("cards", "knowledge_fts") else [])
+        return {t.name: (["rowid"] if t.name in ("cards", *FULL_TEXT) else [])
                 + list(t.columns) for t in source_tables(conn)}
     finally:
         conn.close()
@@ -97,7 +98,7 @@ async def test_round_trip_every_table_reads_back_the_same(filled: Path) -> None:
     counts = {t: len(_sqlite_rows(filled, t, c)) for t, c in tables.items()}
     # The app filled what matters: the comparison below is not of empty tables.
     for table in ("incidents", "alerts", "cards", "decisions", "approvals", "audit",
-                  "outbox", "inbox", "meta", "knowledge", "knowledge_fts",
+                  "outbox", "inbox", "meta", "knowledge", *FULL_TEXT,
                   "incident_alert_counts"):
         assert counts[table] > 0, (table, counts)
     assert not any(t.startswith("knowledge_fts_") or t.startswith("sqlite_") for t in tables)

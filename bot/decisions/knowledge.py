@@ -252,6 +252,7 @@ class Knowledge:
                     if fact is not None and await kb.upsert(
                         conn, indexable(incident_doc(fact), self.redactor), now):
                         written += 1
+                await kb.trim_recent(conn)
                 await kb.set_mark(conn, "incidents", changed[-1][1])
             if not full or len(changed) < INCIDENT_BATCH:
                 return written
