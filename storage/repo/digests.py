@@ -60,13 +60,15 @@ class Entry:
     message_id: int | None
 
 
-# Critical severity, or the current decision waits for a human at high or critical risk
+# A decision waiting for people at high or critical risk: the terms of the partial index
+# decisions_risky, which SQLite uses only for a query that names them all.
+_RISKY = """x.state = 'pending' AND json_extract(x.proposal, '$.action') IS NOT NULL
+      AND json_extract(x.proposal, '$.risk') IN ('high', 'critical')"""
+# Critical severity, or the current decision waits for people at high or critical risk
 # (`!= 'superseded'` lets SQLite use the index of current decisions).
-_URGENT = """(lower(i.severity) = 'critical' OR EXISTS (
-    SELECT 1 FROM decisions d WHERE d.incident_id = i.id AND d.state != 'superseded'
-      AND d.state = 'pending'
-      AND json_extract(d.proposal, '$.action') IS NOT NULL
-      AND json_extract(d.proposal, '$.risk') IN ('high', 'critical')))"""
+_URGENT = f"""(lower(i.severity) = 'critical' OR EXISTS (
+    SELECT 1 FROM decisions x WHERE x.incident_id = i.id AND x.state != 'superseded'
+      AND {_RISKY}))"""
 
 
 async def new_cards(conn: Conn) -> list[NewCard]:
@@ -156,12 +158,21 @@ async def own_cards_since(conn: Conn, chat_id: int, since: float) -> int:
 async def waiting_urgent(conn: Conn) -> list[DigestRow]:
     """Digests (during their storm or after it) with held incidents that should have their
     own card."""
+    # Driven from the few urgent ones (partial indexes incidents_critical, decisions_risky),
+    # not from the digest's held cards: the delivery worker asks at every look, and a storm
+    # holds thousands (CROSS JOIN keeps SQLite's join order).
     rows = await fetch_all(
         conn,
         f"""SELECT d.* FROM digests d WHERE EXISTS (
-                SELECT 1 FROM cards c JOIN incidents i ON i.id = c.incident_id
-                WHERE c.digest_id = d.id AND c.held = 1 AND i.status = 'firing'
-                  AND {_URGENT})
+                SELECT 1 FROM incidents i CROSS JOIN cards c
+                WHERE lower(i.severity) = 'critical' AND i.status = 'firing'
+                  AND c.incident_id = i.id AND c.chat_id = d.chat_id AND c.digest_id = d.id
+                  AND c.held = 1)
+            OR EXISTS (
+                SELECT 1 FROM decisions x CROSS JOIN cards c CROSS JOIN incidents i
+                WHERE {_RISKY} AND c.incident_id = x.incident_id AND c.chat_id = d.chat_id
+                  AND c.digest_id = d.id AND c.held = 1 AND i.id = x.incident_id
+                  AND i.status = 'firing')
             ORDER BY d.id""",
     )
     return [_digest(r) for r in rows]
