@@ -18,7 +18,7 @@ from bot.cards.fit import MAX_TEXT
 from bot.texts import utf16_len
 from keyboards.callbacks import DigestOpenCB, DigestPageCB
 from sandbox.judge import check_message_text
-from storage.repo.digests import DigestRow, Entry
+from storage.repo.digests import DigestRow, Entry, Listed
 
 LOCALES = ["en", "zh-TW"]
 MARKS = ("🔴", "🟠", "🔵", "⚪")  # a page's rows start with their severity's mark
@@ -31,7 +31,7 @@ def digest(page: int = 0, ended: bool = False) -> DigestRow:
 
 
 def entry(i: int, *, held: bool = True, urgent: bool = False, **incident: object) -> Entry:
-    return Entry(make_incident(i, **incident), held=held, urgent=urgent,
+    return Entry(Listed.of(make_incident(i, **incident)), held=held, urgent=urgent,
                  message_id=None if held else 100 + i)
 
 

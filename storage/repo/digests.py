@@ -12,8 +12,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.models import Incident
-from storage.repo.incidents import _incident
+from bot.models import Incident, IncidentStatus
 from storage.repo.sql import Conn, fetch_all, fetch_one, parse_ts, req_ts, ts
 
 
@@ -49,12 +48,32 @@ class NewCard:
 
 
 @dataclass(frozen=True)
+class Listed:
+    """What a digest shows of an incident (its line on a page, the counts, the order): read
+    without the incident's labels and counts, since a storm's digest lists thousands and is
+    rendered at every edit."""
+
+    id: str
+    title: str
+    alertname: str
+    namespace: str
+    severity: str
+    status: IncidentStatus
+    opened_at: datetime
+
+    @classmethod
+    def of(cls, inc: Incident) -> Listed:
+        return cls(inc.id, inc.title, inc.alertname, inc.namespace, inc.severity, inc.status,
+                   inc.opened_at)
+
+
+@dataclass(frozen=True)
 class Entry:
     """An incident a digest lists: whether it is still held (no card of its own), and
     whether it is one the storm would give its own card (critical severity, or a decision
     waiting for people at high or critical risk)."""
 
-    incident: Incident
+    incident: Listed
     held: bool
     urgent: bool
     message_id: int | None
@@ -193,13 +212,15 @@ async def urgent_held(conn: Conn, digest_id: int, limit: int) -> list[str]:
 async def entries(conn: Conn, digest_id: int) -> list[Entry]:
     rows = await fetch_all(
         conn,
-        f"""SELECT i.*, c.held AS c_held, c.message_id AS c_message_id,
-                   {_URGENT} AS c_urgent
+        f"""SELECT i.id, i.title, i.alertname, i.namespace, i.severity, i.status, i.opened_at,
+                   c.held AS c_held, c.message_id AS c_message_id, {_URGENT} AS c_urgent
             FROM cards c JOIN incidents i ON i.id = c.incident_id
             WHERE c.digest_id = ? ORDER BY i.opened_at, i.id""",
         (digest_id,),
     )
-    return [Entry(_incident(r), bool(r["c_held"]), bool(r["c_urgent"]), r["c_message_id"])
+    return [Entry(Listed(r["id"], r["title"], r["alertname"], r["namespace"], r["severity"],
+                         IncidentStatus(r["status"]), req_ts(r["opened_at"])),
+                  bool(r["c_held"]), bool(r["c_urgent"]), r["c_message_id"])
             for r in rows]
 
 
