@@ -130,17 +130,18 @@ class AlertmanagerPayload(_Base):
     alerts: list[AMAlert] = Field(min_length=1, max_length=10000)
 
     def to_group(self, source: str = "alertmanager") -> AlertGroup:
-        # The group and its alerts in one validation: no Alert(...) call per alert.
-        return AlertGroup.model_validate({
-            "source": source,
-            "group_key": self.groupKey,
-            "group_labels": self.groupLabels,
-            "common_labels": self.commonLabels,
-            "common_annotations": self.commonAnnotations,
-            "external_url": self.externalURL,
-            "truncated_alerts": self.truncatedAlerts,
-            "alerts": [a.alert_fields(source) for a in self.alerts],
-        })
+        # Every field was validated as this payload's, with the types AlertGroup and Alert
+        # declare (neither has a validator of its own): built, not validated a second time.
+        return AlertGroup.model_construct(
+            source=source,
+            group_key=self.groupKey,
+            group_labels=self.groupLabels,
+            common_labels=self.commonLabels,
+            common_annotations=self.commonAnnotations,
+            external_url=self.externalURL,
+            truncated_alerts=self.truncatedAlerts,
+            alerts=[Alert.model_construct(**a.alert_fields(source)) for a in self.alerts],
+        )
 
 
 # Grafana's extras are kept as annotations (bot.models names the keys): the card turns
