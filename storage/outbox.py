@@ -119,28 +119,33 @@ def digest_key(digest_id: int) -> str:
 
 
 async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime, *,
-                         first: bool = False, showing: int | None = None) -> None:
+                         first: bool = False, showing: int | None = None,
+                         settle: float = 0.0) -> None:
     """Queue a render of a storm's digest. Like card syncs they collapse: the worker renders
     the latest state when it gets there. The `first` post goes ahead of the chat's backlog of
     new cards: it is what shows every incident of the storm at once. A later render that
     lists incidents no message shows yet (`showing`: the severity rank of the most severe)
     goes first in the lane their own cards would have taken: ahead of the cards the storm
     kept from before it (which the digest lists already), behind more severe new cards.
-    Other renders wait in the lowest new-cards lane."""
+    Other renders wait in the lowest new-cards lane, `settle` seconds from now when none is
+    queued (the changes meanwhile join that render); one without `settle` is due now."""
     key = digest_key(digest_id)
     ahead = first or showing is not None
     lane = _lane(DIGEST_FIRST if first else new_card_lane(showing or 0))
+    at = now.timestamp()
     await _lift(conn, key, lane)
     async with conn.execute(
         "SELECT 1 FROM outbox WHERE state = 'pending' AND order_key = ? AND kind = 'digest'",
         (key,),
     ) as cur:
         if await cur.fetchone():
-            if ahead:  # the render already queued shows them: it goes first in its lane
-                await conn.execute(
-                    """UPDATE outbox SET next_attempt_at = 0 WHERE state = 'pending'
-                       AND order_key = ? AND kind = 'digest' AND last_error IS NULL""",
-                    (key,),
+            if ahead or not settle:  # the render already queued shows it: due now (or first)
+                due = 0.0 if ahead else at
+                await conn.execute(  # the earlier time (SQLite's MIN(a, b) is not PostgreSQL's)
+                    """UPDATE outbox SET next_attempt_at = ? WHERE state = 'pending'
+                       AND order_key = ? AND kind = 'digest' AND last_error IS NULL
+                       AND next_attempt_at > ?""",
+                    (due, key, due),
                 )
             return
     await conn.execute(
@@ -148,7 +153,7 @@ async def enqueue_digest(conn: Conn, digest_id: int, chat_id: int, now: datetime
                lane)
            VALUES (?,?,?,?,?,?,?)""",
         (key, chat_id, DIGEST, json.dumps({"digest": digest_id}),
-         0.0 if ahead else now.timestamp(), ts(now), lane),
+         0.0 if ahead else at + settle, ts(now), lane),
     )
     mark(conn, Wake.DELIVERY)
 

@@ -1,8 +1,7 @@
-"""The storm's look for held incidents that need their own card costs the same whether the
-digest holds 50 incidents or 5,000: the delivery worker makes that look at every pass.
-
-Counted, not timed: SQLite VM steps on the connection, for the same question over a digest
-of 50 and of 5,000 held incidents, with and without an urgent one among them.
+"""What a storm's digest costs does not follow the number of incidents it holds: the
+delivery worker's look for held incidents that need their own card costs the same at 50 and
+5,000 (counted, not timed: SQLite VM steps, with and without an urgent one among them), and
+the changes of its incidents share one render instead of one render each.
 """
 
 from __future__ import annotations
@@ -13,9 +12,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
+from bot.cards.notes import DIGEST_SETTLE
+from storage import outbox
 from storage.db import Database
 from storage.repo import digests
-from storage.repo.sql import Conn
+from storage.repo.sql import Conn, fetch_all
 
 CHAT = -1001
 NOW = "2026-01-01T00:00:00+00:00"
@@ -108,3 +109,32 @@ async def test_the_look_for_urgent_held_incidents_costs_the_same_at_50_and_5000(
     # Before the partial indexes the look walked every held card: 100 times the steps.
     assert abs(calm[5000] - calm[50]) <= 20, calm
     assert abs(urgent[5000] - urgent[50]) <= 20, urgent
+
+
+async def test_changes_of_held_incidents_gather_into_one_render(tmp_path: Path) -> None:
+    """In a storm a held incident changes at every webhook, and each render of the digest
+    reads every incident it lists: the changes within DIGEST_SETTLE share one render, while
+    a render someone asked for (a page press) or one with new incidents is due at once."""
+    at = datetime.fromisoformat(NOW)
+
+    async def queued(db: Database) -> list[float]:
+        async with db.read() as conn:
+            rows = await fetch_all(
+                conn,
+                "SELECT next_attempt_at FROM outbox WHERE kind = 'digest' AND state = 'pending'")
+        return [r[0] for r in rows]
+
+    async with storm_of(tmp_path, 3) as (db, digest_id):
+        for _ in range(50):  # fifty changes of its incidents
+            async with db.write() as conn:
+                await outbox.enqueue_digest(conn, digest_id, CHAT, at, settle=DIGEST_SETTLE)
+        assert await queued(db) == [at.timestamp() + DIGEST_SETTLE]
+        async with db.write() as conn:  # a page press: the same render, due now
+            await outbox.enqueue_digest(conn, digest_id, CHAT, at)
+        assert await queued(db) == [at.timestamp()]
+        async with db.write() as conn:  # a change after it does not push it back
+            await outbox.enqueue_digest(conn, digest_id, CHAT, at, settle=DIGEST_SETTLE)
+        assert await queued(db) == [at.timestamp()]
+        async with db.write() as conn:  # new incidents to show: first in its lane
+            await outbox.enqueue_digest(conn, digest_id, CHAT, at, showing=2)
+        assert await queued(db) == [0.0]

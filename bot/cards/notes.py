@@ -17,6 +17,8 @@ from storage.repo import Conn
 
 log = logging.getLogger(__name__)
 
+DIGEST_SETTLE = 2.0  # seconds the changes of a digest's incidents gather into one render
+
 
 @dataclass(frozen=True)
 class Voice:
@@ -110,10 +112,12 @@ async def card_changed(conn: Conn, incident: Incident, now: datetime, *,
             not_before=not_before, lane=card_lane(incident, posted=is_edit),
         )
     # Where a storm's digest holds it, the digest shows what changed (the syncs queued
-    # above change no card row).
+    # above change no card row), a little later: in a storm its incidents change at every
+    # webhook, and each render reads every incident the digest lists.
     for card in cards:
         if card.held and card.digest_id is not None:
-            await outbox.enqueue_digest(conn, card.digest_id, card.chat_id, now)
+            await outbox.enqueue_digest(conn, card.digest_id, card.chat_id, now,
+                                        settle=DIGEST_SETTLE)
 
 
 async def proposal_ready(conn: Conn, incident: Incident) -> None:
