@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.models import Incident
+from storage.db import _migrations, _split_sql
 
 T0 = datetime(2026, 11, 27, 13, 7, 56, tzinfo=UTC)
 UTC_TZ = ZoneInfo("UTC")
@@ -57,3 +60,17 @@ verb = "scale"
 target_kind = "deployment"
 params = {{ replicas = 4 }}
 """
+
+
+def schema_before(path: Path, version: int) -> sqlite3.Connection:
+    """A SQLite file with every migration before `version` applied, as a database made by
+    an older release: the test fills it, closes it, and opens it with Database (which
+    migrates the rest)."""
+    conn = sqlite3.connect(path)
+    for number, _, sql in _migrations():
+        if number >= version:
+            break
+        for statement in _split_sql(sql):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={number}")
+    return conn

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from factories import schema_before
 
 from storage.db import Database, _migrations, _split_sql, known_schema_version
 from storage.schema import table_columns
@@ -54,13 +55,7 @@ async def test_an_incident_silenced_before_silences_had_a_chat_stays_silenced_in
         tmp_path: Path) -> None:
     """The one silence mark per incident becomes the mark of each of its cards."""
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    for version, _, sql in _migrations():
-        if version >= 6:
-            break
-        for statement in _split_sql(sql):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version={version}")
+    conn = schema_before(path, 6)
     conn.execute(
         """INSERT INTO incidents (id, group_key, group_labels, title, alertname, severity,
                target, namespace, status, firing_count, resolved_count, opened_at, updated_at,

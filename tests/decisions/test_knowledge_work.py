@@ -9,11 +9,11 @@ builds both and times them).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from factories import schema_before
 from helpers import T0
 
 from benchmarks.knowledge_search import (
@@ -27,7 +27,7 @@ from benchmarks.knowledge_search import (
 )
 from bot.decisions.knowledge import Knowledge
 from storage import knowledge as kb
-from storage.db import Database, _migrations, _split_sql
+from storage.db import Database
 
 
 async def test_a_search_costs_the_same_over_500_and_5000_incidents() -> None:
@@ -86,13 +86,7 @@ async def test_an_index_from_before_gets_its_recent_table_filled(tmp_path: Path)
     """Migration 015 puts every runbook section and the newest RECENT_INCIDENTS incidents
     of an existing index into the recent table."""
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    for version, _, sql in _migrations():
-        if version >= 15:
-            break
-        for statement in _split_sql(sql):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version={version}")
+    conn = schema_before(path, 15)
     docs = [("runbook", "a.md#one", "A › One", "oomkilled runbook")]
     docs += [("incident", f"INC-{i:04d}", f"incident {i}", f"pod-{i} crash")
              for i in range(kb.RECENT_INCIDENTS + 50)]
